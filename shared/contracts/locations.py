@@ -1,0 +1,193 @@
+"""Locations messages: input from the company's systems, gateway requests, domain events.
+
+Input messages carry an `event_id`, the idempotency key: a redelivered message changes nothing twice.
+Schema evolution follows msgspec's rules: new fields always get defaults, so version 1 consumers and
+producers keep working; a breaking change gets a new tag.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from shared.contracts.base import Message
+from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
+
+# ---- input from the company's systems (internal exchange), CPO side ---------------------------
+
+
+class LocationUpsert(Message, frozen=True, kw_only=True, tag="locations.location.upsert"):
+    """A location of ours was created or replaced as a whole."""
+
+    event_id: str
+    location: Location
+
+
+class LocationRemove(Message, frozen=True, kw_only=True, tag="locations.location.remove"):
+    """A location of ours was taken out of service: every EVSE becomes REMOVED (2.1.1 has no delete)."""
+
+    event_id: str
+    location_id: str
+    at: datetime
+
+
+class EvseStatusSet(Message, frozen=True, kw_only=True, tag="locations.evse.set_status"):
+    """A charger reported a new status for one EVSE."""
+
+    event_id: str
+    location_id: str
+    evse_uid: str
+    status: Status
+    at: datetime
+
+
+class EvseUpsert(Message, frozen=True, kw_only=True, tag="locations.evse.upsert"):
+    """An EVSE was added to a location or changed."""
+
+    event_id: str
+    location_id: str
+    evse: EVSE
+
+
+class EvseRemove(Message, frozen=True, kw_only=True, tag="locations.evse.remove"):
+    """An EVSE was removed: it stays with status REMOVED, as 2.1.1 asks."""
+
+    event_id: str
+    location_id: str
+    evse_uid: str
+    at: datetime
+
+
+class ConnectorUpsert(Message, frozen=True, kw_only=True, tag="locations.connector.upsert"):
+    """A connector was added to an EVSE or changed."""
+
+    event_id: str
+    location_id: str
+    evse_uid: str
+    connector: Connector
+
+
+class ConnectorRemove(Message, frozen=True, kw_only=True, tag="locations.connector.remove"):
+    """A connector was removed from an EVSE."""
+
+    event_id: str
+    location_id: str
+    evse_uid: str
+    connector_id: str
+    at: datetime
+
+
+LocationInput = (
+    LocationUpsert
+    | LocationRemove
+    | EvseStatusSet
+    | EvseUpsert
+    | EvseRemove
+    | ConnectorUpsert
+    | ConnectorRemove
+)
+
+
+class PartnerLocationImport(Message, frozen=True, kw_only=True, tag="locations.partner_location.import"):
+    """A location pulled from a partner during a re-sync (eMSP side)."""
+
+    country_code: str
+    party_id: str
+    location: Location
+
+
+# ---- gateway requests (RPC) ---------------------------------------------------------------------
+
+
+class SenderList(Message, frozen=True, kw_only=True, tag="locations.sender.list"):
+    """GET /locations: a page of our locations."""
+
+    offset: int = 0
+    limit: int
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    # Opaque keyset position from a Link we issued; when present it wins over offset.
+    cursor: str | None = None
+
+
+class SenderGet(Message, frozen=True, kw_only=True, tag="locations.sender.get"):
+    """GET /locations/{location_id}[/{evse_uid}[/{connector_id}]]"""
+
+    location_id: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+
+
+class ReceiverGet(Message, frozen=True, kw_only=True, tag="locations.receiver.get"):
+    """GET of a partner-owned object we hold."""
+
+    country_code: str
+    party_id: str
+    location_id: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+
+
+class ReceiverPut(Message, frozen=True, kw_only=True, tag="locations.receiver.put"):
+    """PUT of a partner-owned location, EVSE or connector (exactly one object is set)."""
+
+    country_code: str
+    party_id: str
+    location_id: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+    location: Location | None = None
+    evse: EVSE | None = None
+    connector: Connector | None = None
+
+
+class ReceiverPatch(Message, frozen=True, kw_only=True, tag="locations.receiver.patch"):
+    """PATCH of a partner-owned object; `patch` was validated against the patch Struct at the edge."""
+
+    country_code: str
+    party_id: str
+    location_id: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+    patch: dict[str, Any]
+
+
+LocationsRequest = SenderList | SenderGet | ReceiverGet | ReceiverPut | ReceiverPatch
+
+
+# ---- domain events (events exchange) ------------------------------------------------------------
+
+
+class ChangeScope(enum.Enum):
+    LOCATION = "LOCATION"
+    EVSE = "EVSE"
+    EVSE_STATUS = "EVSE_STATUS"
+    CONNECTOR = "CONNECTOR"
+
+
+class LocationChange(msgspec.Struct, frozen=True):
+    """What part of a location changed; the dispatcher picks PUT or PATCH from it."""
+
+    scope: ChangeScope
+    evse_uid: str | None = None
+    connector_id: str | None = None
+
+
+class LocationChanged(Message, frozen=True, kw_only=True, tag="locations.location.changed"):
+    """One of our locations changed: the full state after the change and its version (CPO side)."""
+
+    location: Location
+    version: int
+    change: LocationChange
+
+
+class PartnerLocationChanged(Message, frozen=True, kw_only=True, tag="locations.partner_location.changed"):
+    """A partner's location changed in our copy (eMSP side), for internal consumers."""
+
+    country_code: str
+    party_id: str
+    location: Location
+    change: LocationChange

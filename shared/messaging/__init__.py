@@ -1,0 +1,1 @@
+"""RabbitMQ plumbing: topology, publishing with confirms, consuming with manual ack, RPC."""

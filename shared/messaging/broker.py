@@ -1,0 +1,105 @@
+"""One robust connection per process, a confirming publisher channel and the declared exchanges."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+import msgspec
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from shared.contracts.base import Message, routing_key
+from shared.messaging.headers import REQUEST_ID, current_request_id
+from shared.messaging.topology import Exchanges, Topology, declare_exchanges
+
+_json = msgspec.json.Encoder()
+
+
+class Broker:
+    """Publishing side of RabbitMQ for one process; consumers open their own channels."""
+
+    def __init__(self, url: str, topology: Topology) -> None:
+        self.url = url
+        self.topology = topology
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: Exchanges | None = None
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.url, client_properties={"product": "ocpi"})
+        # Publisher confirms are on by default in aio-pika: publish() returns once the broker has it.
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._exchanges = await declare_exchanges(self._channel, self.topology)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("broker not connected")
+        return self._connection
+
+    @property
+    def exchanges(self) -> Exchanges:
+        if self._exchanges is None:
+            raise RuntimeError("broker not connected")
+        return self._exchanges
+
+    @property
+    def default_exchange(self) -> AbstractExchange:
+        if self._channel is None:
+            raise RuntimeError("broker not connected")
+        return self._channel.default_exchange
+
+    @property
+    def is_ready(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def channel(self, prefetch: int = 32) -> AbstractChannel:
+        """A new channel for a consumer, with its own prefetch window."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def publish(
+        self,
+        exchange: AbstractExchange,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        persistent: bool = True,
+        **properties: Any,
+    ) -> None:
+        """Publish and wait for the broker's confirm; carries the current request id."""
+        all_headers: dict[str, Any] = dict(headers or {})
+        request_id = current_request_id.get()
+        if request_id and REQUEST_ID not in all_headers:
+            all_headers[REQUEST_ID] = request_id
+        message = aio_pika.Message(
+            body,
+            headers=all_headers,
+            content_type="application/json",
+            message_id=message_id or uuid.uuid4().hex,
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+            **properties,
+        )
+        await exchange.publish(message, routing_key=routing_key, mandatory=False)
+
+    async def publish_event(self, event: Message) -> None:
+        """Publish a domain event on the events exchange, routed by its tag."""
+        await self.publish(self.exchanges.events, routing_key(event), _json.encode(event))
+
+    async def publish_internal(self, message: Message, message_id: str | None = None) -> None:
+        """Publish on the internal exchange (what the company's systems do)."""
+        await self.publish(
+            self.exchanges.internal, routing_key(message), _json.encode(message), message_id=message_id
+        )

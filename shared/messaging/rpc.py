@@ -1,0 +1,137 @@
+"""Gateway-to-service request/response over RabbitMQ, using the direct reply-to pseudo-queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import msgspec
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, FieldValue
+
+from shared.contracts.base import Outcome, RpcReply
+from shared.messaging.broker import Broker
+from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
+from shared.messaging.headers import DEADLINE, REQUEST_ID, current_request_id
+from shared.messaging.topology import declare_work_queue
+
+log = structlog.get_logger(__name__)
+_encoder = msgspec.json.Encoder()
+_reply_decoder = msgspec.json.Decoder(RpcReply)
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class RpcTimeout(Exception):
+    """The service did not answer in time (down, overloaded or killed mid-request)."""
+
+
+class RpcClient:
+    """Sends requests to a service's queue and waits for the reply on the direct reply-to queue."""
+
+    def __init__(self, broker: Broker, timeout: float) -> None:
+        self._broker = broker
+        self._timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._pending: dict[str, asyncio.Future[RpcReply]] = {}
+
+    async def start(self) -> None:
+        # Direct reply-to requires consuming and publishing on the same channel, with no-ack.
+        self._channel = await self._broker.connection.channel(publisher_confirms=False)
+        queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        await queue.consume(self._on_reply, no_ack=True)
+        self._exchange = await self._channel.get_exchange(self._broker.topology.rpc_exchange, ensure=False)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.pop(message.correlation_id or "", None)
+        if future is None or future.done():
+            return  # the caller already gave up; a late answer is dropped
+        try:
+            future.set_result(_reply_decoder.decode(message.body))
+        except msgspec.ValidationError as exc:
+            future.set_exception(exc)
+
+    async def call(self, service: str, request: msgspec.Struct, wait_for: float | None = None) -> RpcReply:
+        """Send `request` to `service` and wait for its reply, or raise RpcTimeout."""
+        if self._channel is None:
+            raise RuntimeError("rpc client not started")
+        wait = self._timeout if wait_for is None else wait_for
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        headers: dict[str, FieldValue] = {
+            # Milliseconds as an int: AMQP tables carry Python floats as float32, off by a minute.
+            DEADLINE: int((time.time() + wait) * 1000),
+            REQUEST_ID: current_request_id.get() or correlation_id,
+        }
+        message = aio_pika.Message(
+            _encoder.encode(request),
+            headers=headers,
+            correlation_id=correlation_id,
+            reply_to=DIRECT_REPLY_TO,
+            content_type="application/json",
+            # Requests are only worth answering while someone waits for them.
+            expiration=wait,
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        try:
+            await self._exchange.publish(message, routing_key=service)
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError as exc:
+            raise RpcTimeout(f"{service} did not answer within {wait:.1f}s") from exc
+        finally:
+            self._pending.pop(correlation_id, None)
+
+
+RequestHandler = Callable[[bytes], Awaitable[Outcome]]
+
+
+class RpcServer:
+    """Consumes a service's request queue: handle, publish events, reply, then ack."""
+
+    def __init__(self, broker: Broker, service: str, handle: RequestHandler, prefetch: int = 16) -> None:
+        self._broker = broker
+        self._service = service
+        self._handle = handle
+        self._prefetch = prefetch
+        self._consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        topology = self._broker.topology
+        channel = await self._broker.channel(self._prefetch)
+        queue = await declare_work_queue(
+            channel,
+            topology,
+            topology.rpc_queue(self._service),
+            [(await channel.get_exchange(topology.rpc_exchange), self._service)],
+            dead_letter=False,
+        )
+        self._consumer = Consumer(self._broker, queue, self._on_request, f"{self._service}.rpc")
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _on_request(self, delivery: Delivery) -> None:
+        deadline = delivery.headers.get(DEADLINE)
+        if isinstance(deadline, int) and time.time() * 1000 > deadline:
+            # Nobody waits for this answer any more; acting on it now would surprise the caller.
+            log.info("rpc_request_expired")
+            return
+        try:
+            outcome = await self._handle(delivery.body)
+        except msgspec.DecodeError as exc:
+            raise PoisonMessage(f"invalid request: {exc}") from exc
+        for event in outcome.events:
+            await self._broker.publish_event(event)
+        if outcome.reply is not None and delivery.reply_to:
+            await self._broker.publish(
+                self._broker.default_exchange,
+                delivery.reply_to,
+                _encoder.encode(outcome.reply),
+                correlation_id=delivery.correlation_id,
+                persistent=False,
+            )

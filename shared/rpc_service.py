@@ -1,0 +1,37 @@
+"""A service whose gateway requests are a tagged union dispatched through a handler table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+import structlog
+
+from shared.contracts.base import Message, Outcome, error
+from shared.messaging.rpc import RpcServer
+from shared.ocpi.v2_1_1.status import OcpiStatus
+from shared.service import ServiceContext
+
+log = structlog.get_logger(__name__)
+RpcHandler = Callable[[Any], Awaitable[Outcome]]
+
+
+def rpc_server(
+    ctx: ServiceContext,
+    request_type: Any,
+    handlers: Mapping[type[Message], RpcHandler],
+) -> RpcServer:
+    """An RpcServer for `ctx.name` decoding `request_type` and calling the handler for its class."""
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
+
+    async def handle(body: bytes) -> Outcome:
+        request = decoder.decode(body)
+        handler = handlers.get(type(request))
+        if handler is None:
+            return Outcome(
+                reply=error(OcpiStatus.SERVER_ERROR, f"{ctx.name} cannot handle {type(request).__name__}")
+            )
+        return await handler(request)
+
+    return RpcServer(ctx.broker, ctx.name, handle)

@@ -1,0 +1,101 @@
+"""Deployment settings, read from environment variables by each process's entrypoint."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class Role(enum.Enum):
+    """The OCPI role a deployment plays towards its partners."""
+
+    CPO = "CPO"
+    EMSP = "EMSP"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a process needs to know about its deployment."""
+
+    namespace: str = "ocpi"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    public_url: str = "http://127.0.0.1:8080"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    health_port: int = 0
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    country_code: str = "NL"
+    party_id: str = "ABC"
+    business_name: str = "OCPI Platform"
+    roles: tuple[Role, ...] = (Role.CPO, Role.EMSP)
+    admin_token: str = "change-me-admin-token"
+    rpc_timeout: float = 5.0
+    page_limit_max: int = 100
+    log_format: str = "auto"
+    log_level: str = "info"
+    push_timeout: float = 5.0
+    push_max_attempts: int = 8
+    push_backoff_base: float = 0.2
+    push_backoff_max: float = 30.0
+
+    @property
+    def database_prefix(self) -> str:
+        """Prefix of every MongoDB database this deployment owns."""
+        return self.namespace.replace(".", "_")
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+_ENV: dict[str, str] = {
+    "namespace": "OCPI_NAMESPACE",
+    "amqp_url": "AMQP_URL",
+    "mongo_url": "MONGO_URL",
+    "public_url": "OCPI_PUBLIC_URL",
+    "gateway_host": "GATEWAY_HOST",
+    "gateway_port": "GATEWAY_PORT",
+    "health_port": "HEALTH_PORT",
+    "admin_host": "ADMIN_HOST",
+    "admin_port": "ADMIN_PORT",
+    "country_code": "OCPI_COUNTRY_CODE",
+    "party_id": "OCPI_PARTY_ID",
+    "business_name": "OCPI_BUSINESS_NAME",
+    "roles": "OCPI_ROLES",
+    "admin_token": "OCPI_ADMIN_TOKEN",
+    "rpc_timeout": "RPC_TIMEOUT_SECONDS",
+    "page_limit_max": "PAGE_LIMIT_MAX",
+    "log_format": "LOG_FORMAT",
+    "log_level": "LOG_LEVEL",
+    "push_timeout": "PUSH_TIMEOUT_SECONDS",
+    "push_max_attempts": "PUSH_MAX_ATTEMPTS",
+    "push_backoff_base": "PUSH_BACKOFF_BASE_SECONDS",
+    "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
+}
+
+
+def env_names() -> Mapping[str, str]:
+    """Field name -> environment variable, for documentation and tests."""
+    return dict(_ENV)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment; overrides win (tests use them)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field, var in _ENV.items():
+        if var in env and env[var] != "":
+            value: object = env[var]
+            if field == "roles":
+                value = [r.strip().upper() for r in str(value).split(",") if r.strip()]
+            raw[field] = value
+    raw.update(overrides)
+    settings = msgspec.convert(raw, Settings, strict=False)
+    if not settings.roles:
+        raise ValueError("OCPI_ROLES must name at least one of CPO, EMSP")
+    if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
+        raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
+    return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))

@@ -1,0 +1,30 @@
+"""MongoDB connection helpers: one client per process, one database per service and namespace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+
+
+def connect_mongo(url: str) -> AsyncMongoClient[Document]:
+    """A client that fails fast when the server is away instead of hanging a request."""
+    return AsyncMongoClient(url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True)
+
+
+def service_database(
+    client: AsyncMongoClient[Document], namespace: str, service: str
+) -> AsyncDatabase[Document]:
+    """The database a service owns; no other service reads it."""
+    return client[f"{namespace.replace('.', '_')}_{service}"]
+
+
+async def ping(client: AsyncMongoClient[Document]) -> bool:
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""Session-wide real servers; each test gets its own namespace so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from deploy.local_stack import Deployment, Stack
+from shared.messaging.broker import Broker
+from shared.messaging.topology import Topology
+from tests.support.cleanup import delete_namespaces
+from tests.support.deployments import new_deployment, running
+from tests.support.servers import amqp_url as _amqp_url
+from tests.support.servers import mongo_server
+
+# Per-test namespaces come and go by the hundred: classic queues there (a quorum queue is a Raft
+# group each). The two-deployment tests run on quorum queues, as production does.
+os.environ.setdefault("OCPI_QUEUE_TYPE", "classic")
+NAMESPACES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _broker_cleanup(amqp_url: str) -> AsyncIterator[None]:
+    """At the end of the session, delete the queues and exchanges of every namespace it used."""
+    yield
+    await delete_namespaces(amqp_url, NAMESPACES)
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    with mongo_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return _amqp_url()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh namespace: its own exchanges, queues and databases."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    NAMESPACES.add(name)
+    return name
+
+
+@pytest.fixture
+async def broker(amqp_url: str, namespace: str) -> AsyncIterator[Broker]:
+    b = Broker(amqp_url, Topology(namespace))
+    await b.connect()
+    yield b
+    await b.close()
+
+
+@dataclass
+class Pair:
+    cpo: Deployment
+    emsp: Deployment
+    cpo_stack: Stack
+    emsp_stack: Stack
+
+
+@pytest.fixture(scope="session")
+def pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
+    """A (CPO, NL/CPA) and B (eMSP, DE/EMB), running every service as its own process."""
+    cpo = new_deployment(amqp_url, mongo_url, "NL", "CPA", "CPO")
+    emsp = new_deployment(amqp_url, mongo_url, "DE", "EMB", "EMSP")
+    for deployment in (cpo, emsp):
+        deployment.extra_env["OCPI_QUEUE_TYPE"] = "quorum"
+        NAMESPACES.add(deployment.namespace)
+    with running(cpo, "A ") as cpo_stack, running(emsp, "B ") as emsp_stack:
+        yield Pair(cpo, emsp, cpo_stack, emsp_stack)
+
+
+@dataclass
+class Connection:
+    """A registered with B: the names each uses for the other and the tokens each calls the other with."""
+
+    pair: Pair
+    cpo_at_emsp: str
+    emsp_at_cpo: str
+    cpo_to_emsp_token: str
+    emsp_to_cpo_token: str
+
+
+@pytest.fixture(scope="session")
+async def connection(pair: Pair, mongo_url: str) -> Connection:
+    """One handshake for the whole session; tests that need a registered pair share it."""
+    from tests.support.http import connect
+
+    names_and_tokens = await connect(pair.cpo, pair.emsp, mongo_url, "main")
+    return Connection(pair, *names_and_tokens)

@@ -1,0 +1,54 @@
+"""Deployments of the whole platform as real processes, for end-to-end and fault tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from deploy.local_stack import SERVICES, Deployment, Stack
+from tests.support.servers import free_port
+
+
+def _log_sink() -> IO[str]:
+    """Service logs go to a file (TEST_LOG) or nowhere; pytest shows the file's path on failure."""
+    path = os.environ.get("TEST_SERVICE_LOG")
+    if path:
+        return open(path, "a")
+    return open(os.devnull, "w")
+
+
+def new_deployment(amqp_url: str, mongo_url: str, country_code: str, party_id: str, roles: str) -> Deployment:
+    return Deployment(
+        namespace=f"t{uuid.uuid4().hex[:8]}",
+        amqp_url=amqp_url,
+        mongo_url=mongo_url,
+        gateway_port=free_port(),
+        admin_port=free_port(),
+        health_port_base=free_port(),
+        country_code=country_code,
+        party_id=party_id,
+        roles=roles,
+        admin_token=uuid.uuid4().hex,
+        extra_env={"LOG_FORMAT": "json", "RPC_TIMEOUT_SECONDS": "3", "PYTHONPATH": os.getcwd()},
+    )
+
+
+@contextmanager
+def running(deployment: Deployment, label: str, services: tuple[str, ...] = SERVICES) -> Iterator[Stack]:
+    """Start the deployment's processes, wait until each is ready, stop them at the end."""
+    sink = _log_sink()
+    stack = Stack(deployment, log=sink, label=label)
+    try:
+        stack.start(services)
+        stack.wait_ready(90)
+        yield stack
+    finally:
+        stack.stop()
+        sink.close()
+
+
+__all__ = ["SERVICES", "new_deployment", "running", "sys"]
