@@ -1,0 +1,1 @@
+"""The locations service: our locations (CPO sender) and partners' locations (eMSP receiver)."""

@@ -1,0 +1,242 @@
+"""Handlers of the locations service: CPO sender, eMSP receiver, inputs of the company's systems.
+
+Each handler takes one message and the repository and returns an Outcome: the RPC reply and the
+events to publish once the change is stored. Not found is OCPI 2003 with HTTP 404 at every level
+(the location, an EVSE or a connector of it): a PATCH sender then falls back to PUT, as the spec asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from services.locations.domain import InvalidChange, UnknownObject, addressed, holds, put_location, require
+from services.locations.inputs import apply_input, change_of, location_id_of
+from services.locations.paging import decode_cursor, next_page_query
+from services.locations.receiving import Rule, patch_rule, put_rule
+from services.locations.repository import OwnRecord, PartnerRecord, Repository, Window
+from shared.contracts.base import Message, Outcome, RpcReply, error, ok
+from shared.contracts.locations import (
+    ChangeScope,
+    ConnectorRemove,
+    ConnectorUpsert,
+    EvseRemove,
+    EvseStatusSet,
+    EvseUpsert,
+    LocationChange,
+    LocationChanged,
+    LocationInput,
+    LocationRemove,
+    LocationUpsert,
+    PartnerLocationChanged,
+    PartnerLocationImport,
+    ReceiverGet,
+    ReceiverPatch,
+    ReceiverPut,
+    SenderGet,
+    SenderList,
+)
+from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.status import OcpiStatus
+from shared.ocpi.v2_1_1.types import to_utc, utc_now
+
+# Compare-and-set attempts before giving up (the message is then retried by the consumer).
+MAX_ATTEMPTS = 20
+
+
+class ConcurrentChanges(Exception):
+    """Others kept changing the same location; the message is retried later."""
+
+
+def invalid(message: str) -> Outcome:
+    """OCPI 2001: invalid or missing parameters."""
+    return Outcome(reply=error(int(OcpiStatus.INVALID_OR_MISSING_PARAMETERS), message))
+
+
+def unknown(exc: UnknownObject) -> Outcome:
+    """OCPI 2003 with HTTP 404: the addressed object is not stored."""
+    return Outcome(reply=error(int(OcpiStatus.UNKNOWN_LOCATION), str(exc), http_status=404))
+
+
+def _get(stored: OwnRecord | PartnerRecord | None, msg: SenderGet | ReceiverGet) -> Outcome:
+    if msg.connector_id is not None and msg.evse_uid is None:
+        return invalid("a connector is addressed by location_id, evse_uid and connector_id")
+    try:
+        location = require(None if stored is None else stored.location, msg.location_id)
+        return Outcome(reply=ok(addressed(location, msg.evse_uid, msg.connector_id)))
+    except UnknownObject as exc:
+        return unknown(exc)
+
+
+# ---- CPO side: Sender interface ------------------------------------------------------------------
+
+
+async def handle_sender_list(msg: SenderList, repo: Repository) -> Outcome:
+    """A page of our locations, oldest creation first, with the query of the next page if any."""
+    if msg.offset < 0 or msg.limit < 0:
+        return invalid("offset and limit must not be negative")
+    try:
+        after_seq = None if msg.cursor is None else decode_cursor(msg.cursor)
+    except ValueError as exc:
+        return invalid(str(exc))
+    date_from = None if msg.date_from is None else to_utc(msg.date_from)
+    date_to = None if msg.date_to is None else to_utc(msg.date_to)
+    # One row more than asked tells whether another page follows.
+    window = Window(
+        limit=msg.limit + 1, offset=msg.offset, after_seq=after_seq, date_from=date_from, date_to=date_to
+    )
+    rows = await repo.own.page(window) if msg.limit else []
+    total = await repo.own.count(date_from, date_to)
+    page = rows[: msg.limit]
+    next_query = None
+    if len(rows) > msg.limit:
+        next_query = next_page_query(
+            offset=msg.offset,
+            limit=msg.limit,
+            returned=len(page),
+            last_seq=page[-1][0],
+            date_from=date_from,
+            date_to=date_to,
+        )
+    locations = [location for _, location in page]
+    return Outcome(reply=ok(locations, total_count=total, limit=msg.limit, next_query=next_query))
+
+
+async def handle_sender_get(msg: SenderGet, repo: Repository) -> Outcome:
+    """One of our locations, or one EVSE or connector of it."""
+    return _get(await repo.own.get(msg.location_id), msg)
+
+
+# ---- CPO side: input from the company's systems ----------------------------------------------------
+
+
+def _changed(record: OwnRecord, change: LocationChange) -> Outcome:
+    return Outcome(events=[LocationChanged(location=record.location, version=record.version, change=change)])
+
+
+async def handle_location_input(msg: LocationInput, repo: Repository) -> Outcome:
+    """Apply one input to our location and announce its new state; a redelivery changes nothing."""
+    location_id, change = location_id_of(msg), change_of(msg)
+    for _ in range(MAX_ATTEMPTS):
+        record = await repo.own.get(location_id)
+        if record is not None and msg.event_id in record.recent_event_ids:
+            # Already applied; its event may have been lost with the process, so announce the
+            # current state again (the dispatcher drops versions it has seen).
+            return _changed(record, change)
+        location = apply_input(msg, None if record is None else record.location)
+        if location is None:
+            return Outcome()
+        if record is None:
+            saved = await repo.own.add(location, msg.event_id)
+        else:
+            saved = await repo.own.update(location, record.version, msg.event_id)
+        if saved is not None:
+            return _changed(saved, change)
+    raise ConcurrentChanges(f"location {location_id} kept changing")
+
+
+# ---- eMSP side: Receiver interface and re-sync imports -------------------------------------------
+
+
+async def handle_receiver_get(msg: ReceiverGet, repo: Repository) -> Outcome:
+    """A partner's location, EVSE or connector as we hold it."""
+    return _get(await repo.partners.get(msg.country_code, msg.party_id, msg.location_id), msg)
+
+
+async def store_partner_location(
+    repo: Repository, country_code: str, party_id: str, location_id: str, rule: Rule
+) -> tuple[Location | None, PartnerRecord | None]:
+    """Apply `rule` to our copy with compare-and-set: (copy before, record after or None if unchanged)."""
+    for _ in range(MAX_ATTEMPTS):
+        record = await repo.partners.get(country_code, party_id, location_id)
+        before = None if record is None else record.location
+        location = rule(before)
+        if location is None:
+            return before, None
+        if record is None:
+            saved = await repo.partners.add(country_code, party_id, location)
+        else:
+            saved = await repo.partners.update(country_code, party_id, location, record.version)
+        if saved is not None:
+            return before, saved
+    raise ConcurrentChanges(f"location {country_code}/{party_id}/{location_id} kept changing")
+
+
+async def _receive(
+    msg: ReceiverPut | ReceiverPatch, repo: Repository, rule: Rule, scope: ChangeScope
+) -> Outcome:
+    before, after = await store_partner_location(repo, msg.country_code, msg.party_id, msg.location_id, rule)
+    created = after is not None and not holds(before, msg.evse_uid, msg.connector_id)
+    reply: RpcReply = ok(None, http_status=201 if created else 200)
+    if after is None:
+        return Outcome(reply=reply)  # older than what we hold, or identical: success, no change
+    change = LocationChange(scope, msg.evse_uid, msg.connector_id)
+    event = PartnerLocationChanged(
+        country_code=msg.country_code, party_id=msg.party_id, location=after.location, change=change
+    )
+    return Outcome(reply=reply, events=[event])
+
+
+async def handle_receiver_put(msg: ReceiverPut, repo: Repository) -> Outcome:
+    """Store a pushed location, EVSE or connector unless ours is newer."""
+    try:
+        rule, scope = put_rule(msg)
+        return await _receive(msg, repo, rule, scope)
+    except InvalidChange as exc:
+        return invalid(str(exc))
+    except UnknownObject as exc:
+        return unknown(exc)
+
+
+async def handle_receiver_patch(msg: ReceiverPatch, repo: Repository) -> Outcome:
+    """Merge a partial update into a location, EVSE or connector we hold; unknown ones are 2003/404."""
+    try:
+        rule, scope = patch_rule(msg, utc_now())
+        return await _receive(msg, repo, rule, scope)
+    except (InvalidChange, msgspec.ValidationError) as exc:
+        return invalid(str(exc))
+    except UnknownObject as exc:
+        return unknown(exc)
+
+
+async def handle_partner_location_import(msg: PartnerLocationImport, repo: Repository) -> Outcome:
+    """Store a location pulled from a partner during a re-sync, unless ours is newer."""
+    location = msg.location
+
+    def rule(stored: Location | None) -> Location | None:
+        return put_location(stored, location, location.id)
+
+    _, after = await store_partner_location(repo, msg.country_code, msg.party_id, location.id, rule)
+    if after is None:
+        return Outcome()
+    change = LocationChange(ChangeScope.LOCATION)
+    event = PartnerLocationChanged(
+        country_code=msg.country_code, party_id=msg.party_id, location=after.location, change=change
+    )
+    return Outcome(events=[event])
+
+
+Handler = Callable[[Any, Repository], Awaitable[Outcome]]
+
+HANDLERS: dict[type[Message], Handler] = {
+    SenderList: handle_sender_list,
+    SenderGet: handle_sender_get,
+    ReceiverGet: handle_receiver_get,
+    ReceiverPut: handle_receiver_put,
+    ReceiverPatch: handle_receiver_patch,
+    LocationUpsert: handle_location_input,
+    LocationRemove: handle_location_input,
+    EvseStatusSet: handle_location_input,
+    EvseUpsert: handle_location_input,
+    EvseRemove: handle_location_input,
+    ConnectorUpsert: handle_location_input,
+    ConnectorRemove: handle_location_input,
+    PartnerLocationImport: handle_partner_location_import,
+}
+
+
+async def dispatch(msg: Message, repo: Repository) -> Outcome:
+    """Run the handler of a message: the one entry point of the RPC server, the consumer and the tests."""
+    return await HANDLERS[type(msg)](msg, repo)

@@ -1,0 +1,286 @@
+"""The locations service in-process with real RabbitMQ and MongoDB: RPC, input queue, events, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.locations.app import build
+from shared.contracts.base import Message, RpcReply
+from shared.contracts.locations import (
+    ChangeScope,
+    EvseStatusSet,
+    LocationChanged,
+    LocationUpsert,
+    PartnerLocationChanged,
+    PartnerLocationImport,
+    ReceiverGet,
+    ReceiverPatch,
+    ReceiverPut,
+    SenderGet,
+    SenderList,
+)
+from shared.messaging.broker import Broker
+from shared.messaging.headers import ERROR
+from shared.messaging.rpc import RpcClient
+from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
+from shared.service import ServiceContext
+from shared.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+WAIT = 10.0  # upper bound of every wait for the service
+RPC_DEADLINE = 300.0
+_events = msgspec.json.Decoder(LocationChanged | PartnerLocationChanged)
+
+
+def location(lid: str, at: datetime = T0) -> Location:
+    connector = Connector(
+        id="1", standard="IEC_62196_T2", format="SOCKET", power_type="AC_3_PHASE",  # type: ignore[arg-type]
+        voltage=230, amperage=32, last_updated=at,
+    )  # fmt: skip
+    return msgspec.convert(
+        {"id": lid, "type": "ON_STREET", "address": "Main 1", "city": "Utrecht", "postal_code": "3511",
+         "country": "NLD", "coordinates": {"latitude": "52.090000", "longitude": "5.120000"},
+         "evses": [EVSE(uid="E1", status=Status.AVAILABLE, connectors=[connector], last_updated=at)],
+         "last_updated": at},
+        Location,
+    )  # fmt: skip
+
+
+@dataclass
+class Harness:
+    """A running locations service and a client's view of it."""
+
+    broker: Broker
+    rpc: RpcClient
+    events: asyncio.Queue[LocationChanged | PartnerLocationChanged]
+
+    async def call(self, request: Message) -> RpcReply:
+        async with asyncio.timeout(WAIT):
+            return await self.rpc.call("locations", request)
+
+    async def publish(self, message: Message, message_id: str | None = None) -> None:
+        await self.broker.publish_internal(message, message_id=message_id)
+
+    async def take(self, count: int) -> list[LocationChanged | PartnerLocationChanged]:
+        """The next `count` events, or fail after WAIT seconds."""
+        async with asyncio.timeout(WAIT):
+            return [await self.events.get() for _ in range(count)]
+
+    async def nothing_more(self, pause: float = 0.5) -> None:
+        """No further event arrives within `pause` seconds."""
+        await asyncio.sleep(pause)
+        assert self.events.empty(), self.events.get_nowait()
+
+    async def create(self, *locations: Location) -> None:
+        """Create locations one after the other (the service runs inputs concurrently), each announced."""
+        for loc in locations:
+            await self.publish(LocationUpsert(event_id=f"create-{loc.id}", location=loc))
+            (event,) = await self.take(1)
+            assert isinstance(event, LocationChanged) and event.location.id == loc.id
+
+    async def crawl(self, limit: int, between: Any = None, **filters: Any) -> list[list[str]]:
+        """Follow next_query like a client follows Link; `between(page_no)` runs after each page."""
+        pages: list[list[str]] = []
+        query: dict[str, Any] = {"limit": limit, **filters}
+        for _ in range(50):
+            reply = await self.call(msgspec.convert(query, SenderList, strict=False))
+            assert reply.status_code == 1000, reply.status_message
+            pages.append([item["id"] for item in msgspec.json.decode(reply.data)])
+            if reply.next_query is None:
+                return pages
+            if between is not None:
+                await between(len(pages))
+            query = dict(reply.next_query)
+        raise AssertionError("crawl did not end")
+
+
+async def _delete_namespace(broker: Broker) -> None:
+    channel = await broker.connection.channel()
+    topology = broker.topology
+    for queue in (
+        topology.rpc_queue("locations"),
+        topology.queue("locations", "input"),
+        topology.dead_letter_queue,
+    ):
+        await channel.queue_delete(queue)
+    for exchange in (topology.rpc_exchange, topology.events_exchange, topology.internal_exchange,
+                     topology.dead_letter_exchange):  # fmt: skip
+        await channel.exchange_delete(exchange)
+    await channel.close()
+
+
+@pytest.fixture
+async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[Harness]:
+    settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
+    ctx = ServiceContext("locations", settings)
+    await ctx.broker.connect()
+    components = await build(ctx)
+    for component in components:
+        await component.start()
+    events: asyncio.Queue[LocationChanged | PartnerLocationChanged] = asyncio.Queue()
+
+    async def on_event(message: AbstractIncomingMessage) -> None:
+        events.put_nowait(_events.decode(message.body))
+
+    channel = await broker.channel()
+    queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+    await queue.bind(broker.topology.events_exchange, "locations.#")
+    await queue.consume(on_event, no_ack=True)
+    # The client's x-deadline header travels as a 32-bit float (pamqp), which is off by up to 64 s
+    # at today's epoch; a long client timeout keeps it in the future, and `call` bounds the wait.
+    rpc = RpcClient(broker, timeout=RPC_DEADLINE)
+    await rpc.start()
+    try:
+        yield Harness(broker, rpc, events)
+    finally:
+        for component in reversed(components):
+            await component.stop()
+        await ctx.mongo.drop_database(ctx.db.name)
+        await ctx.broker.close()
+        await ctx.mongo.close()
+        await _delete_namespace(broker)
+
+
+def ids(reply: RpcReply) -> list[str]:
+    return [item["id"] for item in msgspec.json.decode(reply.data)]
+
+
+async def test_pages_around_the_limit(harness: Harness) -> None:
+    """Four objects paged with limit 5, 4, 3 (limit-1, limit, limit+1): a next page only when more follow."""
+    created = [location(f"L{i}", T0 + timedelta(minutes=i)) for i in range(4)]
+    await harness.create(*created)
+    expected = [loc.id for loc in created]
+    for limit, sizes in ((5, [4]), (4, [4]), (3, [3, 1])):
+        pages = await harness.crawl(limit)
+        assert [len(page) for page in pages] == sizes
+        assert [i for page in pages for i in page] == expected
+    first = await harness.call(SenderList(limit=3))
+    assert (first.total_count, first.limit) == (4, 3)
+    assert first.next_query is not None and first.next_query["offset"] == "3" and first.next_query["cursor"]
+
+
+async def test_crawl_during_updates_neither_skips_nor_repeats(harness: Harness) -> None:
+    """While a client crawls a date window, seen objects leave it, unseen ones change and new ones appear."""
+    created = [location(f"L{i}", T0 + timedelta(minutes=i)) for i in range(9)]
+    await harness.create(*created)
+
+    async def churn(page_no: int) -> None:
+        if page_no >= 3:
+            return
+        seen, unseen = created[page_no * 3 - 1], created[page_no * 3]
+        leave = EvseStatusSet(event_id=f"out{page_no}", location_id=seen.id, evse_uid="E1",
+                              status=Status.CHARGING, at=T0 + timedelta(days=1))  # fmt: skip
+        inside = EvseStatusSet(event_id=f"in{page_no}", location_id=unseen.id, evse_uid="E1",
+                               status=Status.BLOCKED, at=T0 + timedelta(minutes=30))  # fmt: skip
+        await harness.publish(leave)
+        await harness.publish(inside)
+        await harness.publish(LocationUpsert(event_id=f"new{page_no}", location=location(f"N{page_no}")))
+        assert len(await harness.take(3)) == 3
+
+    pages = await harness.crawl(3, between=churn, date_to=T0 + timedelta(hours=1))
+    seen = [i for page in pages for i in page]
+    assert seen == [loc.id for loc in created] + ["N1", "N2"]
+
+
+async def test_date_filters_and_next_query(harness: Harness) -> None:
+    """date_from is inclusive, date_to exclusive, the total counts the filter and the Link keeps it."""
+    await harness.create(*[location(f"L{i}", T0 + timedelta(minutes=i)) for i in range(5)])
+    window = SenderList(limit=2, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=4))
+    reply = await harness.call(window)
+    assert ids(reply) == ["L1", "L2"] and reply.total_count == 3
+    assert reply.next_query is not None
+    assert (reply.next_query["date_from"], reply.next_query["date_to"]) == (
+        "2024-05-01T12:01:00Z",
+        "2024-05-01T12:04:00Z",
+    )
+    last = await harness.call(msgspec.convert(reply.next_query, SenderList, strict=False))
+    assert ids(last) == ["L3"] and last.next_query is None
+
+
+async def test_redelivered_input_applies_once(harness: Harness) -> None:
+    """The same event_id delivered twice bumps the version once; both deliveries announce that version."""
+    await harness.create(location("L1"))
+    status = EvseStatusSet(event_id="s1", location_id="L1", evse_uid="E1", status=Status.CHARGING, at=T0)
+    await harness.publish(status, message_id="s1")
+    await harness.publish(status, message_id="s1")
+    first, second = await harness.take(2)
+    assert isinstance(first, LocationChanged) and isinstance(second, LocationChanged)
+    assert first.version == second.version == 2 and first.change.scope is ChangeScope.EVSE_STATUS
+    later = EvseStatusSet(event_id="s2", location_id="L1", evse_uid="E1", status=Status.AVAILABLE, at=T0)
+    await harness.publish(later, message_id="s2")
+    (third,) = await harness.take(1)
+    assert isinstance(third, LocationChanged) and third.version == 3
+    got = await harness.call(SenderGet(location_id="L1", evse_uid="E1"))
+    assert msgspec.json.decode(got.data)["status"] == "AVAILABLE"
+
+
+def put(location_id: str = "L1", **body: Any) -> ReceiverPut:
+    return ReceiverPut(country_code="DE", party_id="CPO", location_id=location_id, **body)
+
+
+def patch(fields: dict[str, Any], evse_uid: str) -> ReceiverPatch:
+    return ReceiverPatch(country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields)
+
+
+async def test_receiver_guard_and_merge(harness: Harness) -> None:
+    """Receiver PUT/PATCH merge into our copy; older pushes change nothing; unknown objects are 2003/404."""
+    newer = location("L1", T0 + timedelta(hours=1))
+    created = await harness.call(put(location=newer))
+    assert (created.status_code, created.http_status) == (1000, 201)
+    patched = await harness.call(patch({"status": "CHARGING", "last_updated": "2024-05-01T13:30:00Z"}, "E1"))
+    assert patched.status_code == 1000
+    older = await harness.call(put(location=location("L1")))
+    assert (older.status_code, older.http_status) == (1000, 200)
+    put_event, patch_event = await harness.take(2)
+    assert isinstance(put_event, PartnerLocationChanged) and put_event.location == newer
+    assert isinstance(patch_event, PartnerLocationChanged)
+    assert patch_event.change.scope is ChangeScope.EVSE_STATUS
+    assert patch_event.location.last_updated == T0 + timedelta(hours=1, minutes=30)
+    await harness.nothing_more()
+    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"))
+    stored = msgspec.json.decode(got.data)
+    assert stored["status"] == "CHARGING" and stored["last_updated"] == "2024-05-01T13:30:00Z"
+    unknown_evse = await harness.call(patch({"status": "BLOCKED"}, "E9"))
+    assert (unknown_evse.status_code, unknown_evse.http_status) == (2003, 404)
+    orphan = await harness.call(put("L9", evse_uid="E1", evse=(newer.evses or [])[0]))
+    assert (orphan.status_code, orphan.http_status) == (2003, 404)
+
+
+async def test_partner_import_from_the_input_queue(harness: Harness) -> None:
+    """A re-sync import on the internal exchange stores the partner's location and announces it."""
+    await harness.publish(PartnerLocationImport(country_code="DE", party_id="CPO", location=location("P1")))
+    (event,) = await harness.take(1)
+    assert isinstance(event, PartnerLocationChanged) and event.location.id == "P1"
+    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="P1"))
+    assert got.status_code == 1000 and msgspec.json.decode(got.data)["id"] == "P1"
+
+
+async def test_poison_inputs_are_dead_lettered_with_the_reason(harness: Harness) -> None:
+    """Undecodable input and input for an unknown location are dead-lettered; the service goes on."""
+    broker = harness.broker
+    await broker.publish(broker.exchanges.internal, "locations.evse.set_status", b"{not json")
+    orphan = EvseStatusSet(event_id="o1", location_id="nowhere", evse_uid="E1", status=Status.CHARGING, at=T0)
+    await harness.publish(orphan)
+    channel = await broker.channel()
+    dead = await channel.get_queue(broker.topology.dead_letter_queue)
+    reasons: list[str] = []
+    async with asyncio.timeout(WAIT):
+        while len(reasons) < 2:
+            message = await dead.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            reasons.append(str((message.headers or {}).get(ERROR)))
+    assert any("invalid" in reason for reason in reasons) and any("nowhere" in reason for reason in reasons)
+    await channel.close()
+    await harness.create(location("L1"))
