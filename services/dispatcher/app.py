@@ -1,0 +1,104 @@
+"""Composition root: wire stores, HTTP client, loops and the events consumer into components."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import aiohttp
+from aio_pika.abc import AbstractChannel
+
+from services.dispatcher.handlers import BINDINGS, Deps, handle
+from services.dispatcher.health import PartnerHealth
+from services.dispatcher.ocpi_client import OcpiClient
+from services.dispatcher.partners import PartnerProjection
+from services.dispatcher.probe import PartnerProbe
+from services.dispatcher.pull import PullRunner
+from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.push_worker import PushWorker
+from services.dispatcher.pushes import PushQueue
+from services.dispatcher.tuning import Tuning
+from shared.messaging.broker import Broker
+from shared.messaging.consumer import Consumer, Delivery, Handler
+from shared.messaging.topology import declare_work_queue
+from shared.service import Component, ServiceContext
+
+SERVICE = "dispatcher"
+
+
+class EventsConsumer:
+    """The dispatcher's durable work queue on the events exchange, shared by its replicas."""
+
+    def __init__(self, broker: Broker, handler: Handler, prefetch: int = 32) -> None:
+        self._broker = broker
+        self._handler = handler
+        self._prefetch = prefetch
+        self._channel: AbstractChannel | None = None
+        self._consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        """Declare and bind the queue, then consume it."""
+        topology = self._broker.topology
+        self._channel = await self._broker.channel(self._prefetch)
+        events = await self._channel.get_exchange(topology.events_exchange)
+        queue = await declare_work_queue(
+            self._channel, topology, topology.queue(SERVICE, "events"), [(events, key) for key in BINDINGS]
+        )
+        self._consumer = Consumer(self._broker, queue, self._handler, f"{SERVICE}.events")
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Stop consuming and wait for the events in flight."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self._channel = None
+
+
+class HttpSession:
+    """Owns the one aiohttp session of the process; stopped last, after every loop that uses it."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def start(self) -> None:
+        """Nothing to start: the session connects lazily."""
+
+    async def stop(self) -> None:
+        """Close the connection pool."""
+        await self.session.close()
+
+
+async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Component]:
+    """The dispatcher's components, in start order (they stop in reverse)."""
+    settings = ctx.settings
+    tuning = tuning or Tuning.from_settings(settings)
+    partners = PartnerProjection(ctx.db)
+    pushes = PushQueue(ctx.db)
+    pulls = PullSchedule(partners.collection)
+    await partners.ensure_indexes()
+    await pushes.ensure_indexes()
+    http = HttpSession(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)))
+    client = OcpiClient(http.session, tuning.push_timeout)
+    # Leases name their holder: host, process, and this instance (tests run two in one process).
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    health = PartnerHealth(partners, pushes, ctx.broker.publish_event, tuning.probe_min)
+    worker = PushWorker(pushes, partners, health, client, settings, tuning, owner)
+    runner = PullRunner(pulls, partners, client, ctx.broker.publish_internal, settings, tuning)
+    probe = PartnerProbe(partners, pushes, pulls, health, client, tuning, runner.wake)
+    deps = Deps(
+        partners=partners,
+        pushes=pushes,
+        pulls=pulls,
+        wake_pushes=worker.wake,
+        wake_pulls=runner.wake,
+        cpo_probe=tuning.cpo_probe,
+    )
+
+    async def on_event(delivery: Delivery) -> None:
+        await handle(delivery, deps)
+
+    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_event)]

@@ -1,0 +1,178 @@
+"""Pure rules of the dispatcher: what to push, when to retry, which versions may go out, paging."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from shared.contracts.locations import ChangeScope, LocationChange
+from shared.ocpi.v2_1_1.locations import EVSE, Location
+from shared.ocpi.v2_1_1.status import OcpiStatus
+from shared.ocpi.v2_1_1.types import format_datetime
+
+# More EVSEs than this in one coalesced change and a single location PUT is cheaper.
+MAX_EVSE_CALLS = 3
+
+
+@dataclass(frozen=True)
+class PushCall:
+    """One HTTP call to a partner's locations receiver; `path` follows `{cc}/{party}/`."""
+
+    method: str
+    path: tuple[str, ...]
+    body: object
+    # A PATCH or EVSE PUT the receiver cannot place (unknown object) falls back to a location PUT.
+    partial: bool
+
+
+class Answer(enum.Enum):
+    """How a partner answered one call."""
+
+    OK = "OK"
+    UNKNOWN_OBJECT = "UNKNOWN_OBJECT"
+    FAILED = "FAILED"
+
+
+class Admission(enum.Enum):
+    """What an incoming LocationChanged does to the pending push of one partner."""
+
+    REPLACE = "REPLACE"  # newer than anything pending or delivered: becomes the snapshot to push
+    MERGE = "MERGE"  # not newer: only its change scope joins the pending push
+
+
+def admit(incoming: int, pending: int | None, delivered: int | None) -> Admission:
+    """The version guard: only a version above both the pending and the delivered one replaces."""
+    if (pending is None or incoming > pending) and (delivered is None or incoming > delivered):
+        return Admission.REPLACE
+    return Admission.MERGE
+
+
+def change_key(change: LocationChange) -> dict[str, str | None]:
+    """The stored form of a change; equal changes give equal documents (for `$addToSet`)."""
+    return {"scope": change.scope.value, "evse_uid": change.evse_uid, "connector_id": change.connector_id}
+
+
+def change_from_key(doc: dict[str, str | None]) -> LocationChange:
+    """Inverse of `change_key`."""
+    return LocationChange(
+        scope=ChangeScope(doc["scope"]), evse_uid=doc.get("evse_uid"), connector_id=doc.get("connector_id")
+    )
+
+
+def location_put(location: Location) -> PushCall:
+    """PUT of the whole location."""
+    return PushCall(method="PUT", path=(location.id,), body=location, partial=False)
+
+
+def _evse(location: Location, uid: str) -> EVSE | None:
+    return next((e for e in location.evses or () if e.uid == uid), None)
+
+
+def plan_push(
+    location: Location, changes: Iterable[LocationChange], max_evse_calls: int = MAX_EVSE_CALLS
+) -> list[PushCall]:
+    """Choose the calls that bring a partner from any earlier state to `location`, given what changed."""
+    per_evse: dict[str, set[ChangeScope]] = {}
+    for change in changes:
+        if change.scope is ChangeScope.LOCATION or change.evse_uid is None:
+            return [location_put(location)]
+        per_evse.setdefault(change.evse_uid, set()).add(change.scope)
+    if not per_evse or len(per_evse) > max_evse_calls:
+        return [location_put(location)]
+    calls: list[PushCall] = []
+    for uid in sorted(per_evse):
+        evse = _evse(location, uid)
+        if evse is None:
+            return [location_put(location)]
+        path = (location.id, uid)
+        if per_evse[uid] == {ChangeScope.EVSE_STATUS}:
+            body = {"status": evse.status.value, "last_updated": format_datetime(evse.last_updated)}
+            calls.append(PushCall(method="PATCH", path=path, body=body, partial=True))
+        else:
+            calls.append(PushCall(method="PUT", path=path, body=evse, partial=True))
+    return calls
+
+
+def covers(pushed: Sequence[LocationChange] | None, change: LocationChange) -> bool:
+    """Whether a delivered push (None: a whole-location PUT) already carried `change`'s part."""
+    if pushed is None:
+        return True
+    if change.scope is ChangeScope.LOCATION or change.evse_uid is None:
+        return False
+    return any(
+        p.evse_uid == change.evse_uid and (p.scope is not ChangeScope.EVSE_STATUS or p == change)
+        for p in pushed
+    )
+
+
+def pushed_changes(
+    calls: Sequence[PushCall], changes: Sequence[LocationChange]
+) -> list[LocationChange] | None:
+    """What a successful push carried: None for a whole-location PUT, else the changes it covered."""
+    if any(not call.partial for call in calls):
+        return None
+    return list(changes)
+
+
+def classify(http_status: int | None, status_code: int | None) -> Answer:
+    """Success is HTTP 2xx with status_code 1000; 404, 2001 and 2003 mean the receiver lacks the object."""
+    if http_status is None:
+        return Answer.FAILED
+    if http_status == 404 or status_code in (
+        OcpiStatus.INVALID_OR_MISSING_PARAMETERS,
+        OcpiStatus.UNKNOWN_LOCATION,
+    ):
+        return Answer.UNKNOWN_OBJECT
+    if 200 <= http_status < 300 and status_code == OcpiStatus.SUCCESS:
+        return Answer.OK
+    return Answer.FAILED
+
+
+def retry_delay(attempts: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff: min(cap, base * 2**attempts), scaled by a jitter factor in [0.5, 1.0]."""
+    if not 0.5 <= jitter <= 1.0:
+        raise ValueError("jitter must be within [0.5, 1.0]")
+    exponent = min(max(attempts, 0), 62)
+    return min(cap, base * 2.0**exponent) * jitter
+
+
+def next_probe_interval(current: float, floor: float, ceiling: float) -> float:
+    """The probe interval after another failed probe: doubled, within [floor, ceiling]."""
+    return min(ceiling, max(floor, current * 2.0))
+
+
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_REL = re.compile(r"""rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""", re.IGNORECASE)
+
+
+def next_page_url(link_header: str | None, current_url: str) -> str | None:
+    """The `rel="next"` target of a Link header, resolved against the page that carried it."""
+    if not link_header:
+        return None
+    for match in _LINK.finditer(link_header):
+        rel = _REL.search(match.group(2) or "")
+        if rel is None:
+            continue
+        values = (rel.group(1) or rel.group(2) or "").lower().split()
+        if "next" in values:
+            return str(urljoin(current_url, match.group(1).strip()))
+    return None
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` added (replacing parameters of the same name)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query.extend(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def first_page_url(endpoint: str, limit: int, date_from: str | None) -> str:
+    """The first page of a partner's paginated list, optionally only what changed since `date_from`."""
+    params = {"limit": str(limit)}
+    if date_from is not None:
+        params["date_from"] = date_from
+    return with_query(endpoint, params)

@@ -1,0 +1,134 @@
+"""Event handlers: keep the partner projection, queue pushes, request pulls. HANDLERS at the bottom."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+import msgspec
+import structlog
+
+from services.dispatcher.partners import LOCATIONS, PartnerProjection
+from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.push_worker import Clock, utc_now
+from services.dispatcher.pushes import PushQueue
+from shared.contracts.base import routing_key, tag_of
+from shared.contracts.locations import LocationChanged
+from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
+from shared.messaging.consumer import Delivery, PoisonMessage
+from shared.settings import Role
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Deps:
+    """What the handlers work with; the composition root fills it in."""
+
+    partners: PartnerProjection
+    pushes: PushQueue
+    pulls: PullSchedule
+    wake_pushes: Callable[[], None]
+    wake_pulls: Callable[[], None]
+    cpo_probe: float
+    clock: Clock = utc_now
+    # Partner events are applied in the order this replica received them.
+    partner_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
+    """Store the partner's connection; a new CPO partner gets its first pull."""
+    first = await deps.partners.register(event, deps.clock(), deps.cpo_probe)
+    log.info(
+        "partner_registered",
+        partner_id=event.partner_id,
+        role=event.role.value,
+        first=first,
+        modules=sorted(event.endpoints),
+    )
+    if first and event.role is Role.CPO and LOCATIONS in event.endpoints:
+        deps.wake_pulls()
+
+
+async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
+    """Forget the partner and everything still waiting for it."""
+    known = await deps.partners.unregister(event.partner_id, event.unregistered_at)
+    dropped = await deps.pushes.forget_partner(event.partner_id)
+    log.info("partner_unregistered", partner_id=event.partner_id, known=known, dropped_pushes=dropped)
+
+
+async def location_changed(event: LocationChanged, deps: Deps) -> None:
+    """Coalesce the new state into a pending push for every eMSP partner that receives locations."""
+    now = deps.clock()
+    receivers = await deps.partners.locations_receivers()
+    for partner in receivers:
+        await deps.pushes.enqueue(
+            partner.partner_id,
+            event.location,
+            event.version,
+            event.change,
+            now,
+            parked=partner.sync_state is SyncState.OUT_OF_SYNC,
+        )
+    if receivers:
+        deps.wake_pushes()
+
+
+async def pull_requested(event: PullRequested, deps: Deps) -> None:
+    """The operator asked for a re-sync of a partner's module."""
+    if event.module != LOCATIONS:
+        log.warning("pull_unsupported_module", partner_id=event.partner_id, module=event.module)
+        return
+    partner = await deps.partners.get(event.partner_id)
+    if partner is None or not partner.sends_locations:
+        log.warning("pull_not_possible", partner_id=event.partner_id, reason="no CPO locations endpoint")
+        return
+    await deps.pulls.request(event.partner_id, deps.clock(), event.full)
+    deps.wake_pulls()
+
+
+class _Tagged(msgspec.Struct):
+    type: str = ""
+
+
+Event = PartnerRegistered | PartnerUnregistered | LocationChanged | PullRequested
+_decoder = msgspec.json.Decoder(Event)
+_tag_decoder = msgspec.json.Decoder(_Tagged)
+_KNOWN = frozenset(tag_of(kind) for kind in get_args(Event))
+
+# The routing keys the dispatcher's queue is bound to, derived from the message catalogue.
+BINDINGS = (
+    tag_of(PartnerRegistered).rsplit(".", 1)[0] + ".*",  # credentials.partner.*
+    tag_of(LocationChanged),
+    tag_of(PullRequested),
+)
+
+
+async def handle(delivery: Delivery, deps: Deps) -> None:
+    """Decode one event and run its handler; an undecodable event is poison, an unknown kind is skipped."""
+    try:
+        kind = _tag_decoder.decode(delivery.body).type
+        if kind not in _KNOWN:
+            # A newer producer's message under a bound key (e.g. credentials.partner.*): not ours.
+            log.info("event_ignored", type=kind)
+            return
+        event = _decoder.decode(delivery.body)
+    except msgspec.DecodeError as exc:
+        raise PoisonMessage(f"not a dispatcher event ({delivery.routing_key}): {exc}") from exc
+    handler = HANDLERS[type(event)]
+    if isinstance(event, PartnerRegistered | PartnerUnregistered):
+        async with deps.partner_lock:
+            await handler(event, deps)
+    else:
+        await handler(event, deps)
+    log.debug("event_handled", type=routing_key(event))
+
+
+HANDLERS: dict[type[Any], Callable[[Any, Deps], Awaitable[None]]] = {
+    PartnerRegistered: partner_registered,
+    PartnerUnregistered: partner_unregistered,
+    LocationChanged: location_changed,
+    PullRequested: pull_requested,
+}

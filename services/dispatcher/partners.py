@@ -1,0 +1,208 @@
+"""The dispatcher's projection of the partner registry, with each partner's sync, probe and pull state.
+
+All state changes are compare-and-set updates, so several replicas agree on who publishes a transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.contracts.partners import PartnerRegistered, Party, SyncState
+from shared.settings import Role
+from shared.storage import Document
+
+LOCATIONS = "locations"
+
+
+@dataclass(frozen=True)
+class Partner:
+    """What the dispatcher knows about one registered partner."""
+
+    partner_id: str
+    role: Role
+    parties: tuple[Party, ...]
+    versions_url: str
+    endpoints: dict[str, str]
+    token: str
+    sync_state: SyncState
+    reachable: bool
+    probe_interval: float
+    last_sync_started: datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Partner:
+        """Read a partner document."""
+        return cls(
+            partner_id=doc["_id"],
+            role=Role(doc["role"]),
+            parties=tuple(Party(p["country_code"], p["party_id"]) for p in doc.get("parties", [])),
+            versions_url=doc["versions_url"],
+            endpoints=dict(doc.get("endpoints", {})),
+            token=doc["token"],
+            sync_state=SyncState(doc.get("sync_state", SyncState.IN_SYNC.value)),
+            reachable=bool(doc.get("reachable", True)),
+            probe_interval=float(doc.get("probe_interval") or 0.0),
+            last_sync_started=doc.get("last_sync_started"),
+        )
+
+    @property
+    def receives_locations(self) -> bool:
+        """An eMSP with a locations endpoint gets our locations pushed."""
+        return self.role is Role.EMSP and LOCATIONS in self.endpoints
+
+    @property
+    def sends_locations(self) -> bool:
+        """A CPO with a locations endpoint is pulled from."""
+        return self.role is Role.CPO and LOCATIONS in self.endpoints
+
+
+class PartnerProjection:
+    """MongoDB collection `partners`: one document per partner, `_id` = partner_id."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection: AsyncCollection[Document] = db["partners"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes for the probe and pull loops' claims."""
+        await self.collection.create_index("probe_due_at", sparse=True)
+        await self.collection.create_index("pull_due_at", sparse=True)
+        await self.collection.create_index("role")
+
+    async def register(self, event: PartnerRegistered, now: datetime, cpo_probe: float) -> bool:
+        """Upsert the partner's connection; True on its first registration. Older events are ignored."""
+        is_cpo = event.role is Role.CPO
+        fields: dict[str, Any] = {
+            "name": event.name,
+            "role": event.role.value,
+            "parties": [{"country_code": p.country_code, "party_id": p.party_id} for p in event.parties],
+            "versions_url": event.versions_url,
+            "version": event.version,
+            "endpoints": dict(event.endpoints),
+            "token": event.token,
+            "registered_at": event.registered_at,
+        }
+        on_insert: dict[str, Any] = {
+            "sync_state": SyncState.IN_SYNC.value,
+            "reachable": True,
+            "probe_interval": 0.0,
+            "probe_due_at": now + timedelta(seconds=cpo_probe) if is_cpo else None,
+            "pull_seq": 0,
+            "pull_attempts": 0,
+        }
+        if is_cpo and LOCATIONS in event.endpoints:
+            # The first pull is scheduled by the same atomic write that creates the partner.
+            on_insert.update(pull_due_at=now, pull_full=True, pull_seq=1)
+        try:
+            before = await self.collection.find_one_and_update(
+                {"_id": event.partner_id, "registered_at": {"$lte": event.registered_at}},
+                {"$set": fields, "$setOnInsert": on_insert},
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
+            )
+        except DuplicateKeyError:
+            return False  # a newer registration is stored already
+        if before is not None and before.get("sync_state") == SyncState.OUT_OF_SYNC.value:
+            # New credentials may be what the partner needed: probe it now.
+            await self.collection.update_one({"_id": event.partner_id}, {"$set": {"probe_due_at": now}})
+        return before is None
+
+    async def unregister(self, partner_id: str, at: datetime | None) -> bool:
+        """Forget the partner, leaving a tombstone; True when it was known.
+
+        The tombstone's registered_at is the unregistration time, so a PartnerRegistered that an
+        other replica delivers late (registered before it) matches no document and is ignored.
+        """
+        stamp = at or datetime.max.replace(tzinfo=UTC)
+        before = await self.collection.find_one_and_replace(
+            {"_id": partner_id, "$or": [{"registered_at": {"$lte": stamp}}, {"registered_at": None}]},
+            {"tombstone": True, "registered_at": stamp},
+            upsert=True,
+        )
+        return before is not None and not before.get("tombstone")
+
+    async def get(self, partner_id: str) -> Partner | None:
+        """One partner, or None when it is not registered."""
+        doc = await self.collection.find_one({"_id": partner_id, "tombstone": {"$ne": True}})
+        return None if doc is None else Partner.from_doc(doc)
+
+    async def locations_receivers(self) -> list[Partner]:
+        """Every partner that gets our locations pushed."""
+        cursor = self.collection.find({"role": Role.EMSP.value, f"endpoints.{LOCATIONS}": {"$exists": True}})
+        return [Partner.from_doc(doc) async for doc in cursor]
+
+    async def get_many(self, partner_ids: list[str]) -> list[Partner]:
+        """The registered partners among `partner_ids`."""
+        live = {"_id": {"$in": partner_ids}, "tombstone": {"$ne": True}}
+        return [Partner.from_doc(d) async for d in self.collection.find(live)]
+
+    # ---- sync state --------------------------------------------------------------------------
+
+    async def mark_retrying(self, partner_id: str) -> bool:
+        """IN_SYNC -> RETRYING; True when this call made the transition."""
+        result = await self.collection.update_one(
+            {"_id": partner_id, "sync_state": SyncState.IN_SYNC.value},
+            {"$set": {"sync_state": SyncState.RETRYING.value}},
+        )
+        return result.modified_count > 0
+
+    async def mark_out_of_sync(self, partner_id: str, probe_at: datetime, interval: float) -> bool:
+        """IN_SYNC/RETRYING -> OUT_OF_SYNC and start probing; True when this call made the transition."""
+        result = await self.collection.update_one(
+            {"_id": partner_id, "sync_state": {"$ne": SyncState.OUT_OF_SYNC.value}},
+            {
+                "$set": {
+                    "sync_state": SyncState.OUT_OF_SYNC.value,
+                    "probe_due_at": probe_at,
+                    "probe_interval": interval,
+                }
+            },
+        )
+        return result.modified_count > 0
+
+    async def mark_in_sync(self, partner_id: str) -> SyncState | None:
+        """RETRYING/OUT_OF_SYNC -> IN_SYNC; the state this call left, or None when nothing changed."""
+        before = await self.collection.find_one_and_update(
+            {"_id": partner_id, "sync_state": {"$ne": SyncState.IN_SYNC.value}},
+            {"$set": {"sync_state": SyncState.IN_SYNC.value, "probe_interval": 0.0}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        return None if before is None else SyncState(before["sync_state"])
+
+    async def set_reachable(self, partner_id: str, reachable: bool) -> bool:
+        """Flip the CPO reachability flag; True when this call changed it."""
+        result = await self.collection.update_one(
+            {"_id": partner_id, "reachable": not reachable}, {"$set": {"reachable": reachable}}
+        )
+        return result.modified_count > 0
+
+    # ---- probing -----------------------------------------------------------------------------
+
+    async def claim_probe(self, now: datetime, lease: float) -> Partner | None:
+        """Take one partner whose probe is due; pushing its due time by `lease` keeps others off it."""
+        doc = await self.collection.find_one_and_update(
+            {"probe_due_at": {"$lte": now}},
+            {"$set": {"probe_due_at": now + timedelta(seconds=lease)}},
+            sort=[("probe_due_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else Partner.from_doc(doc)
+
+    async def schedule_probe(self, partner_id: str, at: datetime, interval: float) -> None:
+        """Set the next probe and the interval it was derived from."""
+        await self.collection.update_one(
+            {"_id": partner_id}, {"$set": {"probe_due_at": at, "probe_interval": interval}}
+        )
+
+    async def stop_probing(self, partner_id: str) -> None:
+        """No more probes, unless the partner fell out of sync again meanwhile."""
+        await self.collection.update_one(
+            {"_id": partner_id, "sync_state": {"$ne": SyncState.OUT_OF_SYNC.value}},
+            {"$set": {"probe_due_at": None, "probe_interval": 0.0}},
+        )

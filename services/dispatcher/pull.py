@@ -1,0 +1,195 @@
+"""The pull runner (eMSP side re-sync): page through a CPO partner's locations and import each one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import msgspec
+import structlog
+
+from services.dispatcher.domain import Answer, classify, first_page_url, next_page_url, retry_delay
+from services.dispatcher.ocpi_client import OcpiClient
+from services.dispatcher.partners import LOCATIONS, PartnerProjection
+from services.dispatcher.pull_schedule import PullJob, PullSchedule
+from services.dispatcher.push_worker import Clock, utc_now
+from services.dispatcher.tuning import Tuning
+from shared.contracts.base import Message
+from shared.contracts.locations import PartnerLocationImport
+from shared.ocpi.v2_1_1.codec import decode
+from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.types import format_datetime
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PublishInternal = Callable[[Message, str | None], Awaitable[None]]
+_items = msgspec.json.Decoder(list[msgspec.Raw] | None)
+_id_only = msgspec.json.Decoder(dict[str, object])
+# A partner whose Link headers never end is cut off here.
+MAX_PAGES = 100_000
+
+
+class PullFailed(Exception):
+    """A page could not be fetched or read; the pull is retried from its first page."""
+
+
+class PullRunner:
+    """Runs due pulls, one partner at a time per replica."""
+
+    def __init__(
+        self,
+        schedule: PullSchedule,
+        partners: PartnerProjection,
+        client: OcpiClient,
+        publish: PublishInternal,
+        settings: Settings,
+        tuning: Tuning,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._schedule = schedule
+        self._partners = partners
+        self._client = client
+        self._publish = publish
+        self._settings = settings
+        self._tuning = tuning
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """A pull was requested: look now."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start the runner task."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finish the page in flight (bounded); an interrupted pull is retried by whoever claims it next."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is None:
+            return
+        _, late = await asyncio.wait([self._task], timeout=self._tuning.stop_grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                job = await self._schedule.claim(self._clock(), self._tuning.pull_lease)
+                if job is not None:
+                    await self._pull(job)
+                    continue
+            except Exception:
+                log.exception("pull_loop_error")
+                await asyncio.sleep(1.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._tuning.poll)
+
+    async def _pull(self, job: PullJob) -> None:
+        partner = job.partner
+        if not partner.sends_locations or not partner.parties:
+            log.warning("pull_skipped", partner_id=partner.partner_id, reason="no locations sender")
+            await self._schedule.failed(job, None)
+            return
+        started = self._clock()
+        since = None if job.full or partner.last_sync_started is None else partner.last_sync_started
+        date_from = None if since is None else format_datetime(since)
+        try:
+            imported, rejected, pages = await self._pages(job, date_from)
+        except PullFailed as exc:
+            await self._failed(job, str(exc))
+            return
+        await self._schedule.succeeded(job, started)
+        log.info(
+            "pull_completed",
+            partner_id=partner.partner_id,
+            full=since is None,
+            pages=pages,
+            imported=imported,
+            rejected=rejected,
+        )
+
+    async def _pages(self, job: PullJob, date_from: str | None) -> tuple[int, int, int]:
+        partner = job.partner
+        party = partner.parties[0]
+        limit = self._tuning.pull_page_limit
+        url: str | None = first_page_url(partner.endpoints[LOCATIONS], limit, date_from)
+        seen: set[str] = set()
+        imported = rejected = 0
+        while url is not None:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise PullFailed(f"Link loop at {url}")
+            seen.add(url)
+            reply = await self._client.call("GET", url, partner.token)
+            if classify(reply.http_status, reply.status_code) is not Answer.OK:
+                status = f"HTTP {reply.http_status} status {reply.status_code}"
+                raise PullFailed(f"GET {url}: {status} {reply.message}")
+            try:
+                items = _items.decode(reply.data) or []
+            except msgspec.DecodeError as exc:
+                raise PullFailed(f"GET {url}: data is not a list: {exc}") from exc
+            for raw in items:
+                try:
+                    location = decode(raw, Location)
+                except msgspec.DecodeError as exc:
+                    rejected += 1
+                    log.warning(
+                        "pulled_location_rejected",
+                        partner_id=partner.partner_id,
+                        location_id=_object_id(raw),
+                        reason=str(exc),
+                    )
+                    continue
+                message_id = f"{partner.partner_id}:{location.id}:{format_datetime(location.last_updated)}"
+                imported_location = PartnerLocationImport(
+                    country_code=party.country_code, party_id=party.party_id, location=location
+                )
+                await self._publish(imported_location, message_id)
+                imported += 1
+            url = next_page_url(reply.link, url)
+            await self._schedule.extend(job, self._clock(), self._tuning.pull_lease)
+        return imported, rejected, len(seen)
+
+    async def _failed(self, job: PullJob, detail: str) -> None:
+        attempts = job.attempts + 1
+        partner_id = job.partner.partner_id
+        if attempts >= self._tuning.pull_max_attempts:
+            # Given up until asked again; the probe sees the partner come back and asks.
+            await self._schedule.failed(job, None)
+            await self._partners.set_reachable(partner_id, False)
+            log.warning("pull_abandoned", partner_id=partner_id, attempts=attempts, detail=detail)
+            return
+        delay = retry_delay(
+            job.attempts,
+            self._settings.push_backoff_base,
+            self._settings.push_backoff_max,
+            random.uniform(0.5, 1.0),
+        )
+        await self._schedule.failed(job, self._clock() + timedelta(seconds=delay))
+        log.info(
+            "pull_failed_will_retry",
+            partner_id=partner_id,
+            attempts=attempts,
+            retry_in=round(delay, 3),
+            detail=detail,
+        )
+
+
+def _object_id(raw: msgspec.Raw) -> object:
+    """The `id` of a rejected object, when it has one, for the log line."""
+    try:
+        return _id_only.decode(raw).get("id")
+    except msgspec.DecodeError:
+        return None

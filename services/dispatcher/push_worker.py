@@ -1,0 +1,188 @@
+"""The push loop: claim a due pending push under a lease, send it, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import structlog
+
+from services.dispatcher.domain import (
+    Answer,
+    PushCall,
+    classify,
+    covers,
+    location_put,
+    plan_push,
+    pushed_changes,
+    retry_delay,
+)
+from services.dispatcher.health import PartnerHealth
+from services.dispatcher.ocpi_client import OcpiClient
+from services.dispatcher.partners import LOCATIONS, Partner, PartnerProjection
+from services.dispatcher.pushes import Delivered, PendingPush, PushQueue
+from services.dispatcher.tuning import Tuning
+from shared.contracts.partners import SyncState
+from shared.ocpi.v2_1_1.locations import Location
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """Wall-clock time, aware UTC."""
+    return datetime.now(UTC)
+
+
+class PushWorker:
+    """A few tasks that push pending location states to eMSP partners, in version order per location."""
+
+    def __init__(
+        self,
+        pushes: PushQueue,
+        partners: PartnerProjection,
+        health: PartnerHealth,
+        client: OcpiClient,
+        settings: Settings,
+        tuning: Tuning,
+        owner: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pushes = pushes
+        self._partners = partners
+        self._health = health
+        self._client = client
+        self._settings = settings
+        self._tuning = tuning
+        self._owner = owner
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Something became due: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start the worker tasks."""
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._run()) for _ in range(self._tuning.workers)]
+
+    async def stop(self) -> None:
+        """Take no new pushes; let those in flight finish (bounded), then cancel what is left."""
+        self._stopping = True
+        self._wakeup.set()
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(self._tasks, timeout=self._tuning.stop_grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
+                if job is not None:
+                    await self._deliver(job)
+                    continue
+            except Exception:
+                # The lease of a claimed push runs out and another attempt picks it up.
+                log.exception("push_loop_error")
+                await asyncio.sleep(1.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._tuning.poll)
+
+    async def _deliver(self, job: PendingPush) -> None:
+        partner = await self._partners.get(job.partner_id)
+        if partner is None or not partner.receives_locations:
+            await self._pushes.drop(job, self._owner, self._clock())
+            log.info("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="not a receiver")
+            return
+        if partner.sync_state is SyncState.OUT_OF_SYNC:
+            await self._pushes.park(job, self._owner, job.attempts)
+            return
+        location, version, changes = job.location, job.version, job.changes
+        delivered = await self._pushes.delivered_state(job.partner_id, job.key)
+        if delivered is not None and delivered.version >= job.version:
+            # Never send an older state: push the parts still missing from what the partner has.
+            location, version = delivered.location, delivered.version
+            changes = [c for c in job.changes if not covers(delivered.pushed, c)]
+            if not changes:
+                await self._pushes.drop(job, self._owner, self._clock())
+                return
+        calls = plan_push(location, changes, self._tuning.max_evse_calls)
+        sent, detail = await self._send(partner, location, calls)
+        now = self._clock()
+        fields = {"partner_id": job.partner_id, "location_id": job.key, "version": version}
+        if sent is not None:
+            record = Delivered(version=version, location=location, pushed=pushed_changes(sent, changes))
+            await self._pushes.complete(job, self._owner, record, now)
+            log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
+            await self._health.answered(job.partner_id, now)
+            return
+        attempts = job.attempts + 1
+        if attempts >= self._settings.push_max_attempts:
+            # OUT_OF_SYNC first, so the parked-push reconciliation never sees a parked push of a
+            # partner that is still RETRYING.
+            await self._health.give_up(job.partner_id, f"{attempts} attempts failed: {detail}", now)
+            await self._pushes.park(job, self._owner, attempts)
+            log.warning("push_failed_parked", attempts=attempts, detail=detail, **fields)
+            return
+        delay = retry_delay(
+            job.attempts,
+            self._settings.push_backoff_base,
+            self._settings.push_backoff_max,
+            random.uniform(0.5, 1.0),
+        )
+        await self._pushes.release(job, self._owner, now + timedelta(seconds=delay), attempts)
+        log.info(
+            "push_failed_will_retry", attempts=attempts, retry_in=round(delay, 3), detail=detail, **fields
+        )
+        await self._health.push_failed(job.partner_id, detail, now)
+
+    def _url(self, partner: Partner, call: PushCall) -> str:
+        base = partner.endpoints[LOCATIONS].rstrip("/")
+        segments = (self._settings.country_code, self._settings.party_id, *call.path)
+        return base + "/" + "/".join(quote(s, safe="") for s in segments)
+
+    async def _send(
+        self, partner: Partner, location: Location, calls: list[PushCall]
+    ) -> tuple[list[PushCall] | None, str]:
+        """Run the calls in order; the calls that carried the state, or None and why it failed."""
+        sent: list[PushCall] = []
+        for call in calls:
+            reply = await self._client.call(call.method, self._url(partner, call), partner.token, call.body)
+            answer = classify(reply.http_status, reply.status_code)
+            if answer is Answer.UNKNOWN_OBJECT and call.partial:
+                # The receiver lacks the location or EVSE: the whole location puts everything in place.
+                log.info(
+                    "push_unknown_object_fallback",
+                    partner_id=partner.partner_id,
+                    method=call.method,
+                    path="/".join(call.path),
+                    request_id=reply.request_id,
+                )
+                put = location_put(location)
+                reply = await self._client.call(put.method, self._url(partner, put), partner.token, put.body)
+                if classify(reply.http_status, reply.status_code) is Answer.OK:
+                    return [*sent, put], ""
+                answer = Answer.FAILED
+            if answer is not Answer.OK:
+                detail = (
+                    f"{call.method} HTTP {reply.http_status} status {reply.status_code} "
+                    f"{reply.message}".strip()
+                )
+                return None, f"{detail} (request {reply.request_id})"
+            sent.append(call)
+        return sent, ""

@@ -1,0 +1,49 @@
+"""Timing and sizing knobs of the dispatcher, derived from the deployment settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from services.dispatcher.domain import MAX_EVSE_CALLS
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How often loops run, how long leases last, how hard to retry."""
+
+    push_timeout: float = 5.0
+    workers: int = 8
+    # Idle workers look for pushes queued by other replicas this often (local ones wake them at once).
+    poll: float = 0.5
+    # A push is at most MAX_EVSE_CALLS calls plus one fallback PUT; the lease outlasts all of them twice.
+    lease: float = 60.0
+    max_evse_calls: int = MAX_EVSE_CALLS
+    probe_tick: float = 0.5
+    probe_min: float = 1.0
+    probe_max: float = 30.0
+    cpo_probe: float = 5.0
+    pull_page_limit: int = 100
+    pull_max_attempts: int = 5
+    pull_lease: float = 60.0
+    stop_grace: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.lease < 2 * (self.max_evse_calls + 1) * self.push_timeout:
+            raise ValueError("the push lease must outlast every call of a push twice over")
+        if self.pull_lease < 2 * self.push_timeout:
+            raise ValueError("the pull lease must outlast a page request twice over")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: float | int) -> Tuning:
+        """Defaults scaled to the push timeout; `overrides` (tests, operators) win."""
+        timeout = settings.push_timeout
+        calls = MAX_EVSE_CALLS + 1
+        base = cls(
+            push_timeout=timeout,
+            lease=max(60.0, 2 * calls * timeout),
+            pull_lease=max(60.0, 4 * timeout),
+            pull_page_limit=settings.page_limit_max,
+            stop_grace=max(10.0, calls * timeout),
+        )
+        return replace(base, **overrides)  # type: ignore[arg-type]

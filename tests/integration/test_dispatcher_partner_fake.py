@@ -1,0 +1,210 @@
+"""A partner's OCPI API on a real HTTP port for the dispatcher tests, and tests of that fake itself."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+Json = dict[str, Any]
+TOKEN = "partner-token-for-us"
+
+
+@dataclass
+class Received:
+    """One request as the partner saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    answered: int
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def segments(self) -> list[str]:
+        """Path segments after the receiver's base: [country, party, location, evse?]."""
+        return self.path.split("/locations/", 1)[1].split("/") if "/locations/" in self.path else []
+
+
+def envelope(
+    data: Any = None, status_code: int = 1000, http: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An OCPI response."""
+    body = {"data": data, "status_code": status_code, "timestamp": "2024-05-01T12:00:00Z"}
+    return web.json_response(body, status=http, headers=headers)
+
+
+class FakePartner:
+    """Versions, an eMSP locations receiver that keeps what it is sent, and a CPO locations sender."""
+
+    def __init__(self, name: str = "partner") -> None:
+        self.name = name
+        self.port = free_port()
+        self.received: list[Received] = []
+        self.down = False  # answer 503 to everything
+        self.unknown_answer = "404"  # how a PATCH/PUT for an unknown location is refused: "404" or "2003"
+        self.delay = 0.0  # upper bound of a random pause per request
+        self.store: dict[str, Json] = {}
+        self.cpo_locations: list[Any] = []  # what the CPO sender pages through (raw JSON objects)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base(self) -> str:
+        """The partner's URL root."""
+        return f"http://127.0.0.1:{self.port}/ocpi"
+
+    @property
+    def versions_url(self) -> str:
+        """Its versions endpoint."""
+        return f"{self.base}/versions"
+
+    def endpoints(self, role: str) -> dict[str, str]:
+        """The module endpoints it registers with, for the given role."""
+        side = "emsp" if role == "EMSP" else "cpo"
+        return {"locations": f"{self.base}/{side}/2.1.1/locations", "credentials": f"{self.base}/cred"}
+
+    async def start(self) -> None:
+        """Listen on its port (again, after a stop)."""
+        app = web.Application()
+        app.router.add_get("/ocpi/versions", self._versions)
+        app.router.add_route("*", "/ocpi/emsp/2.1.1/locations/{tail:.*}", self._receiver)
+        app.router.add_get("/ocpi/cpo/2.1.1/locations", self._sender)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        """Stop listening: callers get connection errors."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def pushes(self, ok_only: bool = True) -> list[Received]:
+        """Requests to the receiver, optionally only the ones it accepted."""
+        return [r for r in self.received if r.segments and (not ok_only or r.answered == 200)]
+
+    async def _record(self, request: web.Request, answered: int) -> Received:
+        raw = await request.read()
+        received = Received(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=json.loads(raw) if raw else None,
+            answered=answered,
+        )
+        self.received.append(received)
+        return received
+
+    async def _pause(self) -> None:
+        if self.delay:
+            await asyncio.sleep(random.uniform(0, self.delay))
+
+    async def _versions(self, request: web.Request) -> web.Response:
+        await self._record(request, 503 if self.down else 200)
+        if self.down:
+            return web.Response(status=503, text="down")
+        return envelope([{"version": "2.1.1", "url": f"{self.base}/2.1.1"}])
+
+    async def _receiver(self, request: web.Request) -> web.Response:
+        await self._pause()
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="maintenance")
+        parts = request.match_info["tail"].split("/")
+        body = json.loads(await request.read())
+        location_id, evse_uid = parts[2], parts[3] if len(parts) > 3 else None
+        stored = self.store.get(location_id)
+        if stored is None and (request.method == "PATCH" or evse_uid is not None):
+            await self._record(request, 404 if self.unknown_answer == "404" else 200)
+            if self.unknown_answer == "404":
+                return envelope(None, 2003, http=404)
+            return envelope(None, 2003)
+        await self._record(request, 200)
+        if evse_uid is None:
+            if request.method == "PUT":
+                self.store[location_id] = body
+            else:
+                self.store[location_id] = {**stored, **body}  # type: ignore[dict-item]
+            return envelope()
+        assert stored is not None
+        evses = stored.setdefault("evses", [])
+        current = next((e for e in evses if e["uid"] == evse_uid), None)
+        new = body if request.method == "PUT" or current is None else {**current, **body}
+        stored["evses"] = [new if e["uid"] == evse_uid else e for e in evses] if current else [*evses, new]
+        # A receiver moves the parent's last_updated along with its children (mod_locations.md).
+        stored["last_updated"] = max(stored["last_updated"], new["last_updated"])
+        return envelope()
+
+    async def _sender(self, request: web.Request) -> web.Response:
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="down")
+        await self._record(request, 200)
+        offset = int(request.query.get("offset", "0"))
+        limit = min(int(request.query.get("limit", "50")), 50)
+        page = copy.deepcopy(self.cpo_locations[offset : offset + limit])
+        headers = {"X-Total-Count": str(len(self.cpo_locations)), "X-Limit": str(limit)}
+        if offset + limit < len(self.cpo_locations):
+            query = {**request.query, "offset": str(offset + limit), "limit": str(limit)}
+            headers["Link"] = f'<{request.url.with_query(None)}?{urlencode(query)}>; rel="next"'
+        return envelope(page, headers=headers)
+
+
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float, what: str) -> None:
+    """Poll `predicate` until it holds; fail the test after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_fake_partner_keeps_pushed_state_and_can_go_down() -> None:
+    """The fake applies PUT/PATCH like a receiver, refuses unknown objects, answers 503 when down."""
+    partner = FakePartner()
+    await partner.start()
+    url = partner.endpoints("EMSP")["locations"] + "/NL/ABC/L1"
+    location = {
+        "id": "L1",
+        "last_updated": "2024-05-01T12:00:00Z",
+        "evses": [{"uid": "E1", "status": "AVAILABLE", "last_updated": "2024-05-01T12:00:00Z"}],
+    }
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.patch(url + "/E1", json={"status": "CHARGING"}) as response:
+                assert response.status == 404
+            async with http.put(url, json=location) as response:
+                assert (await response.json())["status_code"] == 1000
+            patch = {"status": "CHARGING", "last_updated": "2024-05-01T12:00:05Z"}
+            async with http.patch(url + "/E1", json=patch) as response:
+                assert response.status == 200
+            partner.down = True
+            async with http.put(url, json=location) as response:
+                assert response.status == 503
+        assert partner.store["L1"]["evses"][0]["status"] == "CHARGING"
+        assert partner.store["L1"]["last_updated"] == "2024-05-01T12:00:05Z"
+        assert [r.answered for r in partner.pushes(ok_only=False)] == [404, 200, 200, 503]
+    finally:
+        await partner.stop()

@@ -1,0 +1,180 @@
+"""The dispatcher's MongoDB stores against the server the fixtures give: coalescing, leases, CAS transitions.
+
+These double as the contract of the MongoDB features the dispatcher relies on (conditional upserts that
+raise DuplicateKeyError, `$max`, `$addToSet` of sub-documents, sorted find_one_and_update, distinct).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.dispatcher.domain import Admission
+from services.dispatcher.partners import PartnerProjection
+from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.pushes import Delivered, PushQueue
+from shared.contracts.locations import ChangeScope, LocationChange
+from shared.contracts.partners import PartnerRegistered, Party, SyncState
+from shared.ocpi.v2_1_1.locations import GeoLocation, Location, LocationType
+from shared.settings import Role
+from shared.storage import Document, connect_mongo, service_database
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LOCATION = LocationChange(scope=ChangeScope.LOCATION)
+
+
+def status(uid: str) -> LocationChange:
+    """A status change of one EVSE."""
+    return LocationChange(scope=ChangeScope.EVSE_STATUS, evse_uid=uid)
+
+
+def location(name: str, lid: str = "L1") -> Location:
+    """A location whose name tells which version it is."""
+    return Location(
+        id=lid,
+        type=LocationType.ON_STREET,
+        name=name,
+        address="Main 1",
+        city="Gent",
+        postal_code="9000",
+        country="BEL",
+        coordinates=GeoLocation(latitude="51.047599", longitude="3.729944"),
+        last_updated=NOW,
+    )
+
+
+@pytest.fixture
+async def db(mongo_url: str, namespace: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The dispatcher's database in the test's namespace."""
+    client = connect_mongo(mongo_url)
+    try:
+        yield service_database(client, namespace, "dispatcher")
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def queue(db: AsyncDatabase[Document]) -> PushQueue:
+    """The push queue with its indexes."""
+    pushes = PushQueue(db)
+    await pushes.ensure_indexes()
+    return pushes
+
+
+async def test_pending_push_keeps_the_newest_snapshot_and_the_union_of_changes(queue: PushQueue) -> None:
+    """Versions arriving out of order never replace a newer snapshot, but their changes still join."""
+    assert await queue.enqueue("p", location("v5"), 5, status("E1"), NOW, parked=False) is Admission.REPLACE
+    assert await queue.enqueue("p", location("v3"), 3, LOCATION, NOW, parked=False) is Admission.MERGE
+    assert await queue.enqueue("p", location("v5"), 5, status("E1"), NOW, parked=False) is Admission.MERGE
+    assert await queue.enqueue("p", location("v6"), 6, status("E2"), NOW, parked=False) is Admission.REPLACE
+    job = await queue.claim("me", NOW, 30)
+    assert job is not None
+    assert (job.version, job.location.name) == (6, "v6")
+    assert sorted(job.changes, key=str) == sorted([status("E1"), LOCATION, status("E2")], key=str)
+
+
+async def test_a_lease_keeps_other_replicas_off_until_it_expires(queue: PushQueue) -> None:
+    """A claimed push cannot be claimed again until its lease runs out."""
+    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    assert await queue.claim("a", NOW, 30) is not None
+    assert await queue.claim("b", NOW + timedelta(seconds=29), 30) is None
+    stolen = await queue.claim("b", NOW + timedelta(seconds=31), 30)
+    assert stolen is not None and stolen.version == 1
+
+
+async def test_completion_keeps_a_version_that_arrived_during_the_push(queue: PushQueue) -> None:
+    """A newer version queued while a push was in flight stays pending, due at once, lease released."""
+    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    job = await queue.claim("me", NOW, 30)
+    assert job is not None
+    await queue.enqueue("p", location("v2"), 2, status("E1"), NOW, parked=False)
+    await queue.complete(job, "me", Delivered(version=1, location=job.location, pushed=None), NOW)
+    again = await queue.claim("other", NOW, 30)
+    assert again is not None and again.version == 2 and again.attempts == 0
+    await queue.complete(again, "other", Delivered(version=2, location=again.location, pushed=None), NOW)
+    assert await queue.claim("other", NOW + timedelta(hours=1), 30) is None
+    delivered = await queue.delivered_state("p", "L1")
+    assert delivered is not None and delivered.version == 2
+
+
+async def test_delivered_never_goes_back_and_covered_late_events_are_dropped(queue: PushQueue) -> None:
+    """The delivered version only grows; a late event whose part went out already queues nothing."""
+    await queue.enqueue("p", location("v4"), 4, LOCATION, NOW, parked=False)
+    job = await queue.claim("me", NOW, 30)
+    assert job is not None
+    await queue.complete(job, "me", Delivered(version=4, location=job.location, pushed=None), NOW)
+    await queue.complete(job, "me", Delivered(version=2, location=location("v2"), pushed=None), NOW)
+    delivered = await queue.delivered_state("p", "L1")
+    assert delivered is not None and (delivered.version, delivered.location.name) == (4, "v4")
+    assert await queue.enqueue("p", location("v3"), 3, status("E9"), NOW, parked=False) is None
+
+
+async def test_park_unpark_and_forget_work_per_partner(queue: PushQueue) -> None:
+    """Parked pushes are not claimed; unparking makes them due with fresh attempts; forgetting deletes."""
+    for lid in ("L1", "L2"):
+        await queue.enqueue("p", location("x", lid), 1, LOCATION, NOW, parked=False)
+    await queue.enqueue("q", location("x"), 1, LOCATION, NOW, parked=False)
+    assert await queue.park_partner("p") == 2
+    assert await queue.parked_partner_ids() == ["p"]
+    claimed = await queue.claim("me", NOW, 30)
+    assert claimed is not None and claimed.partner_id == "q"
+    assert await queue.claim("me", NOW, 30) is None
+    assert await queue.unpark_partner("p", NOW) == 2
+    assert await queue.claim("me", NOW, 30) is not None
+    assert await queue.forget_partner("p") == 2
+    assert await queue.parked_partner_ids() == []
+
+
+def registered(at: datetime, role: Role = Role.CPO, token: str = "t1") -> PartnerRegistered:
+    """A CPO partner's registration at `at`."""
+    return PartnerRegistered(
+        partner_id="p",
+        name="P",
+        role=role,
+        parties=[Party("BE", "CPO")],
+        versions_url="http://x/versions",
+        version="2.1.1",
+        endpoints={"locations": "http://x/locations"},
+        token=token,
+        registered_at=at,
+    )
+
+
+async def test_partner_projection_ignores_stale_registrations_and_transitions_once(
+    db: AsyncDatabase[Document],
+) -> None:
+    """An older registration changes nothing; each sync-state transition is made by exactly one caller."""
+    partners = PartnerProjection(db)
+    await partners.ensure_indexes()
+    assert await partners.register(registered(NOW, token="new"), NOW, 5) is True
+    assert await partners.register(registered(NOW - timedelta(minutes=1), token="old"), NOW, 5) is False
+    assert await partners.register(registered(NOW, token="new"), NOW, 5) is False
+    partner = await partners.get("p")
+    assert partner is not None and partner.token == "new" and partner.sends_locations
+    assert [await partners.mark_retrying("p") for _ in range(2)] == [True, False]
+    assert [await partners.mark_out_of_sync("p", NOW, 1.0) for _ in range(2)] == [True, False]
+    assert await partners.mark_in_sync("p") is SyncState.OUT_OF_SYNC
+    assert await partners.mark_in_sync("p") is None
+    assert [await partners.set_reachable("p", False) for _ in range(2)] == [True, False]
+
+
+async def test_a_pull_requested_during_a_pull_is_not_lost(db: AsyncDatabase[Document]) -> None:
+    """The first registration schedules a full pull; a request arriving mid-pull survives its completion."""
+    partners = PartnerProjection(db)
+    pulls = PullSchedule(partners.collection)
+    await partners.register(registered(NOW), NOW, 5)
+    job = await pulls.claim(NOW, 60)
+    assert job is not None and job.full and await pulls.claim(NOW, 60) is None
+    await pulls.request("p", NOW, full=False)
+    await pulls.succeeded(job, NOW)
+    again = await pulls.claim(NOW, 60)
+    assert again is not None and again.seq == job.seq + 1
+    await pulls.succeeded(again, NOW + timedelta(seconds=1))
+    assert await pulls.claim(NOW + timedelta(hours=1), 60) is None
+    partner = await partners.get("p")
+    assert partner is not None and partner.last_sync_started == NOW + timedelta(seconds=1)

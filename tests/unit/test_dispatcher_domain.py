@@ -1,0 +1,305 @@
+"""Unit tests of the dispatcher's pure rules: push planning, answers, backoff, version guard, paging."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.dispatcher.domain import (
+    Admission,
+    Answer,
+    admit,
+    change_from_key,
+    change_key,
+    classify,
+    covers,
+    first_page_url,
+    next_page_url,
+    next_probe_interval,
+    plan_push,
+    pushed_changes,
+    retry_delay,
+    with_query,
+)
+from shared.contracts.locations import ChangeScope, LocationChange
+from shared.ocpi.v2_1_1.locations import (
+    EVSE,
+    Connector,
+    ConnectorFormat,
+    ConnectorType,
+    GeoLocation,
+    Location,
+    LocationType,
+    PowerType,
+    Status,
+)
+
+T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def evse(uid: str, status: Status = Status.AVAILABLE, at: dt.datetime = T0) -> EVSE:
+    connector = Connector(
+        id="1",
+        standard=ConnectorType.IEC_62196_T2,
+        format=ConnectorFormat.SOCKET,
+        power_type=PowerType.AC_3_PHASE,
+        voltage=230,
+        amperage=16,
+        last_updated=at,
+    )
+    return EVSE(uid=uid, status=status, connectors=[connector], last_updated=at)
+
+
+def location(*evses: EVSE) -> Location:
+    return Location(
+        id="LOC1",
+        type=LocationType.ON_STREET,
+        address="Main 1",
+        city="Gent",
+        postal_code="9000",
+        country="BEL",
+        coordinates=GeoLocation(latitude="51.047599", longitude="3.729944"),
+        evses=list(evses),
+        last_updated=T0,
+    )
+
+
+def status(uid: str) -> LocationChange:
+    return LocationChange(scope=ChangeScope.EVSE_STATUS, evse_uid=uid)
+
+
+# --- plan_push -----------------------------------------------------------------------------------
+
+
+def test_status_changes_only_become_one_patch_per_evse() -> None:
+    """Only EVSE_STATUS changes give a PATCH of status and last_updated per EVSE, in uid order."""
+    later = T0 + dt.timedelta(minutes=5)
+    loc = location(evse("E2", Status.CHARGING, later), evse("E1", Status.BLOCKED, later))
+    calls = plan_push(loc, [status("E2"), status("E1"), status("E2")])
+    assert [(c.method, c.path, c.partial) for c in calls] == [
+        ("PATCH", ("LOC1", "E1"), True),
+        ("PATCH", ("LOC1", "E2"), True),
+    ]
+    assert calls[1].body == {"status": "CHARGING", "last_updated": "2024-05-01T12:05:00Z"}
+
+
+def test_evse_and_connector_changes_put_each_touched_evse() -> None:
+    """EVSE or CONNECTOR changes on a few EVSEs PUT those EVSE objects whole."""
+    loc = location(evse("E1"), evse("E2"), evse("E3"))
+    calls = plan_push(
+        loc,
+        [
+            LocationChange(scope=ChangeScope.EVSE, evse_uid="E1"),
+            LocationChange(scope=ChangeScope.CONNECTOR, evse_uid="E3", connector_id="1"),
+        ],
+    )
+    assert [(c.method, c.path) for c in calls] == [("PUT", ("LOC1", "E1")), ("PUT", ("LOC1", "E3"))]
+    assert calls[0].body == loc.evses[0]  # type: ignore[index]
+
+
+def test_status_and_evse_changes_mix_patch_and_put() -> None:
+    """An EVSE with only a status change is PATCHed while another EVSE that changed more is PUT."""
+    loc = location(evse("E1"), evse("E2"))
+    calls = plan_push(loc, [status("E1"), LocationChange(scope=ChangeScope.EVSE, evse_uid="E2")])
+    assert [(c.method, c.path) for c in calls] == [("PATCH", ("LOC1", "E1")), ("PUT", ("LOC1", "E2"))]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        [LocationChange(scope=ChangeScope.LOCATION)],
+        [status("E1"), LocationChange(scope=ChangeScope.LOCATION)],
+        [LocationChange(scope=ChangeScope.EVSE, evse_uid=None)],
+        [status("E1"), status("E2"), status("E3"), status("E4")],
+        [status("GONE")],
+        [],
+    ],
+    ids=["location", "location-and-status", "evse-without-uid", "too-many-evses", "unknown-evse", "none"],
+)
+def test_everything_else_puts_the_whole_location(changes: list[LocationChange]) -> None:
+    """Location-level, too broad, inconsistent or empty change sets PUT the whole location."""
+    loc = location(evse("E1"), evse("E2"), evse("E3"), evse("E4"))
+    calls = plan_push(loc, changes, max_evse_calls=3)
+    assert [(c.method, c.path, c.partial, c.body) for c in calls] == [("PUT", ("LOC1",), False, loc)]
+
+
+def test_pushed_changes_is_none_for_a_location_put() -> None:
+    """A push that included a whole-location PUT covered everything."""
+    loc = location(evse("E1"))
+    assert pushed_changes(plan_push(loc, [LocationChange(scope=ChangeScope.LOCATION)]), []) is None
+    changes = [status("E1")]
+    assert pushed_changes(plan_push(loc, changes), changes) == changes
+
+
+def test_covers_tells_which_late_changes_were_already_pushed() -> None:
+    """A full PUT covers all; an EVSE PUT covers that EVSE; a PATCH covers only that status."""
+    evse_put = [LocationChange(scope=ChangeScope.EVSE, evse_uid="E1")]
+    assert covers(None, LocationChange(scope=ChangeScope.LOCATION))
+    assert covers(evse_put, status("E1"))
+    assert covers(evse_put, LocationChange(scope=ChangeScope.CONNECTOR, evse_uid="E1", connector_id="1"))
+    assert not covers(evse_put, status("E2"))
+    assert not covers([status("E1")], LocationChange(scope=ChangeScope.EVSE, evse_uid="E1"))
+    assert covers([status("E1")], status("E1"))
+    assert not covers([status("E1")], LocationChange(scope=ChangeScope.LOCATION))
+
+
+@given(
+    st.sampled_from(list(ChangeScope)),
+    st.none() | st.text(max_size=5),
+    st.none() | st.text(max_size=5),
+)
+def test_change_keys_round_trip(scope: ChangeScope, uid: str | None, connector: str | None) -> None:
+    """The stored form of a change reads back to the same change."""
+    change = LocationChange(scope=scope, evse_uid=uid, connector_id=connector)
+    assert change_from_key(change_key(change)) == change
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("http_status", "status_code", "answer"),
+    [
+        (200, 1000, Answer.OK),
+        (201, 1000, Answer.OK),
+        (200, None, Answer.FAILED),
+        (200, 2000, Answer.FAILED),
+        (200, 3000, Answer.FAILED),
+        (404, None, Answer.UNKNOWN_OBJECT),
+        (200, 2001, Answer.UNKNOWN_OBJECT),
+        (200, 2003, Answer.UNKNOWN_OBJECT),
+        (400, 2003, Answer.UNKNOWN_OBJECT),
+        (503, None, Answer.FAILED),
+        (500, 1000, Answer.FAILED),
+        (None, None, Answer.FAILED),
+    ],
+)
+def test_classify(http_status: int | None, status_code: int | None, answer: Answer) -> None:
+    """Success needs HTTP 2xx and 1000; 404/2001/2003 mean the receiver lacks the object."""
+    assert classify(http_status, status_code) is answer
+
+
+# --- backoff -------------------------------------------------------------------------------------
+
+
+def test_retry_delay_doubles_until_the_cap() -> None:
+    """Without jitter the delay is base * 2**attempts, capped."""
+    assert [retry_delay(n, 0.2, 30.0, 1.0) for n in range(10)] == [
+        0.2,
+        0.4,
+        0.8,
+        1.6,
+        3.2,
+        6.4,
+        12.8,
+        25.6,
+        30.0,
+        30.0,
+    ]
+
+
+@given(st.integers(min_value=0, max_value=10_000), st.floats(min_value=0.5, max_value=1.0))
+def test_retry_delay_stays_within_jittered_bounds(attempts: int, jitter: float) -> None:
+    """Whatever the attempt count, the delay lies in [cap/2, cap] of its unjittered value."""
+    full = min(30.0, 0.2 * 2.0 ** min(attempts, 62))
+    delay = retry_delay(attempts, 0.2, 30.0, jitter)
+    assert full * 0.5 <= delay <= full
+
+
+def test_retry_delay_rejects_jitter_outside_the_range() -> None:
+    """Jitter factors outside [0.5, 1.0] are a programming error."""
+    with pytest.raises(ValueError):
+        retry_delay(1, 0.2, 30.0, 0.1)
+
+
+def test_probe_interval_doubles_within_bounds() -> None:
+    """Probe intervals start at the floor, double, and stop at the ceiling."""
+    intervals = [0.0]
+    for _ in range(7):
+        intervals.append(next_probe_interval(intervals[-1], 1.0, 30.0))
+    assert intervals[1:] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+# --- version guard -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("incoming", "pending", "delivered", "admission"),
+    [
+        (1, None, None, Admission.REPLACE),
+        (5, 4, 3, Admission.REPLACE),
+        (5, None, 4, Admission.REPLACE),
+        (5, 5, None, Admission.MERGE),
+        (4, 5, None, Admission.MERGE),
+        (4, None, 4, Admission.MERGE),
+        (3, None, 4, Admission.MERGE),
+        (5, 4, 6, Admission.MERGE),
+    ],
+)
+def test_admit(incoming: int, pending: int | None, delivered: int | None, admission: Admission) -> None:
+    """Only a version above both the pending and the delivered one becomes the snapshot to push."""
+    assert admit(incoming, pending, delivered) is admission
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=40))
+def test_admitted_snapshots_only_ever_increase(versions: list[int]) -> None:
+    """Whatever order versions arrive in, the snapshot kept is always the highest seen so far."""
+    pending: int | None = None
+    for version in versions:
+        if admit(version, pending, None) is Admission.REPLACE:
+            assert pending is None or version > pending
+            pending = version
+    assert pending == max(versions)
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+PAGE = "https://cpo.example.com/ocpi/cpo/2.1.1/locations?limit=50"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (
+            '<https://cpo.example.com/ocpi/cpo/2.1.1/locations?offset=50&limit=50>; rel="next"',
+            "https://cpo.example.com/ocpi/cpo/2.1.1/locations?offset=50&limit=50",
+        ),
+        ("<https://x.test/l?offset=2>; rel=next", "https://x.test/l?offset=2"),
+        (
+            '<https://x.test/l?offset=0>; rel="prev", <https://x.test/l?offset=4>; rel="next"',
+            "https://x.test/l?offset=4",
+        ),
+        ('<https://x.test/l?a=1,2>;rel="next last"', "https://x.test/l?a=1,2"),
+        ('<https://x.test/l?offset=4>; REL="Next"', "https://x.test/l?offset=4"),
+        (
+            '</ocpi/cpo/2.1.1/locations?offset=50>; rel="next"',
+            "https://cpo.example.com/ocpi/cpo/2.1.1/locations?offset=50",
+        ),
+        ('<https://x.test/l?offset=0>; rel="prev"', None),
+        ("", None),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_next_page_url(header: str | None, expected: str | None) -> None:
+    """The rel="next" target is found among several links, in any case, and resolved if relative."""
+    assert next_page_url(header, PAGE) == expected
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=1000))
+def test_next_page_url_reads_what_a_server_writes(offset: int, limit: int) -> None:
+    """A Link header in the spec's format always yields its URL back."""
+    url = f"https://cpo.example.com/ocpi/cpo/2.1.1/locations/?offset={offset}&limit={limit}"
+    assert next_page_url(f'<{url}>; rel="next"', PAGE) == url
+
+
+def test_first_page_url_keeps_existing_query_and_adds_filters() -> None:
+    """The first page asks for `limit` and, for a delta sync, `date_from`, keeping the endpoint's query."""
+    assert first_page_url("https://x.test/loc?tenant=a", 100, None) == "https://x.test/loc?tenant=a&limit=100"
+    assert first_page_url("https://x.test/loc", 10, "2024-05-01T12:00:00Z") == (
+        "https://x.test/loc?limit=10&date_from=2024-05-01T12%3A00%3A00Z"
+    )
+    assert with_query("https://x.test/loc?limit=5", {"limit": "7"}) == "https://x.test/loc?limit=7"
