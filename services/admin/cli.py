@@ -1,0 +1,140 @@
+"""ocpi-admin: manage partners and data through the running platform's admin API.
+
+It never touches MongoDB: everything goes through the gateway, which validates and publishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class AdminError(Exception):
+    pass
+
+
+class AdminClient:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                payload = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            payload = json.loads(exc.read() or b"{}")
+        except OSError as exc:
+            raise AdminError(f"cannot reach the admin API at {self.url}: {exc}") from exc
+        if payload.get("status_code") != 1000:
+            raise AdminError(f"{payload.get('status_code')}: {payload.get('status_message')}")
+        return payload.get("data")
+
+
+def _print_partner(p: dict[str, Any]) -> None:
+    print(f"{p['name']}  id={p['id']}  role={p['role']}  party={p['country_code']}/{p['party_id']}")
+    print(f"  status={p['status']}  sync={p['sync_state']} {p.get('sync_detail') or ''}".rstrip())
+    if p.get("versions_url"):
+        print(f"  versions={p['versions_url']}  version={p.get('version')}")
+    for identifier, url in sorted((p.get("endpoints") or {}).items()):
+        print(f"  {identifier:<12} {url}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpi-admin", description=__doc__)
+    parser.add_argument("--url", default=os.environ.get("OCPI_ADMIN_URL", "http://127.0.0.1:8081"))
+    parser.add_argument("--token", default=os.environ.get("OCPI_ADMIN_TOKEN", "local-admin-token"))
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    partner = groups.add_parser("partner").add_subparsers(dest="command", required=True)
+    add = partner.add_parser("add", help="create a partner and print the TOKEN_A to hand over")
+    add.add_argument("--name", required=True)
+    add.add_argument("--country-code", required=True)
+    add.add_argument("--party-id", required=True)
+    add.add_argument("--role", required=True, choices=["CPO", "EMSP"])
+    add.add_argument("--party", action="append", default=[], help="extra CC/PID a hub writes for")
+    register = partner.add_parser(
+        "register", help="register with a partner from its versions URL and TOKEN_A"
+    )
+    register.add_argument("--versions-url", required=True)
+    register.add_argument("--token", dest="token_a", required=True)
+    register.add_argument("--name")
+    register.add_argument("--role", choices=["CPO", "EMSP"])
+    partner.add_parser("list", help="partners with connection and sync status and endpoints")
+    for name, text in (
+        ("remove", "unregister and forget a partner"),
+        ("rotate", "credentials PUT: new tokens both ways"),
+        ("sync", "pull the partner's locations again"),
+    ):
+        sub = partner.add_parser(name, help=text)
+        sub.add_argument("partner", help="name or id")
+
+    locations = groups.add_parser("locations").add_subparsers(dest="command", required=True)
+    load = locations.add_parser("load", help="load our own locations from a JSON file (a list)")
+    load.add_argument("file")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> Any:
+    args = _parser().parse_args(argv)
+    client = AdminClient(args.url, args.token)
+    if args.group == "locations":
+        with open(args.file, "rb") as handle:
+            return client.call("POST", "/admin/locations", raw=handle.read())
+    if args.command == "add":
+        parties = [dict(zip(("country_code", "party_id"), p.split("/", 1), strict=True)) for p in args.party]
+        return client.call(
+            "POST",
+            "/admin/partners",
+            {
+                "name": args.name,
+                "country_code": args.country_code,
+                "party_id": args.party_id,
+                "role": args.role,
+                "extra_parties": parties,
+            },
+        )
+    if args.command == "register":
+        body = {"versions_url": args.versions_url, "token": args.token_a}
+        body.update({k: v for k, v in (("name", args.name), ("role", args.role)) if v})
+        return client.call("POST", "/admin/registrations", body)
+    if args.command == "list":
+        return client.call("GET", "/admin/partners")
+    if args.command == "remove":
+        return client.call("DELETE", f"/admin/partners/{args.partner}")
+    return client.call("POST", f"/admin/partners/{args.partner}/{args.command}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        result = run(argv)
+    except AdminError as exc:
+        print(f"ocpi-admin: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    if args.json or args.group == "locations" or args.command in ("remove", "sync"):
+        print(json.dumps(result, indent=2))
+    elif args.command == "add":
+        _print_partner(result["partner"])
+        print(f"\nHand these to {result['partner']['name']} over a secure channel:")
+        print(f"  versions URL: {result['versions_url']}\n  TOKEN_A:      {result['token_a']}")
+    elif args.command == "list":
+        for partner in result:
+            _print_partner(partner)
+        if not result:
+            print("no partners")
+    else:
+        _print_partner(result)

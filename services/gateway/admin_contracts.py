@@ -1,0 +1,57 @@
+"""Bodies of the operator's admin API, validated at the edge like everything else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from shared.contracts.partners import Party
+from shared.settings import Role
+
+CountryCode = Annotated[str, msgspec.Meta(min_length=2, max_length=2, pattern="^[A-Z]{2}$")]
+PartyId = Annotated[str, msgspec.Meta(min_length=3, max_length=3, pattern="^[A-Z0-9]{3}$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+HttpUrl = Annotated[str, msgspec.Meta(max_length=255, pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+
+
+class AddPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Create a partner and a TOKEN_A to hand over offline."""
+
+    name: Name
+    country_code: CountryCode
+    party_id: PartyId
+    role: Role
+    # A hub writes objects for several parties: list the extra ones here.
+    extra_parties: list[Party] = msgspec.field(default_factory=list)
+
+
+class RegisterPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Register with a partner from its versions URL and the TOKEN_A it gave us."""
+
+    versions_url: HttpUrl
+    token: Token
+    name: Name | None = None
+    role: Role | None = None
+
+
+class PartnerView(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    role: Role
+    country_code: str
+    party_id: str
+    parties: list[Party]
+    status: str
+    sync_state: str
+    sync_detail: str
+    versions_url: str | None
+    version: str | None
+    endpoints: dict[str, str]
+
+
+class AddedPartner(msgspec.Struct, kw_only=True):
+    partner: PartnerView
+    token_a: str
+    versions_url: str

@@ -1,0 +1,144 @@
+"""The operator's admin API (a separate listener, loopback by default): partners and re-syncs."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from services.gateway import registration
+from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerView, RegisterPartner
+from services.gateway.endpoints import our_role_towards, versions_url
+from services.gateway.middleware import Handler
+from services.gateway.partners import Partner, new_partner
+from services.gateway.responses import OcpiError, bad_body, invalid, success, unauthorized
+from services.gateway.state import gateway_of
+from services.gateway.tokens import new_token, same_hash, token_hash
+from shared.contracts.partners import PullRequested
+from shared.settings import Role
+
+T = TypeVar("T")
+
+
+@web.middleware
+async def admin_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every admin call carries `Authorization: Bearer <OCPI_ADMIN_TOKEN>`."""
+    if request.path in ("/healthz", "/readyz"):
+        return await handler(request)  # probes carry no token
+    expected = gateway_of(request).settings.admin_token
+    given = request.headers.get("Authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not same_hash(token_hash(token.strip()), token_hash(expected)):
+        raise unauthorized("Admin token required")
+    return await handler(request)
+
+
+async def _body(request: web.Request, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(await request.read(), type=type_)
+    except msgspec.DecodeError as exc:
+        raise bad_body("request body", exc) from exc
+
+
+def view(partner: Partner) -> PartnerView:
+    return PartnerView(
+        id=partner.id,
+        name=partner.name,
+        role=partner.role,
+        country_code=partner.country_code,
+        party_id=partner.party_id,
+        parties=partner.parties,
+        status=partner.status.value,
+        sync_state=partner.sync_state.value,
+        sync_detail=partner.sync_detail,
+        versions_url=partner.versions_url,
+        version=partner.version,
+        endpoints=partner.endpoints,
+    )
+
+
+async def _partner(request: web.Request) -> Partner:
+    partner = await gateway_of(request).partners.find_by_name_or_id(request.match_info["partner"])
+    if partner is None:
+        raise OcpiError(2000, "No such partner", http_status=404)
+    return partner
+
+
+async def add_partner(request: web.Request) -> web.Response:
+    gateway = gateway_of(request)
+    body = await _body(request, AddPartner)
+    if not gateway.settings.has_role(our_role_towards(body.role)):
+        raise invalid(
+            f"role: this deployment is not {our_role_towards(body.role).value} for a {body.role.value}"
+        )
+    if await gateway.partners.find_by_name_or_id(body.name):
+        raise invalid(f"name: a partner called {body.name!r} exists already")
+    token_a = new_token()
+    partner = new_partner(
+        body.name,
+        body.role,
+        body.country_code,
+        body.party_id,
+        extra_parties=body.extra_parties,
+        token_a_hash=token_hash(token_a),
+    )
+    await gateway.partners.add(partner)
+    return success(
+        AddedPartner(partner=view(partner), token_a=token_a, versions_url=versions_url(gateway.settings))
+    )
+
+
+async def register_partner(request: web.Request) -> web.Response:
+    gateway = gateway_of(request)
+    body = await _body(request, RegisterPartner)
+    roles = [our_role_towards(r) for r in gateway.settings.roles]
+    role = body.role or (roles[0] if len(roles) == 1 else None)
+    if role is None:
+        raise invalid("role: this deployment is CPO and eMSP; say whether the partner is CPO or EMSP")
+    name = body.name or body.versions_url
+    if await gateway.partners.find_by_name_or_id(name):
+        raise invalid(f"name: a partner called {name!r} exists already")
+    partner = await registration.register_with(gateway, name, role, body.versions_url, body.token)
+    return success(view(partner))
+
+
+async def list_partners(request: web.Request) -> web.Response:
+    return success([view(p) for p in await gateway_of(request).partners.all()])
+
+
+async def get_partner(request: web.Request) -> web.Response:
+    return success(view(await _partner(request)))
+
+
+async def rotate_partner(request: web.Request) -> web.Response:
+    partner = await registration.update_towards(gateway_of(request), await _partner(request))
+    return success(view(partner))
+
+
+async def remove_partner(request: web.Request) -> web.Response:
+    await registration.remove(gateway_of(request), await _partner(request))
+    return success(None)
+
+
+async def sync_partner(request: web.Request) -> web.Response:
+    """Ask the dispatcher to pull the partner's objects again (a full re-sync)."""
+    partner = await _partner(request)
+    module = request.query.get("module", "locations")
+    await gateway_of(request).broker.publish_event(
+        PullRequested(partner_id=partner.id, module=module, full=True)
+    )
+    return success({"requested": module})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/admin/partners", add_partner)
+    app.router.add_get("/admin/partners", list_partners)
+    app.router.add_post("/admin/registrations", register_partner)
+    app.router.add_get("/admin/partners/{partner}", get_partner)
+    app.router.add_delete("/admin/partners/{partner}", remove_partner)
+    app.router.add_post("/admin/partners/{partner}/rotate", rotate_partner)
+    app.router.add_post("/admin/partners/{partner}/sync", sync_partner)
+
+
+__all__ = ["Role", "add_routes", "admin_auth"]

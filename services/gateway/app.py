@@ -1,0 +1,87 @@
+"""The gateway's composition root: HTTP apps for partners and operators, broker, database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from services.gateway import (
+    admin_locations,
+    admin_routes,
+    credentials_routes,
+    locations_routes,
+    versions_routes,
+)
+from services.gateway.auth import TokenCache
+from services.gateway.events import start_consumers
+from services.gateway.middleware import ocpi_middleware
+from services.gateway.partner_client import PartnerClient
+from services.gateway.partners import PartnerRepository
+from services.gateway.state import GATEWAY, Gateway
+from shared.messaging.broker import Broker
+from shared.messaging.rpc import RpcClient
+from shared.messaging.topology import Topology
+from shared.settings import Settings
+from shared.storage import connect_mongo, ping, service_database
+
+log = structlog.get_logger(__name__)
+# Partners' bodies are small; anything far larger is an attack or a mistake.
+MAX_BODY = 2 * 1024 * 1024
+
+
+def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
+    """The partner-facing OCPI app and the operator's admin app, sharing one Gateway."""
+    ocpi = web.Application(middlewares=[ocpi_middleware], client_max_size=MAX_BODY)
+    admin = web.Application(
+        middlewares=[ocpi_middleware, admin_routes.admin_auth], client_max_size=MAX_BODY * 8
+    )
+    versions_routes.add_routes(ocpi)
+    credentials_routes.add_routes(ocpi)
+    locations_routes.add_routes(ocpi)
+    admin_routes.add_routes(admin)
+    admin_locations.add_routes(admin)
+    for app in (ocpi, admin):
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        broker = Broker(settings.amqp_url, Topology(settings.namespace))
+        await broker.connect()
+        mongo = connect_mongo(settings.mongo_url)
+        partners = PartnerRepository(service_database(mongo, settings.namespace, "gateway"))
+        await partners.create_indexes()
+        rpc = RpcClient(broker, settings.rpc_timeout)
+        await rpc.start()
+        async with aiohttp.ClientSession() as session:
+            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), PartnerClient(session))
+            ocpi[GATEWAY] = gateway
+            admin[GATEWAY] = gateway
+            ocpi[MONGO] = mongo
+            admin[MONGO] = mongo
+            consumers = await start_consumers(gateway)
+            log.info("gateway_started", versions_url=f"{settings.public_url}/ocpi/versions")
+            yield
+            for consumer in consumers:
+                await consumer.stop()
+        await broker.close()
+        await mongo.close()
+
+    ocpi.cleanup_ctx.append(lifecycle)
+    return ocpi, admin
+
+
+MONGO = web.AppKey("mongo", object)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": "gateway"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app.get(GATEWAY)
+    mongo = request.app.get(MONGO)
+    ready = bool(gateway and gateway.broker.is_ready and mongo is not None and await ping(mongo))  # type: ignore[arg-type]
+    return web.json_response({"ready": ready, "service": "gateway"}, status=200 if ready else 503)

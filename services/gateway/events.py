@@ -1,0 +1,55 @@
+"""What the gateway consumes: token revocations (every replica) and partner sync states (one replica)."""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+
+from services.gateway.state import Gateway
+from shared.contracts.partners import PartnerSyncStateChanged, TokensRevoked
+from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
+from shared.messaging.topology import declare_broadcast_queue, declare_work_queue
+
+log = structlog.get_logger(__name__)
+_revoked = msgspec.json.Decoder(TokensRevoked)
+_sync_state = msgspec.json.Decoder(PartnerSyncStateChanged)
+
+
+async def start_consumers(gateway: Gateway) -> list[Consumer]:
+    broker = gateway.broker
+    topology = broker.topology
+    channel = await broker.channel(prefetch=64)
+    events = await channel.get_exchange(topology.events_exchange)
+    revocations = await declare_broadcast_queue(channel, [(events, "credentials.token.revoked")])
+    states = await declare_work_queue(
+        channel,
+        topology,
+        topology.queue("gateway", "partner-states"),
+        [(events, "dispatcher.partner.sync_state_changed")],
+    )
+
+    async def on_revoked(delivery: Delivery) -> None:
+        try:
+            gateway.cache.drop(_revoked.decode(delivery.body).token_hashes)
+        except msgspec.DecodeError as exc:
+            raise PoisonMessage(str(exc)) from exc
+
+    async def on_sync_state(delivery: Delivery) -> None:
+        try:
+            event = _sync_state.decode(delivery.body)
+        except msgspec.DecodeError as exc:
+            raise PoisonMessage(str(exc)) from exc
+        await gateway.partners.update_if(
+            event.partner_id, {}, {"sync_state": event.state.value, "sync_detail": event.detail}
+        )
+        log.info(
+            "partner_sync_state", partner_id=event.partner_id, state=event.state.value, detail=event.detail
+        )
+
+    consumers = [
+        Consumer(broker, revocations, on_revoked, "gateway.revocations"),
+        Consumer(broker, states, on_sync_state, "gateway.partner-states"),
+    ]
+    for consumer in consumers:
+        await consumer.start()
+    return consumers
