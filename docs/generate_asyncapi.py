@@ -1,0 +1,607 @@
+"""Write docs/asyncapi.yaml from the message catalogue in shared/contracts.
+
+Run from the repository root after changing a message: `python -m docs.generate_asyncapi`.
+`tests/unit/test_docs_catalogue.py` fails when the committed document is not what this script writes.
+
+The payload schemas come from the msgspec Structs themselves (`msgspec.json.schema_components`), so
+the document cannot drift from what the services decode. The examples are built from the same Structs
+and encoded with msgspec, so they are valid by construction. The YAML is written by a small emitter
+below (the project does not depend on a YAML library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+import msgspec
+import msgspec.inspect as mi
+
+from shared.contracts.base import Message, routing_key
+from shared.contracts.locations import (
+    ChangeScope,
+    ConnectorRemove,
+    ConnectorUpsert,
+    EvseRemove,
+    EvseStatusSet,
+    EvseUpsert,
+    LocationChange,
+    LocationChanged,
+    LocationInput,
+    LocationRemove,
+    LocationUpsert,
+    PartnerLocationChanged,
+)
+from shared.contracts.partners import (
+    PartnerRegistered,
+    PartnerSyncStateChanged,
+    PartnerUnregistered,
+    Party,
+    SyncState,
+)
+from shared.messaging.headers import ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID
+from shared.messaging.topology import DELIVERY_LIMIT, Topology
+from shared.ocpi.v2_1_1.locations import (
+    EVSE,
+    Capability,
+    Connector,
+    ConnectorFormat,
+    ConnectorType,
+    GeoLocation,
+    Location,
+    LocationType,
+    PowerType,
+    Status,
+)
+from shared.settings import Role
+
+OUTPUT = Path(__file__).resolve().parent / "asyncapi.yaml"
+# The namespace the document shows; every name starts with the deployment's OCPI_NAMESPACE instead.
+NAMESPACE = "ocpi"
+CATALOGUE_VERSION = "1"
+AMQP_BINDING_VERSION = "0.2.0"
+
+# What the company's systems publish on the internal exchange (the locations service consumes it).
+INPUT_TYPES: tuple[type[Message], ...] = get_args(LocationInput)
+# Domain events on the events exchange that internal consumers may bind to.
+EVENT_TYPES: tuple[type[Message], ...] = (
+    LocationChanged,
+    PartnerLocationChanged,
+    PartnerRegistered,
+    PartnerUnregistered,
+    PartnerSyncStateChanged,
+)
+
+EVENT_NOTES: dict[type[Message], str] = {
+    LocationChanged: (
+        "Published by the locations service after every committed change of one of our locations "
+        "(CPO side), with the full location after the change and its version (a counter per "
+        "location, +1 per stored change). A redelivered input announces the current state again, "
+        "so consumers must tolerate repeats: drop versions they have already seen."
+    ),
+    PartnerLocationChanged: (
+        "Published by the locations service after a partner's location changed in our copy "
+        "(eMSP side): a PUT or PATCH from the partner, or a location pulled during a re-sync."
+    ),
+    PartnerRegistered: (
+        "Published by the gateway when a credentials handshake with a partner completes or is "
+        "updated. It carries the token we use to call the partner in clear: restrict who may bind "
+        "to this routing key."
+    ),
+    PartnerUnregistered: "Published by the gateway when a partner's credentials are deleted.",
+    PartnerSyncStateChanged: (
+        "Published by the dispatcher when pushes to a partner start failing (RETRYING), are given "
+        "up (OUT_OF_SYNC, the partner's pushes are parked) or reach it again (IN_SYNC)."
+    ),
+}
+
+INPUT_NOTES: dict[type[Message], str] = {
+    LocationUpsert: (
+        "Creates the location or replaces it as a whole. Ignored when `location.last_updated` is "
+        "older than the stored location's, or when nothing changed."
+    ),
+    LocationRemove: (
+        "Sets every EVSE of the location to REMOVED with `last_updated` = `at` (OCPI 2.1.1 has no "
+        "delete). Changes nothing when the location is unknown, when `at` is older than the "
+        "location's `last_updated`, or when every EVSE is REMOVED already."
+    ),
+    EvseStatusSet: (
+        "`at` becomes the EVSE's `last_updated`; a status older than the EVSE's `last_updated` "
+        "or equal to the current status changes nothing. Unknown location or EVSE: dead-lettered."
+    ),
+    EvseUpsert: (
+        "Adds the EVSE to the location or replaces it; ignored when older than the stored EVSE. "
+        "Unknown location: dead-lettered."
+    ),
+    EvseRemove: (
+        "Sets the EVSE's status to REMOVED with `last_updated` = `at`. Changes nothing when the "
+        "location or EVSE is unknown, the EVSE is REMOVED already, or `at` is older than the EVSE's "
+        "`last_updated`."
+    ),
+    ConnectorUpsert: (
+        "Adds the connector to the EVSE or replaces it; ignored when older than the stored "
+        "connector. Unknown location or EVSE: dead-lettered."
+    ),
+    ConnectorRemove: (
+        "Removes the connector from the EVSE. Removing the last connector of an EVSE is "
+        "dead-lettered (remove the EVSE instead). Changes nothing when the location, EVSE or "
+        "connector is unknown or `at` is older than the connector's `last_updated`."
+    ),
+}
+
+
+# ---- examples: built from the Structs, so they always decode --------------------------------------
+
+_T0 = datetime(2025, 1, 15, 9, 0, 0, tzinfo=UTC)
+_T1 = datetime(2025, 1, 15, 9, 5, 0, tzinfo=UTC)
+
+
+def example_connector() -> Connector:
+    return Connector(
+        id="1",
+        standard=ConnectorType.IEC_62196_T2,
+        format=ConnectorFormat.SOCKET,
+        power_type=PowerType.AC_3_PHASE,
+        voltage=400,
+        amperage=32,
+        last_updated=_T0,
+    )
+
+
+def example_evse(status: Status = Status.AVAILABLE, last_updated: datetime = _T0) -> EVSE:
+    return EVSE(
+        uid="EVSE-0001-1",
+        evse_id="NL*ABC*E0001*1",
+        status=status,
+        capabilities=[Capability.RFID_READER, Capability.REMOTE_START_STOP_CAPABLE],
+        connectors=[example_connector()],
+        last_updated=last_updated,
+    )
+
+
+def example_location(evse: EVSE | None = None) -> Location:
+    evse = evse or example_evse()
+    return Location(
+        id="LOC-0001",
+        type=LocationType.ON_STREET,
+        name="Keizersgracht 585",
+        address="Keizersgracht 585",
+        city="Amsterdam",
+        postal_code="1017DR",
+        country="NLD",
+        coordinates=GeoLocation(latitude="52.364416", longitude="4.889357"),
+        evses=[evse],
+        time_zone="Europe/Amsterdam",
+        last_updated=max(_T0, evse.last_updated),
+    )
+
+
+def examples() -> dict[type[Message], Message]:
+    """One example of every documented message."""
+    charging = example_location(example_evse(Status.CHARGING, _T1))
+    return {
+        LocationUpsert: LocationUpsert(
+            event_id="2f6c1a0e-6d0b-4a59-9a57-0c4b1f3e9d21", location=example_location()
+        ),
+        LocationRemove: LocationRemove(
+            event_id="5e1d2b7c-8f3a-4c2e-b1d4-7a9e0f6c3b58", location_id="LOC-0001", at=_T1
+        ),
+        EvseStatusSet: EvseStatusSet(
+            event_id="a3f9c2d1-4b5e-4f6a-8c7d-9e0f1a2b3c4d",
+            location_id="LOC-0001",
+            evse_uid="EVSE-0001-1",
+            status=Status.CHARGING,
+            at=_T1,
+        ),
+        EvseUpsert: EvseUpsert(
+            event_id="c8e7d6f5-a4b3-4c2d-91e0-f1a2b3c4d5e6", location_id="LOC-0001", evse=example_evse()
+        ),
+        EvseRemove: EvseRemove(
+            event_id="0d9c8b7a-6e5f-4d3c-a2b1-908f7e6d5c4b",
+            location_id="LOC-0001",
+            evse_uid="EVSE-0001-1",
+            at=_T1,
+        ),
+        ConnectorUpsert: ConnectorUpsert(
+            event_id="7b6a5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
+            location_id="LOC-0001",
+            evse_uid="EVSE-0001-1",
+            connector=example_connector(),
+        ),
+        ConnectorRemove: ConnectorRemove(
+            event_id="e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f",
+            location_id="LOC-0001",
+            evse_uid="EVSE-0001-1",
+            connector_id="2",
+            at=_T1,
+        ),
+        LocationChanged: LocationChanged(
+            location=charging,
+            version=2,
+            change=LocationChange(ChangeScope.EVSE_STATUS, "EVSE-0001-1"),
+        ),
+        PartnerLocationChanged: PartnerLocationChanged(
+            country_code="DE",
+            party_id="XYZ",
+            location=charging,
+            change=LocationChange(ChangeScope.EVSE, "EVSE-0001-1"),
+        ),
+        PartnerRegistered: PartnerRegistered(
+            partner_id="6f1e2d3c4b5a6978",
+            name="acme",
+            role=Role.EMSP,
+            parties=[Party("DE", "ACM")],
+            versions_url="https://ocpi.acme.example/ocpi/versions",
+            version="2.1.1",
+            endpoints={
+                "credentials": "https://ocpi.acme.example/ocpi/emsp/2.1.1/credentials",
+                "locations": "https://ocpi.acme.example/ocpi/emsp/2.1.1/locations",
+            },
+            token="<the token we call the partner with>",
+            registered_at=_T0,
+        ),
+        PartnerUnregistered: PartnerUnregistered(partner_id="6f1e2d3c4b5a6978"),
+        PartnerSyncStateChanged: PartnerSyncStateChanged(
+            partner_id="6f1e2d3c4b5a6978",
+            state=SyncState.RETRYING,
+            detail="PUT HTTP 503 status 3000 Service unavailable (request 9f8e7d6c5b4a39281706f5e4d3c2b1a0)",
+            at=_T1,
+        ),
+    }
+
+
+def example_payload(message: Message) -> Any:
+    """The JSON the platform sends or expects for `message`, as builtins."""
+    return msgspec.json.decode(msgspec.json.encode(message))
+
+
+# ---- schemas ------------------------------------------------------------------------------------
+
+_REF = "#/components/schemas/{name}"
+
+
+def _is_datetime(info: mi.Type) -> bool:
+    if isinstance(info, mi.DateTimeType):
+        return True
+    return isinstance(info, mi.UnionType) and any(isinstance(t, mi.DateTimeType) for t in info.types)
+
+
+def _datetime_fields(types: tuple[type[Message], ...]) -> dict[str, set[str]]:
+    """Struct name -> encoded names of its datetime fields, over every Struct reachable from `types`."""
+    found: dict[str, set[str]] = {}
+    seen: set[type[Any]] = set()
+
+    def walk(info: mi.Type) -> None:
+        if isinstance(info, mi.StructType):
+            if info.cls in seen:
+                return
+            seen.add(info.cls)
+            for field in info.fields:
+                if _is_datetime(field.type):
+                    found.setdefault(info.cls.__name__, set()).add(field.encode_name)
+                walk(field.type)
+        elif isinstance(info, mi.UnionType):
+            for member in info.types:
+                walk(member)
+        elif isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+            walk(info.item_type)
+        elif isinstance(info, mi.TupleType):
+            for member in info.item_types:
+                walk(member)
+        elif isinstance(info, mi.DictType):
+            walk(info.key_type)
+            walk(info.value_type)
+
+    for info in mi.multi_type_info(types):
+        walk(info)
+    return found
+
+
+def _mark_datetime(schema: dict[str, Any]) -> None:
+    """msgspec describes datetimes as plain strings; say which strings are RFC 3339 date-times."""
+    candidates = schema.get("anyOf", [schema])
+    for candidate in candidates:
+        if candidate.get("type") == "string":
+            candidate["format"] = "date-time"
+
+
+def schemas(types: tuple[type[Message], ...]) -> dict[str, Any]:
+    """JSON Schemas (AsyncAPI Schema is a superset of draft 07) of `types` and everything they use."""
+    _, components = msgspec.json.schema_components(types, ref_template=_REF)
+    for struct_name, fields in _datetime_fields(types).items():
+        properties = components[struct_name]["properties"]
+        for field_name in fields:
+            _mark_datetime(properties[field_name])
+    return dict(sorted(components.items()))
+
+
+# ---- the document -------------------------------------------------------------------------------
+
+
+def _exchange(name: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "type": kind, "durable": True, "autoDelete": False, "vhost": "/"}
+
+
+def _summary(cls: type[Message]) -> str:
+    return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+def _request_id_header() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            REQUEST_ID: {
+                "type": "string",
+                "description": (
+                    "Correlation id. Optional on input; the platform copies it onto every message it "
+                    "publishes while handling this one and logs it with every line. When absent, the "
+                    "AMQP message_id is used as the request id."
+                ),
+            }
+        },
+    }
+
+
+def _message(cls: type[Message], sample: Message, input_side: bool) -> dict[str, Any]:
+    tag = routing_key(sample)
+    notes = INPUT_NOTES[cls] if input_side else EVENT_NOTES[cls]
+    if input_side:
+        properties = (
+            "AMQP properties: message_id = event_id, delivery_mode 2 (persistent), "
+            "content_type application/json."
+        )
+    else:
+        properties = (
+            "AMQP properties: delivery_mode 2 (persistent), content_type application/json, "
+            "message_id a fresh id per publish."
+        )
+    return {
+        "name": cls.__name__,
+        "title": cls.__name__,
+        "summary": _summary(cls),
+        "description": f"Routing key and `type`: `{tag}`.\n\n{notes}\n\n{properties}",
+        "contentType": "application/json",
+        "headers": _request_id_header(),
+        "payload": {"$ref": _REF.format(name=cls.__name__)},
+        "bindings": {"amqp": {"messageType": tag, "bindingVersion": AMQP_BINDING_VERSION}},
+        "examples": [{"name": tag, "payload": example_payload(sample)}],
+    }
+
+
+def _channel(
+    exchange: dict[str, Any], description: str, operation: str, cls: type[Message]
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "bindings": {
+            "amqp": {"is": "routingKey", "exchange": exchange, "bindingVersion": AMQP_BINDING_VERSION}
+        },
+        operation: {
+            "operationId": f"{operation}{cls.__name__}",
+            "summary": _summary(cls),
+            "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
+            "message": {"$ref": f"#/components/messages/{cls.__name__}"},
+        },
+    }
+
+
+DESCRIPTION = f"""\
+The RabbitMQ interface between the OCPI 2.1.1 roaming platform and the company's own systems
+(charger backend, apps, billing).
+
+Every exchange and queue name starts with the deployment's namespace (`OCPI_NAMESPACE`); this
+document shows the default, `{NAMESPACE}`.
+
+| exchange | type | carries |
+|---|---|---|
+| `{NAMESPACE}.internal` | topic | input from the company's systems (channels with `publish`) |
+| `{NAMESPACE}.events` | topic | domain events the platform publishes (channels with `subscribe`) |
+| `{NAMESPACE}.rpc` | direct | gateway requests to the services (platform-internal) |
+| `{NAMESPACE}.dead-letter` | fanout | what could not be handled, into `{NAMESPACE}.dead-letters` |
+
+AsyncAPI 2 describes operations from the point of view of the platform's clients: `publish` means
+the company's systems publish and the platform consumes; `subscribe` means the platform publishes
+and internal consumers bind a queue of their own to the events exchange.
+
+Messages are JSON objects. The `type` field names the message and equals its routing key: publish
+every message with routing key = `type` (the input queue is bound to exactly these keys; a message
+with another routing key reaches no queue and is dropped by the broker). Input messages carry an
+`event_id` (idempotency key): send it as the AMQP `message_id` too, publish persistent messages and
+wait for publisher confirms. A message that reaches the input queue but does not decode (unknown
+`type`, missing or invalid field) or can never be applied (e.g. a status for an unknown EVSE) is
+dead-lettered with the reason in the header `{ERROR}`.
+
+Versioning: this is version {CATALOGUE_VERSION} of the catalogue. Schemas evolve compatibly: a new
+field always has a default, so producers and consumers of version {CATALOGUE_VERSION} keep working
+(consumers must ignore fields they do not know); a breaking change gets a new tag (routing key).
+"""
+
+
+def build_document() -> dict[str, Any]:
+    """The AsyncAPI document as builtins."""
+    topology = Topology(NAMESPACE)
+    samples = examples()
+    internal = _exchange(topology.internal_exchange, "topic")
+    events = _exchange(topology.events_exchange, "topic")
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for cls in INPUT_TYPES:
+        sample = samples[cls]
+        channels[routing_key(sample)] = _channel(
+            internal,
+            f"Input on `{topology.internal_exchange}`, consumed by the locations service from the "
+            f"queue `{topology.queue('locations', 'input')}`.",
+            "publish",
+            cls,
+        )
+        messages[cls.__name__] = _message(cls, sample, input_side=True)
+    for cls in EVENT_TYPES:
+        sample = samples[cls]
+        channels[routing_key(sample)] = _channel(
+            events, f"Domain event on `{topology.events_exchange}`.", "subscribe", cls
+        )
+        messages[cls.__name__] = _message(cls, sample, input_side=False)
+    channels[topology.dead_letter_queue] = {
+        "description": (
+            f"Every message a service could not handle, published on the fanout exchange "
+            f"`{topology.dead_letter_exchange}` and kept in this quorum queue; no service consumes it."
+        ),
+        "bindings": {
+            "amqp": {
+                "is": "queue",
+                "queue": {
+                    "name": topology.dead_letter_queue,
+                    "durable": True,
+                    "exclusive": False,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": AMQP_BINDING_VERSION,
+            }
+        },
+        "subscribe": {
+            "operationId": "subscribeDeadLetter",
+            "summary": "Messages that could not be handled, with the reason.",
+            "message": {"$ref": "#/components/messages/DeadLetter"},
+        },
+    }
+    messages["DeadLetter"] = {
+        "name": "DeadLetter",
+        "title": "DeadLetter",
+        "summary": "The original message, unchanged, with the reason it was set aside.",
+        "description": (
+            f"A message a consumer rejected keeps its body, routing key and message_id and gains the "
+            f"headers `{ERROR}` and `{ORIGINAL_ROUTING_KEY}`. A message whose handling kept failing "
+            f"(for example while MongoDB was down) is dead-lettered by RabbitMQ itself after "
+            f"{DELIVERY_LIMIT} deliveries: it carries RabbitMQ's `x-death` / `x-first-death-reason` "
+            f"headers (reason `delivery_limit`) instead of `{ERROR}`."
+        ),
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                ERROR: {"type": "string", "maxLength": 1000, "description": "Why the consumer rejected it."},
+                ORIGINAL_ROUTING_KEY: {"type": "string", "description": "The routing key it arrived with."},
+                REQUEST_ID: {"type": "string"},
+            },
+        },
+        "payload": {"description": "The original body, unchanged."},
+    }
+    return {
+        "asyncapi": "2.6.0",
+        "info": {
+            "title": "OCPI platform message catalogue",
+            "version": CATALOGUE_VERSION,
+            "description": DESCRIPTION.strip(),
+        },
+        "servers": {
+            "rabbitmq": {
+                "url": "{host}:{port}",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "The deployment's RabbitMQ (AMQP_URL).",
+                "variables": {"host": {"default": "localhost"}, "port": {"default": "5672"}},
+            }
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "components": {"messages": messages, "schemas": schemas((*INPUT_TYPES, *EVENT_TYPES))},
+    }
+
+
+# ---- a small YAML emitter -------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$./-]*$")
+_RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        if _PLAIN.match(value) and value.lower() not in _RESERVED:
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+def _block(value: str) -> bool:
+    """Whether a string is written as a literal block (`|-`)."""
+    return (
+        "\n" in value
+        and not value.startswith((" ", "\n"))
+        and not value.endswith("\n")
+        and "\r" not in value
+        and all(not line.endswith(" ") for line in value.splitlines())
+    )
+
+
+def _lines(value: object, indent: int) -> list[str]:
+    """`value` (a non-empty dict or list) as YAML lines at `indent` levels of two spaces."""
+    pad = "  " * indent
+    out: list[str] = []
+    items: list[tuple[str, object]]
+    if isinstance(value, dict):
+        items = [(f"{_scalar(str(key))}:", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [("-", item) for item in value]
+    else:
+        raise TypeError("only dicts and lists nest")
+    for head, item in items:
+        if isinstance(item, dict | list) and item:
+            if head == "-":
+                nested = _lines(item, indent + 1)
+                if isinstance(item, dict):
+                    out.append(pad + "- " + nested[0].lstrip(" "))
+                    out.extend(nested[1:])
+                else:
+                    out.append(pad + "-")
+                    out.extend(nested)
+            else:
+                out.append(pad + head)
+                out.extend(_lines(item, indent + 1))
+        elif isinstance(item, dict | list):
+            out.append(f"{pad}{head} {'{}' if isinstance(item, dict) else '[]'}")
+        elif isinstance(item, str) and _block(item):
+            out.append(f"{pad}{head} |-")
+            out.extend(("  " * (indent + 1) + line) if line else "" for line in item.split("\n"))
+        else:
+            out.append(f"{pad}{head} {_scalar(item)}")
+    return out
+
+
+HEADER = "# Generated by `python -m docs.generate_asyncapi` from shared/contracts: do not edit by hand.\n"
+
+
+def render() -> str:
+    """The text of docs/asyncapi.yaml."""
+    return HEADER + "\n".join(_lines(build_document(), 0)) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        if current != text:
+            print(f"{OUTPUT} is out of date: run python -m docs.generate_asyncapi", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
