@@ -72,6 +72,8 @@ def pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
     emsp = new_deployment(amqp_url, mongo_url, "DE", "EMB", "EMSP")
     for deployment in (cpo, emsp):
         deployment.extra_env["OCPI_QUEUE_TYPE"] = "quorum"
+        # A partner outage must spend the retry budget within a test's patience.
+        deployment.extra_env.update(PUSH_MAX_ATTEMPTS="5", PUSH_BACKOFF_MAX_SECONDS="1")
         NAMESPACES.add(deployment.namespace)
     with running(cpo, "A ") as cpo_stack, running(emsp, "B ") as emsp_stack:
         yield Pair(cpo, emsp, cpo_stack, emsp_stack)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +11,10 @@ import pytest
 
 from shared.contracts.locations import EvseRemove, EvseStatusSet, EvseUpsert, LocationUpsert
 from shared.messaging.broker import Broker
-from shared.messaging.topology import Topology
 from tests.conftest import Connection
-from tests.support.http import request
-from tests.support.objects import comparable, event_id, evse, location, now, publish
+from tests.support import roaming
+from tests.support.objects import event_id, evse, location, now, publish
+from tests.support.roaming import at_b, converged, eventually
 
 STATUSES = ["AVAILABLE", "CHARGING", "BLOCKED", "OUTOFORDER", "INOPERATIVE", "RESERVED"]
 
@@ -24,49 +22,8 @@ STATUSES = ["AVAILABLE", "CHARGING", "BLOCKED", "OUTOFORDER", "INOPERATIVE", "RE
 @pytest.fixture
 async def cpo_broker(connection: Connection, amqp_url: str) -> AsyncIterator[Broker]:
     """A's broker, as the company's charger backend sees it."""
-    broker = Broker(amqp_url, Topology(connection.pair.cpo.namespace, queue_type="quorum"))
-    await broker.connect()
-    yield broker
-    await broker.close()
-
-
-async def at_b(connection: Connection, location_id: str) -> Any:
-    """B's copy of one of A's locations (None when B has none), read through B's receiver GET."""
-    pair = connection.pair
-    party = f"{pair.cpo.country_code}/{pair.cpo.party_id}"
-    url = f"{pair.emsp.public_url}/ocpi/emsp/2.1.1/locations/{party}/{location_id}"
-    reply = await request("GET", url, token=connection.cpo_to_emsp_token)
-    return reply.data if reply.status_code == 1000 else None
-
-
-async def at_a(connection: Connection, location_id: str) -> Any:
-    """A's own location, read through A's sender GET as B."""
-    url = f"{connection.pair.cpo.public_url}/ocpi/cpo/2.1.1/locations/{location_id}"
-    reply = await request("GET", url, token=connection.emsp_to_cpo_token)
-    assert reply.status_code == 1000, reply
-    return reply.data
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, pause: float = 0.05) -> float:
-    """Poll until `check` holds; returns how long it took, fails after `seconds`."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not true after {seconds}s")
-        await asyncio.sleep(pause)
-    return time.monotonic() - started
-
-
-async def converged(connection: Connection, location_ids: list[str], seconds: float) -> None:
-    async def equal() -> bool:
-        for location_id in location_ids:
-            if comparable(await at_b(connection, location_id)) != comparable(
-                await at_a(connection, location_id)
-            ):
-                return False
-        return True
-
-    await eventually(equal, seconds, pause=0.5)
+    async with roaming.cpo_broker(connection, amqp_url) as broker:
+        yield broker
 
 
 async def test_evse_status_reaches_the_emsp_within_a_second(

@@ -1,0 +1,144 @@
+"""Locations through faults: the eMSP's gateway down mid-stream, A's locations service killed mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.contracts.locations import EvseStatusSet, LocationUpsert
+from tests.conftest import Connection
+from tests.support.http import partners
+from tests.support.objects import event_id, location, now, publish
+from tests.support.roaming import at_b, converged, cpo_broker, eventually
+
+pytestmark = pytest.mark.faults
+
+
+async def _seed(connection: Connection, amqp_url: str, prefix: str, locations: int, evses: int) -> list[str]:
+    ids = [f"{prefix}{event_id()[:6]}-{i}" for i in range(locations)]
+    async with cpo_broker(connection, amqp_url) as broker:
+        for location_id in ids:
+            made = location(location_id, [f"E{j}" for j in range(evses)])
+            await publish(broker, LocationUpsert(event_id=event_id(), location=made))
+
+    async def all_at_b() -> bool:
+        return all([await at_b(connection, location_id) is not None for location_id in ids])
+
+    await eventually(all_at_b, 60, pause=0.3)
+    return ids
+
+
+def _evse_times(copy: Any) -> dict[str, str]:
+    return {e["uid"]: e["last_updated"] for e in (copy or {}).get("evses") or []}
+
+
+async def test_emsp_gateway_down_during_200_changes(connection: Connection, amqp_url: str) -> None:
+    """B converges after its outage, never shows an older state after a newer one; A shows the outage."""
+    pair = connection.pair
+    ids = await _seed(connection, amqp_url, "OUT", 5, 2)
+    await asyncio.to_thread(pair.emsp_stack.stop, ("gateway",))
+    states: set[str] = set()
+    try:
+        stamp = now()
+        async with cpo_broker(connection, amqp_url) as broker:
+            for change in range(200):
+                stamp += timedelta(seconds=1)
+                await publish(
+                    broker,
+                    EvseStatusSet(
+                        event_id=event_id(),
+                        location_id=ids[change % 5],
+                        evse_uid=f"E{change % 2}",
+                        status="CHARGING" if change % 4 < 2 else "AVAILABLE",
+                        at=stamp,
+                    ),
+                )
+
+        async def out_of_sync() -> bool:
+            state = (await partners(pair.cpo))[connection.emsp_at_cpo]["sync_state"]
+            states.add(state)
+            return state == "OUT_OF_SYNC"
+
+        await eventually(out_of_sync, 60, pause=0.2)
+    finally:
+        pair.emsp_stack.start_one("gateway")
+        await asyncio.to_thread(pair.emsp_stack.wait_ready, 60, ("gateway",))
+
+    # Watch B's copy while it catches up: per EVSE, last_updated never goes backwards.
+    seen: dict[tuple[str, str], str] = {}
+
+    async def caught_up() -> bool:
+        for location_id in ids:
+            for uid, moment in _evse_times(await at_b(connection, location_id)).items():
+                previous = seen.get((location_id, uid))
+                assert previous is None or moment >= previous, (location_id, uid, previous, moment)
+                seen[(location_id, uid)] = moment
+        return True
+
+    async def equal_yet() -> bool:
+        await caught_up()
+        try:
+            await converged(connection, ids, seconds=0.1)
+        except AssertionError:
+            return False
+        return True
+
+    await eventually(equal_yet, 90, pause=0.3)
+    assert "OUT_OF_SYNC" in states
+
+    async def in_sync() -> bool:
+        return (await partners(pair.cpo))[connection.emsp_at_cpo]["sync_state"] == "IN_SYNC"
+
+    await eventually(in_sync, 30, pause=0.3)
+
+
+async def _versions(mongo_url: str, connection: Connection, ids: list[str]) -> int:
+    """Sum of A's location versions: +1 per applied change (test oracle, read from A's database)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        database = client[f"{connection.pair.cpo.namespace}_locations"]
+        cursor = database["own_locations"].find({"_id": {"$in": ids}}, {"version": 1})
+        return sum([int(doc["version"]) async for doc in cursor])
+    finally:
+        await client.close()
+
+
+async def test_locations_killed_while_1000_events_flow(
+    connection: Connection, amqp_url: str, mongo_url: str
+) -> None:
+    """SIGKILL mid-stream: after a restart all 1,000 events are applied, none twice, and B equals A."""
+    pair = connection.pair
+    ids = await _seed(connection, amqp_url, "KIL", 10, 10)
+    before = await _versions(mongo_url, connection, ids)
+    stamp = now()
+    async with cpo_broker(connection, amqp_url) as broker:
+        for round_ in range(10):
+            stamp += timedelta(seconds=1)
+            for i, location_id in enumerate(ids):
+                if round_ == 3 and i == 0:
+                    await asyncio.to_thread(pair.cpo_stack.kill, "locations")
+                for j in range(10):
+                    # Every event flips the EVSE's status, so every applied event is a change.
+                    status = "CHARGING" if round_ % 2 == 0 else "AVAILABLE"
+                    message = EvseStatusSet(
+                        event_id=event_id(),
+                        location_id=location_id,
+                        evse_uid=f"E{j}",
+                        status=status,
+                        at=stamp,
+                    )
+                    await publish(broker, message)
+    pair.cpo_stack.start_one("locations")
+    await asyncio.to_thread(pair.cpo_stack.wait_ready, 60, ("locations",))
+
+    async def all_applied() -> bool:
+        return await _versions(mongo_url, connection, ids) - before >= 1000
+
+    await eventually(all_applied, 120, pause=0.5)
+    await asyncio.sleep(2)  # anything applied twice would show up now
+    assert await _versions(mongo_url, connection, ids) - before == 1000
+    await converged(connection, ids, seconds=90)
