@@ -80,6 +80,8 @@ def main() -> None:
         party_id=os.environ.get("OCPI_PARTY_ID", "ABC"),
         roles=os.environ.get("OCPI_ROLES", "CPO,EMSP"),
         admin_token=os.environ.get("OCPI_ADMIN_TOKEN", "local-admin-token"),
+        # The services write to a pipe, not a terminal: ask for readable lines anyway.
+        extra_env={"LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")},
     )
     stack = Stack(deployment)
     stopping = False
