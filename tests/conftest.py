@@ -63,11 +63,21 @@ class Pair:
     emsp: Deployment
     cpo_stack: Stack
     emsp_stack: Stack
+    mongo_url: str
 
 
 @pytest.fixture(scope="session")
-def pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
+def pair_mongo_url() -> Iterator[str]:
+    """The two deployments' own database server: a second SecantusDB process (another core)
+    when no MONGO_URL is given, so the end-to-end tests do not queue behind the others."""
+    with mongo_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pair(amqp_url: str, pair_mongo_url: str) -> Iterator[Pair]:
     """A (CPO, NL/CPA) and B (eMSP, DE/EMB), running every service as its own process."""
+    mongo_url = pair_mongo_url
     cpo = new_deployment(amqp_url, mongo_url, "NL", "CPA", "CPO")
     emsp = new_deployment(amqp_url, mongo_url, "DE", "EMB", "EMSP")
     for deployment in (cpo, emsp):
@@ -76,7 +86,7 @@ def pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
         deployment.extra_env.update(PUSH_MAX_ATTEMPTS="5", PUSH_BACKOFF_MAX_SECONDS="1")
         NAMESPACES.add(deployment.namespace)
     with running(cpo, "A ") as cpo_stack, running(emsp, "B ") as emsp_stack:
-        yield Pair(cpo, emsp, cpo_stack, emsp_stack)
+        yield Pair(cpo, emsp, cpo_stack, emsp_stack, mongo_url)
 
 
 @dataclass
@@ -91,9 +101,9 @@ class Connection:
 
 
 @pytest.fixture(scope="session")
-async def connection(pair: Pair, mongo_url: str) -> Connection:
+async def connection(pair: Pair) -> Connection:
     """One handshake for the whole session; tests that need a registered pair share it."""
     from tests.support.http import connect
 
-    names_and_tokens = await connect(pair.cpo, pair.emsp, mongo_url, "main")
+    names_and_tokens = await connect(pair.cpo, pair.emsp, pair.mongo_url, "main")
     return Connection(pair, *names_and_tokens)

@@ -12,7 +12,7 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-async def test_full_handshake_rotation_and_unregistration(pair: Pair, mongo_url: str) -> None:
+async def test_full_handshake_rotation_and_unregistration(pair: Pair) -> None:
     """B adds A, A registers with TOKEN_A, both see each other; rotate, re-POST and DELETE behave per spec."""
     a_name, b_name = _name("cpo-a"), _name("emsp-b")
     token_a = await add_partner(pair.emsp, a_name, "NL", "CPA", "CPO")
@@ -35,7 +35,7 @@ async def test_full_handshake_rotation_and_unregistration(pair: Pair, mongo_url:
     credentials_url = f"{version_url}/credentials"
     assert (await request("GET", b_versions, token=token_a)).status == 401
 
-    token_c = await their_token(mongo_url, pair.cpo, b_name)
+    token_c = await their_token(pair.mongo_url, pair.cpo, b_name)
     detail = await request("GET", version_url, token=token_c)
     assert detail.status == 200 and detail.status_code == 1000
     assert {e["identifier"] for e in detail.data["endpoints"]} == {"credentials", "locations"}
@@ -43,7 +43,7 @@ async def test_full_handshake_rotation_and_unregistration(pair: Pair, mongo_url:
 
     rotated = await admin(pair.cpo, "POST", f"/admin/partners/{b_name}/rotate")
     assert rotated.status_code == 1000, rotated
-    new_token_c = await their_token(mongo_url, pair.cpo, b_name)
+    new_token_c = await their_token(pair.mongo_url, pair.cpo, b_name)
     assert new_token_c != token_c
     assert (await request("GET", version_url, token=token_c)).status == 401
     assert (await request("GET", version_url, token=new_token_c)).status_code == 1000

@@ -125,7 +125,7 @@ async def test_date_filters_from_inclusive_to_exclusive(connection: Connection, 
         f"?date_from={_text(start + timedelta(minutes=1))}&date_to={_text(start + timedelta(minutes=3))}"
     )
     page = await _get(connection, narrow)
-    assert [item["id"] for item in page.data] == ids[1:3]
+    assert sorted(item["id"] for item in page.data) == ids[1:3]
     assert page.headers["X-Total-Count"] == "2"
 
 

@@ -31,9 +31,9 @@ def _new_id() -> str:
     return f"RCV-{uuid.uuid4().hex[:8]}"
 
 
-async def _stored_at_b(mongo_url: str, connection: Connection, location_id: str) -> int:
+async def _stored_at_b(connection: Connection, location_id: str) -> int:
     """How many copies of a location id B's locations service holds (test oracle)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(connection.pair.mongo_url)
     try:
         database = client[f"{connection.pair.emsp.namespace}_locations"]
         return await database["partner_locations"].count_documents({"id": location_id})
@@ -66,25 +66,23 @@ async def test_put_get_patch_and_fallback_signal(connection: Connection) -> None
     assert (unknown.status, unknown.status_code) == (404, 2003)
 
 
-async def test_another_partys_object_is_refused_and_nothing_is_stored(
-    connection: Connection, mongo_url: str
-) -> None:
+async def test_another_partys_object_is_refused_and_nothing_is_stored(connection: Connection) -> None:
     """A CPO may only write under its own country_code/party_id."""
     location_id = _new_id()
     body = to_builtins(location(location_id, ["E1"]))
     refused = await _as_a(connection, "PUT", _url(connection, location_id, party="DE/OTH"), body)
     assert refused.status == 403 and refused.status_code == 2000
     assert (await _as_a(connection, "GET", _url(connection, location_id, party="DE/OTH"))).status == 403
-    assert await _stored_at_b(mongo_url, connection, location_id) == 0
+    assert await _stored_at_b(connection, location_id) == 0
 
 
-async def test_id_in_body_must_match_the_url(connection: Connection, mongo_url: str) -> None:
+async def test_id_in_body_must_match_the_url(connection: Connection) -> None:
     """A location, EVSE or connector whose id differs from the URL's is 2001 and changes nothing."""
     location_id = _new_id()
     body = to_builtins(location("SOMETHING-ELSE", ["E1"]))
     reply = await _as_a(connection, "PUT", _url(connection, location_id), body)
     assert (reply.status, reply.status_code) == (400, 2001) and "differs" in reply.message
-    assert await _stored_at_b(mongo_url, connection, location_id) == 0
+    assert await _stored_at_b(connection, location_id) == 0
 
     await _as_a(connection, "PUT", _url(connection, location_id), to_builtins(location(location_id, ["E1"])))
     wrong_evse = await _as_a(connection, "PUT", _url(connection, location_id, "E9"), to_builtins(evse("E1")))
@@ -128,7 +126,7 @@ async def test_an_older_update_changes_nothing(connection: Connection) -> None:
     ],
 )
 async def test_invalid_bodies_are_2001_and_store_nothing(
-    connection: Connection, mongo_url: str, mutate: Any, field: str
+    connection: Connection, mutate: Any, field: str
 ) -> None:
     """Broken JSON and invalid objects get 400/2001 naming the problem; B stores nothing."""
     location_id = _new_id()
@@ -139,4 +137,4 @@ async def test_invalid_bodies_are_2001_and_store_nothing(
         reply = await _as_a(connection, "PUT", _url(connection, location_id), bad)
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert field in reply.message
-    assert await _stored_at_b(mongo_url, connection, location_id) == 0
+    assert await _stored_at_b(connection, location_id) == 0
