@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 
 from bench.common import emit, infrastructure, run_load
 from tests.support.deployments import new_deployment, running
@@ -38,7 +37,6 @@ def main() -> None:
         finally:
             bare.terminate()
             bare.wait(10)
-        time.sleep(0)
         emit("gateway_versions", server="gateway", database=database, concurrency=CONCURRENCY, **ours)
         emit("gateway_versions", server="bare_aiohttp", concurrency=CONCURRENCY, **baseline)
         emit(

@@ -16,7 +16,6 @@ from services.gateway.responses import OcpiError, bad_body, invalid, success, un
 from services.gateway.state import gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
 from shared.contracts.partners import PullRequested
-from shared.settings import Role
 
 T = TypeVar("T")
 
@@ -139,6 +138,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/admin/partners/{partner}", remove_partner)
     app.router.add_post("/admin/partners/{partner}/rotate", rotate_partner)
     app.router.add_post("/admin/partners/{partner}/sync", sync_partner)
-
-
-__all__ = ["Role", "add_routes", "admin_auth"]

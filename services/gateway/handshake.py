@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from services.gateway.endpoints import credentials_url, missing_endpoints, versions_url
+from services.gateway.endpoints import missing_endpoints, versions_url
 from services.gateway.partner_client import PartnerApiError, PartnerClient, pick_version
 from services.gateway.responses import OcpiError, bad_body, invalid
 from shared.ocpi.v2_1_1.codec import decode
@@ -75,6 +75,3 @@ def parse_credentials(body: bytes) -> Credentials:
         return decode(body, Credentials)
     except msgspec.DecodeError as exc:
         raise bad_body("credentials object", exc) from exc
-
-
-__all__ = ["PartnerVersion", "credentials_url", "discover", "our_credentials", "parse_credentials"]

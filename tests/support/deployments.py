@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from tests.support.servers import free_port
 
 
 def _log_sink() -> IO[str]:
-    """Service logs go to a file (TEST_LOG) or nowhere; pytest shows the file's path on failure."""
+    """Service logs go to the file named by TEST_SERVICE_LOG, or nowhere."""
     path = os.environ.get("TEST_SERVICE_LOG")
     if path:
         return open(path, "a")
@@ -49,6 +48,3 @@ def running(deployment: Deployment, label: str, services: tuple[str, ...] = SERV
     finally:
         stack.stop()
         sink.close()
-
-
-__all__ = ["SERVICES", "new_deployment", "running", "sys"]
