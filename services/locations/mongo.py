@@ -133,8 +133,15 @@ class MongoOwnLocations:
         return [(row["created_seq"], convert(row["location"], Location)) for row in rows]
 
     async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
-        """How many locations match the date filters."""
-        return await self._locations.count_documents(_date_filter(date_from, date_to))
+        """How many locations match the date filters.
+
+        Without filters the collection's own count answers from metadata instead of a scan of
+        every document on every page; with filters the last_updated index bounds the count.
+        """
+        query = _date_filter(date_from, date_to)
+        if not query:
+            return await self._locations.estimated_document_count()
+        return await self._locations.count_documents(query)
 
 
 class MongoPartnerLocations:

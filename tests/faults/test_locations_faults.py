@@ -136,7 +136,7 @@ async def test_locations_killed_while_1000_events_flow(connection: Connection, a
         return await _versions(connection, ids) - before >= 1000
 
     try:
-        await eventually(all_applied, 150, pause=1.0)
+        await eventually(all_applied, 240, pause=1.0)
     except AssertionError as exc:
         raise AssertionError(f"{await _versions(connection, ids) - before} of 1000 applied") from exc
     await asyncio.sleep(2)  # anything applied twice would show up now

@@ -50,5 +50,6 @@ async def test_gateway_answers_3000_within_timeout_and_restarted_service_serves(
 
     pair.cpo_stack.start_one("locations")
     await asyncio.to_thread(pair.cpo_stack.wait_ready, 60, ("locations",))
+    await eventually(serving, 60, pause=0.5)
     after = [await request("GET", url, token=token) for _ in range(5)]
     assert [reply.status_code for reply in after] == [1000] * 5

@@ -105,6 +105,7 @@ async def test_keyset_range_sort_limit_and_count_with_date_filters(collection: A
     assert [d["seq"] for d in skipped] == [8, 9]
     window = {"at": {"$gte": start + timedelta(minutes=2), "$lt": start + timedelta(minutes=5)}}
     assert await collection.count_documents(window) == 3
+    assert await collection.estimated_document_count() == 10  # the unfiltered total of a page
     found = await collection.find_one({"seq": 0}) or {}
     assert found["at"] == start and found["at"].tzinfo is not None
 
