@@ -66,18 +66,8 @@ class Pair:
     mongo_url: str
 
 
-@pytest.fixture(scope="session")
-def pair_mongo_url() -> Iterator[str]:
-    """The two deployments' own database server: a second SecantusDB process (another core)
-    when no MONGO_URL is given, so the end-to-end tests do not queue behind the others."""
-    with mongo_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def pair(amqp_url: str, pair_mongo_url: str) -> Iterator[Pair]:
-    """A (CPO, NL/CPA) and B (eMSP, DE/EMB), running every service as its own process."""
-    mongo_url = pair_mongo_url
+def start_pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
+    """Start A and B on quorum queues, as production runs; stop them when the generator closes."""
     cpo = new_deployment(amqp_url, mongo_url, "NL", "CPA", "CPO")
     emsp = new_deployment(amqp_url, mongo_url, "DE", "EMB", "EMSP")
     for deployment in (cpo, emsp):
@@ -98,12 +88,3 @@ class Connection:
     emsp_at_cpo: str
     cpo_to_emsp_token: str
     emsp_to_cpo_token: str
-
-
-@pytest.fixture(scope="session")
-async def connection(pair: Pair) -> Connection:
-    """One handshake for the whole session; tests that need a registered pair share it."""
-    from tests.support.http import connect
-
-    names_and_tokens = await connect(pair.cpo, pair.emsp, pair.mongo_url, "main")
-    return Connection(pair, *names_and_tokens)
