@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
@@ -34,6 +35,8 @@ class Deployment:
     roles: str = "CPO,EMSP"
     admin_token: str = "local-admin-token"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Explicit health ports per service; otherwise health_port_base + the service's index.
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def public_url(self) -> str:
@@ -44,7 +47,9 @@ class Deployment:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def health_port(self, service: str) -> int:
-        return self.gateway_port if service == "gateway" else self.health_port_base + SERVICES.index(service)
+        if service == "gateway":
+            return self.gateway_port
+        return self.health_ports.get(service, self.health_port_base + SERVICES.index(service))
 
     def env(self, service: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -66,9 +71,11 @@ class Deployment:
         return env
 
 
-def _pump(stream: IO[bytes], prefix: str, sink: IO[str]) -> None:
-    for line in iter(stream.readline, b""):
-        sink.write(f"{prefix} {line.decode(errors='replace')}")
+def _pump(stream: IO[bytes], prefix: str, sink: IO[str], tail: deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        tail.append(line)
+        sink.write(f"{prefix} {line}")
         sink.flush()
 
 
@@ -78,6 +85,8 @@ class Stack:
     def __init__(self, deployment: Deployment, log: IO[str] | None = None, label: str = "") -> None:
         self.deployment = deployment
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # The last lines each service wrote, for the error when one does not come up.
+        self.tails: dict[str, deque[str]] = {}
         self._log = log or sys.stderr
         self._label = label
 
@@ -95,7 +104,10 @@ class Stack:
         self.processes[service] = proc
         prefix = f"[{self._label}{service:>10}]"
         assert proc.stdout is not None
-        threading.Thread(target=_pump, args=(proc.stdout, prefix, self._log), daemon=True).start()
+        self.tails[service] = deque(maxlen=20)
+        threading.Thread(
+            target=_pump, args=(proc.stdout, prefix, self._log, self.tails[service]), daemon=True
+        ).start()
 
     def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] | None = None) -> None:
         """Block until every service answers /readyz with 200."""
@@ -105,7 +117,9 @@ class Stack:
             while True:
                 proc = self.processes[service]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{service} exited with {proc.returncode}")
+                    time.sleep(0.2)  # let the pump read the last lines
+                    last = "".join(self.tails.get(service, ()))
+                    raise RuntimeError(f"{service} exited with {proc.returncode}:\n{last}")
                 try:
                     with urllib.request.urlopen(url, timeout=1) as response:
                         if response.status == 200:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import structlog
 from aiohttp import web
+from pymongo import AsyncMongoClient
 
 from services.gateway import (
     admin_locations,
@@ -25,7 +26,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.rpc import RpcClient
 from shared.messaging.topology import Topology
 from shared.settings import Settings
-from shared.storage import connect_mongo, ping, service_database
+from shared.storage import Document, connect_mongo, ping, service_database
 
 log = structlog.get_logger(__name__)
 # Partners' bodies are small; anything far larger is an attack or a mistake.
@@ -73,7 +74,7 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     return ocpi, admin
 
 
-MONGO = web.AppKey("mongo", object)
+MONGO: web.AppKey[AsyncMongoClient[Document]] = web.AppKey("mongo")
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -83,5 +84,5 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app.get(GATEWAY)
     mongo = request.app.get(MONGO)
-    ready = bool(gateway and gateway.broker.is_ready and mongo is not None and await ping(mongo))  # type: ignore[arg-type]
+    ready = bool(gateway and gateway.broker.is_ready and mongo is not None and await ping(mongo))
     return web.json_response({"ready": ready, "service": "gateway"}, status=200 if ready else 503)

@@ -28,6 +28,8 @@ def new_deployment(amqp_url: str, mongo_url: str, country_code: str, party_id: s
         gateway_port=free_port(),
         admin_port=free_port(),
         health_port_base=free_port(),
+        # One checked port each: base + n may be some connection's ephemeral port by now.
+        health_ports={service: free_port() for service in SERVICES if service != "gateway"},
         country_code=country_code,
         party_id=party_id,
         roles=roles,
