@@ -30,39 +30,36 @@ async def get_credentials(request: web.Request) -> web.Response:
 
 async def post_credentials(request: web.Request) -> web.Response:
     """Register: only with the TOKEN_A we handed over, once."""
-    gateway = gateway_of(request)
     principal = await principal_of(request)
     if principal.kind is TokenKind.RETIRED:
         raise unauthorized("This token was unregistered; ask for a new TOKEN_A")
     if principal.kind is not TokenKind.TOKEN_A:
         raise not_allowed("Already registered: use PUT to update or DELETE to unregister")
-    theirs = parse_credentials(await request.read())
-    partner = principal.partner
-    _check_party(partner, theirs)
-    found = await discover(
-        gateway.client, theirs.url, theirs.token, partner.role, current_request_id.get() or ""
-    )
-    token_c = new_token()
-    updated = await gateway.partners.update_if(
-        partner.id,
-        {"token_a_hash": principal.token_hash, "status": ConnectionStatus.PENDING.value},
-        _connection_fields(theirs, found.version, found.endpoints, token_c) | {"token_a_hash": None},
-    )
-    if updated is None:
-        # Someone else completed the handshake with this TOKEN_A in the meantime.
-        raise not_allowed("Already registered")
-    await revoke(gateway, [principal.token_hash])
-    await announce_registered(gateway, updated)
-    log.info("partner_registered", partner=updated.name, partner_id=updated.id, direction="inbound")
-    return success(our_credentials(gateway.settings, token_c))
+    # Expecting the TOKEN_A still unused: someone else may complete the handshake meanwhile.
+    expect: dict[str, object] = {
+        "token_a_hash": principal.token_hash,
+        "status": ConnectionStatus.PENDING.value,
+    }
+    return await _connect(request, principal, expect, {"token_a_hash": None}, "partner_registered")
 
 
 async def put_credentials(request: web.Request) -> web.Response:
     """Update: fetch their endpoints again and rotate the token they use to call us."""
-    gateway = gateway_of(request)
     principal = await principal_of(request)
     if not principal.registered:
         raise not_allowed("Not registered: use POST with the TOKEN_A to register")
+    return await _connect(request, principal, {"token_hash": principal.token_hash}, {}, "partner_updated")
+
+
+async def _connect(
+    request: web.Request,
+    principal: Principal,
+    expect: dict[str, object],
+    extra: dict[str, object],
+    event: str,
+) -> web.Response:
+    """The server side of POST and PUT: fetch their endpoints, issue a new token, retire the old."""
+    gateway = gateway_of(request)
     theirs = parse_credentials(await request.read())
     partner = principal.partner
     _check_party(partner, theirs)
@@ -70,16 +67,13 @@ async def put_credentials(request: web.Request) -> web.Response:
         gateway.client, theirs.url, theirs.token, partner.role, current_request_id.get() or ""
     )
     token_c = new_token()
-    updated = await gateway.partners.update_if(
-        partner.id,
-        {"token_hash": principal.token_hash},
-        _connection_fields(theirs, found.version, found.endpoints, token_c),
-    )
+    changes = _connection_fields(theirs, found.version, found.endpoints, token_c) | extra
+    updated = await gateway.partners.update_if(partner.id, expect, changes)
     if updated is None:
-        raise not_allowed("Not registered")
+        raise not_allowed("The registration changed meanwhile")
     await revoke(gateway, [principal.token_hash])
     await announce_registered(gateway, updated)
-    log.info("partner_updated", partner=updated.name, partner_id=updated.id)
+    log.info(event, partner=updated.name, partner_id=updated.id)
     return success(our_credentials(gateway.settings, token_c))
 
 
