@@ -223,7 +223,7 @@ def examples() -> dict[type[Message], Message]:
         LocationChanged: LocationChanged(
             location=charging,
             version=2,
-            change=LocationChange(ChangeScope.EVSE_STATUS, "EVSE-0001-1"),
+            changes=[LocationChange(ChangeScope.EVSE_STATUS, "EVSE-0001-1")],
         ),
         PartnerLocationChanged: PartnerLocationChanged(
             country_code="DE",

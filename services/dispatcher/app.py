@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 
 import aiohttp
 from aio_pika.abc import AbstractChannel
 
-from services.dispatcher.handlers import BINDINGS, Deps, handle
+from services.dispatcher.handlers import BINDINGS, Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import PartnerProjection
@@ -19,8 +20,9 @@ from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_worker import PushWorker
 from services.dispatcher.pushes import PushQueue
 from services.dispatcher.tuning import Tuning
+from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Consumer, Delivery, Handler
+from shared.messaging.consumer import Delivery
 from shared.messaging.topology import declare_work_queue
 from shared.service import Component, ServiceContext
 
@@ -30,12 +32,12 @@ SERVICE = "dispatcher"
 class EventsConsumer:
     """The dispatcher's durable work queue on the events exchange, shared by its replicas."""
 
-    def __init__(self, broker: Broker, handler: Handler, prefetch: int = 32) -> None:
+    def __init__(self, broker: Broker, handler: BatchHandler, prefetch: int = 100) -> None:
         self._broker = broker
         self._handler = handler
         self._prefetch = prefetch
         self._channel: AbstractChannel | None = None
-        self._consumer: Consumer | None = None
+        self._consumer: BatchConsumer | None = None
 
     async def start(self) -> None:
         """Declare and bind the queue, then consume it."""
@@ -45,7 +47,8 @@ class EventsConsumer:
         queue = await declare_work_queue(
             self._channel, topology, topology.queue(SERVICE, "events"), [(events, key) for key in BINDINGS]
         )
-        self._consumer = Consumer(self._broker, queue, self._handler, f"{SERVICE}.events")
+        name = f"{SERVICE}.events"
+        self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._prefetch)
         await self._consumer.start()
 
     async def stop(self) -> None:
@@ -98,7 +101,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
         cpo_probe=tuning.cpo_probe,
     )
 
-    async def on_event(delivery: Delivery) -> None:
-        await handle(delivery, deps)
+    async def on_events(deliveries: Sequence[Delivery]) -> list[str | None]:
+        return await handle_batch(deliveries, deps)
 
-    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_event)]
+    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_events)]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import msgspec
@@ -13,9 +12,9 @@ import structlog
 from services.dispatcher.partners import LOCATIONS, PartnerProjection
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_worker import Clock, utc_now
-from services.dispatcher.pushes import PushQueue
+from services.dispatcher.pushes import PushQueue, Snapshot
 from shared.contracts.base import routing_key, tag_of
-from shared.contracts.locations import LocationChanged
+from shared.contracts.locations import LocationChange, LocationChanged
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
 from shared.messaging.consumer import Delivery, PoisonMessage
 from shared.settings import Role
@@ -34,8 +33,6 @@ class Deps:
     wake_pulls: Callable[[], None]
     cpo_probe: float
     clock: Clock = utc_now
-    # Partner events are applied in the order this replica received them.
-    partner_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
@@ -59,21 +56,36 @@ async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
     log.info("partner_unregistered", partner_id=event.partner_id, known=known, dropped_pushes=dropped)
 
 
-async def location_changed(event: LocationChanged, deps: Deps) -> None:
-    """Coalesce the new state into a pending push for every eMSP partner that receives locations."""
+async def locations_changed(events: Sequence[LocationChanged], deps: Deps) -> None:
+    """Coalesce new states into a pending push for every eMSP partner that receives locations.
+
+    A run of events is coalesced first (the newest state of each location, with every changed part),
+    so a burst costs each partner one read and one bulk write, not a few round trips per event.
+    """
     now = deps.clock()
+    snapshots = coalesce(events)
     receivers = await deps.partners.locations_receivers()
     for partner in receivers:
-        await deps.pushes.enqueue(
-            partner.partner_id,
-            event.location,
-            event.version,
-            event.change,
-            now,
-            parked=partner.sync_state is SyncState.OUT_OF_SYNC,
-        )
+        parked = partner.sync_state is SyncState.OUT_OF_SYNC
+        await deps.pushes.enqueue_many(partner.partner_id, snapshots, now, parked=parked)
     if receivers:
         deps.wake_pushes()
+
+
+def coalesce(events: Sequence[LocationChanged]) -> list[Snapshot]:
+    """Per location, the newest state of the run with the union of the changed parts, first seen first."""
+    newest: dict[str, LocationChanged] = {}
+    changes: dict[str, list[LocationChange]] = {}
+    for event in events:
+        key = event.location.id
+        if key not in newest or event.version > newest[key].version:
+            newest[key] = event
+        parts = changes.setdefault(key, [])
+        parts.extend(change for change in event.changes if change not in parts)
+    return [
+        Snapshot(location=event.location, version=event.version, changes=changes[key])
+        for key, event in newest.items()
+    ]
 
 
 async def pull_requested(event: PullRequested, deps: Deps) -> None:
@@ -94,7 +106,7 @@ class _Tagged(msgspec.Struct):
 
 
 Event = PartnerRegistered | PartnerUnregistered | LocationChanged | PullRequested
-_decoder = msgspec.json.Decoder(Event)
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _tag_decoder = msgspec.json.Decoder(_Tagged)
 _KNOWN = frozenset(tag_of(kind) for kind in get_args(Event))
 
@@ -106,29 +118,59 @@ BINDINGS = (
 )
 
 
-async def handle(delivery: Delivery, deps: Deps) -> None:
-    """Decode one event and run its handler; an undecodable event is poison, an unknown kind is skipped."""
+def decode(delivery: Delivery) -> Event | None:
+    """The event of a delivery, None for a kind that is not ours; PoisonMessage when unreadable."""
     try:
         kind = _tag_decoder.decode(delivery.body).type
         if kind not in _KNOWN:
             # A newer producer's message under a bound key (e.g. credentials.partner.*): not ours.
             log.info("event_ignored", type=kind)
-            return
-        event = _decoder.decode(delivery.body)
+            return None
+        return _decoder.decode(delivery.body)
     except msgspec.DecodeError as exc:
         raise PoisonMessage(f"not a dispatcher event ({delivery.routing_key}): {exc}") from exc
-    handler = HANDLERS[type(event)]
-    if isinstance(event, PartnerRegistered | PartnerUnregistered):
-        async with deps.partner_lock:
-            await handler(event, deps)
-    else:
-        await handler(event, deps)
-    log.debug("event_handled", type=routing_key(event))
+
+
+async def handle(delivery: Delivery, deps: Deps) -> None:
+    """Decode one event and run its handler; an undecodable event is poison, an unknown kind is skipped."""
+    await handle_batch([delivery], deps, raise_poison=True)
+
+
+async def handle_batch(
+    deliveries: Sequence[Delivery], deps: Deps, raise_poison: bool = False
+) -> list[str | None]:
+    """Handle a batch in order; the verdict of each delivery (None, or why it is dead-lettered).
+
+    Consecutive location changes are handled together; partner events and pull requests one by one
+    between them, so a change never overtakes the registration or removal of a partner before it.
+    """
+    verdicts: list[str | None] = [None] * len(deliveries)
+    changes: list[LocationChanged] = []
+    for index, delivery in enumerate(deliveries):
+        try:
+            event = decode(delivery)
+        except PoisonMessage as exc:
+            if raise_poison:
+                raise
+            verdicts[index] = str(exc)
+            continue
+        if isinstance(event, LocationChanged):
+            changes.append(event)
+            continue
+        if event is None:
+            continue
+        if changes:
+            await locations_changed(changes, deps)
+            changes = []
+        await HANDLERS[type(event)](event, deps)
+        log.debug("event_handled", type=routing_key(event))
+    if changes:
+        await locations_changed(changes, deps)
+    return verdicts
 
 
 HANDLERS: dict[type[Any], Callable[[Any, Deps], Awaitable[None]]] = {
     PartnerRegistered: partner_registered,
     PartnerUnregistered: partner_unregistered,
-    LocationChanged: location_changed,
     PullRequested: pull_requested,
 }

@@ -129,7 +129,10 @@ class PushWorker:
             record = Delivered(version=version, location=location, pushed=pushed_changes(sent, changes))
             await self._pushes.complete(job, self._owner, record, now)
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
-            await self._health.answered(job.partner_id, now)
+            # A partner read as IN_SYNC needs no write. If another push failed since, that push's
+            # own retry reads RETRYING and brings the partner back when it succeeds.
+            if partner.sync_state is not SyncState.IN_SYNC:
+                await self._health.answered(job.partner_id, now)
             return
         attempts = job.attempts + 1
         if attempts >= self._settings.push_max_attempts:

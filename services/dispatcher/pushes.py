@@ -8,14 +8,14 @@ which parts the last push carried (None: the whole location).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.dispatcher.domain import Admission, admit, change_from_key, change_key, covers
 from shared.contracts.locations import LocationChange
@@ -23,6 +23,7 @@ from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.locations import Location
 from shared.storage import Document
 
+DUPLICATE_KEY = 11000
 # An expired lease: a document nobody holds.
 NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -40,6 +41,15 @@ class PendingPush:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A state of one of our locations to coalesce into a partner's pending push."""
+
+    location: Location
+    version: int
+    changes: list[LocationChange]
+
+
+@dataclass(frozen=True)
 class Delivered:
     """The newest state of one location a partner acknowledged."""
 
@@ -50,6 +60,60 @@ class Delivered:
 
 def _id(partner_id: str, key: str) -> dict[str, str]:
     return {"partner_id": partner_id, "key": key}
+
+
+def _on_insert(partner_id: str, key: str, now: datetime, parked: bool) -> Document:
+    return {
+        "partner_id": partner_id,
+        "key": key,
+        "due_at": now,
+        "attempts": 0,
+        "parked": parked,
+        "lease_until": NO_LEASE,
+    }
+
+
+def _replace(partner_id: str, snapshot: Snapshot, on_insert: Document) -> UpdateOne:
+    """The newer state becomes the pending snapshot (the filter fails on a newer pending version)."""
+    changes = [change_key(c) for c in snapshot.changes]
+    return UpdateOne(
+        {"_id": _id(partner_id, snapshot.location.id), "version": {"$lt": snapshot.version}},
+        {
+            "$set": {"version": snapshot.version, "location": to_builtins(snapshot.location)},
+            "$addToSet": {"changes": {"$each": changes}},
+            "$setOnInsert": on_insert,
+        },
+        upsert=True,
+    )
+
+
+def _merge(
+    partner_id: str, snapshot: Snapshot, changes: list[LocationChange], on_insert: Document
+) -> UpdateOne:
+    """Only the parts join a pending push; a new pending push starts from this state."""
+    state = {"version": snapshot.version, "location": to_builtins(snapshot.location)}
+    return UpdateOne(
+        {"_id": _id(partner_id, snapshot.location.id)},
+        {
+            "$addToSet": {"changes": {"$each": [change_key(c) for c in changes]}},
+            "$setOnInsert": {**on_insert, **state},
+        },
+        upsert=True,
+    )
+
+
+async def _bulk_upserts(collection: AsyncCollection[Document], operations: list[UpdateOne]) -> list[int]:
+    """Run upserts unordered; the indexes of those that failed on the unique key."""
+    if not operations:
+        return []
+    try:
+        await collection.bulk_write(operations, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return sorted(int(error["index"]) for error in errors)
+    return []
 
 
 def _pushed(doc: Document) -> list[LocationChange] | None:
@@ -79,40 +143,56 @@ class PushQueue:
         now: datetime,
         parked: bool,
     ) -> Admission | None:
-        """Coalesce a change into the partner's pending push; None when the partner has it already."""
-        key = location.id
-        doc_id = _id(partner_id, key)
-        delivered = await self.delivered.find_one({"_id": doc_id}, {"version": 1, "pushed": 1})
-        delivered_version = None if delivered is None else int(delivered["version"])
-        change_doc = change_key(change)
-        on_insert: dict[str, Any] = {
-            "partner_id": partner_id,
-            "key": key,
-            "due_at": now,
-            "attempts": 0,
-            "parked": parked,
-            "lease_until": NO_LEASE,
-        }
-        snapshot = {"version": version, "location": to_builtins(location)}
-        if admit(version, None, delivered_version) is Admission.REPLACE:
-            try:
-                await self.pending.update_one(
-                    {"_id": doc_id, "version": {"$lt": version}},
-                    {"$set": snapshot, "$addToSet": {"changes": change_doc}, "$setOnInsert": on_insert},
-                    upsert=True,
-                )
-                return Admission.REPLACE
-            except DuplicateKeyError:
-                pass  # a newer (or the same) version is pending: only its change joins
-        elif delivered is not None and covers(_pushed(delivered), change):
-            return None
-        # An older or repeated event: its part must still go out, with the newest state we have.
-        update = {"$addToSet": {"changes": change_doc}, "$setOnInsert": {**on_insert, **snapshot}}
-        try:
-            await self.pending.update_one({"_id": doc_id}, update, upsert=True)
-        except DuplicateKeyError:  # a concurrent insert won the race; now the update applies
-            await self.pending.update_one({"_id": doc_id}, update, upsert=True)
-        return Admission.MERGE
+        """Coalesce one change into the partner's pending push; None when the partner has it already."""
+        snapshot = Snapshot(location=location, version=version, changes=[change])
+        admissions = await self.enqueue_many(partner_id, [snapshot], now, parked)
+        return admissions[location.id]
+
+    async def enqueue_many(
+        self, partner_id: str, snapshots: Sequence[Snapshot], now: datetime, parked: bool
+    ) -> dict[str, Admission | None]:
+        """Coalesce new states (one per location) into the partner's pending pushes, in two round trips.
+
+        A state newer than the partner's pending and delivered ones replaces the pending snapshot; an
+        older or repeated one only adds the parts the partner does not have yet (they go out with the
+        newest state). Per location: REPLACE, MERGE, or None when nothing needs to go out.
+        """
+        keys = [snapshot.location.id for snapshot in snapshots]
+        delivered_docs = await self.delivered.find(
+            {"_id": {"$in": [_id(partner_id, key) for key in keys]}}, {"version": 1, "pushed": 1}
+        ).to_list()
+        delivered = {doc["_id"]["key"]: doc for doc in delivered_docs}
+        admissions: dict[str, Admission | None] = {}
+        replaces: list[tuple[Snapshot, UpdateOne]] = []
+        merges: list[tuple[Snapshot, UpdateOne]] = []
+        for snapshot in snapshots:
+            key = snapshot.location.id
+            done = delivered.get(key)
+            on_insert = _on_insert(partner_id, key, now, parked)
+            if (
+                admit(snapshot.version, None, None if done is None else int(done["version"]))
+                is Admission.REPLACE
+            ):
+                replaces.append((snapshot, _replace(partner_id, snapshot, on_insert)))
+                admissions[key] = Admission.REPLACE
+                continue
+            missing = [c for c in snapshot.changes if done is None or not covers(_pushed(done), c)]
+            if missing:
+                merges.append((snapshot, _merge(partner_id, snapshot, missing, on_insert)))
+                admissions[key] = Admission.MERGE
+            else:
+                admissions[key] = None
+        # A REPLACE meeting a newer (or the same) pending version fails on the key: its parts merge.
+        for index in await _bulk_upserts(self.pending, [op for _, op in replaces]):
+            snapshot = replaces[index][0]
+            on_insert = _on_insert(partner_id, snapshot.location.id, now, parked)
+            merges.append((snapshot, _merge(partner_id, snapshot, snapshot.changes, on_insert)))
+            admissions[snapshot.location.id] = Admission.MERGE
+        # A merge loses only to a concurrent insert of the same push; then the update applies.
+        raced = await _bulk_upserts(self.pending, [op for _, op in merges])
+        if raced:
+            await self.pending.bulk_write([merges[index][1] for index in raced], ordered=False)
+        return admissions
 
     async def claim(self, owner: str, now: datetime, lease: float) -> PendingPush | None:
         """Lease the most overdue unparked push that no live lease holds."""

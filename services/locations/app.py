@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any, get_args
 
 import msgspec
 import structlog
 
-from services.locations.handlers import dispatch
-from services.locations.inputs import Rejected, location_id_of
+from services.locations.handlers import dispatch, handle_location_inputs
 from services.locations.mongo import mongo_repository
-from services.locations.ordering import KeyedLocks
 from services.locations.repository import Repository
 from shared.contracts.base import Message, Outcome, tag_of
 from shared.contracts.locations import LocationChanged, LocationInput, LocationsRequest, PartnerLocationImport
+from shared.messaging.batch import BatchConsumer
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
+from shared.messaging.consumer import Delivery
 from shared.messaging.topology import declare_work_queue
 from shared.rpc_service import rpc_server
 from shared.service import Component, ServiceContext
@@ -23,41 +24,49 @@ from shared.service import Component, ServiceContext
 log = structlog.get_logger(__name__)
 
 SERVICE = "locations"
-INPUT_PREFETCH = 32
+# Also the largest batch of inputs applied together (RECENT_EVENTS must stay well above it).
+INPUT_PREFETCH = 100
 INPUT_TYPES: tuple[type[Message], ...] = (*get_args(LocationInput), PartnerLocationImport)
 REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 
 
-def _ordering_key(message: LocationInput | PartnerLocationImport) -> str:
-    if isinstance(message, PartnerLocationImport):
-        return f"partner:{message.country_code}/{message.party_id}/{message.location.id}"
-    return f"own:{location_id_of(message)}"
-
-
 class InputHandler:
-    """Handles one message of the input queue: decode, apply in order per location, publish the events."""
+    """Handles a batch of the input queue: decode, apply our inputs together, store imports, publish."""
 
     def __init__(self, broker: Broker, repo: Repository) -> None:
         self._broker = broker
         self._repo = repo
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(LocationInput | PartnerLocationImport)
-        self._locks = KeyedLocks()
 
-    async def __call__(self, delivery: Delivery) -> None:
-        """Apply one input; undecodable or inapplicable ones are dead-lettered with the reason."""
-        try:
-            message: LocationInput | PartnerLocationImport = self._decoder.decode(delivery.body)
-        except msgspec.DecodeError as exc:
-            raise PoisonMessage(f"invalid {delivery.routing_key or 'message'}: {exc}") from exc
-        async with self._locks.hold(_ordering_key(message)):
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
+        """The verdict of every delivery: None when handled, else why it is dead-lettered."""
+        verdicts: list[str | None] = [None] * len(deliveries)
+        inputs: list[tuple[int, LocationInput]] = []
+        imports: list[PartnerLocationImport] = []
+        for index, delivery in enumerate(deliveries):
             try:
-                outcome: Outcome = await dispatch(message, self._repo)
-            except Rejected as exc:
-                raise PoisonMessage(f"{tag_of(type(message))} rejected: {exc}") from exc
-            for event in outcome.events:
-                await self._broker.publish_event(event)
-        versions = [event.version for event in outcome.events if isinstance(event, LocationChanged)]
-        log.info("input_handled", type=tag_of(type(message)), key=_ordering_key(message), versions=versions)
+                message = self._decoder.decode(delivery.body)
+            except msgspec.DecodeError as exc:
+                verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
+                continue
+            if isinstance(message, PartnerLocationImport):
+                imports.append(message)
+            else:
+                inputs.append((index, message))
+        outcome = await handle_location_inputs([message for _, message in inputs], self._repo)
+        for position, reason in outcome.rejected.items():
+            index, message = inputs[position]
+            verdicts[index] = f"{tag_of(type(message))} rejected: {reason}"
+        events = list(outcome.events)
+        # Imports come from re-sync pulls, a page at a time: one by one is fast enough.
+        for message in imports:
+            events.extend((await dispatch(message, self._repo)).events)
+        await asyncio.gather(*(self._broker.publish_event(event) for event in events))
+        versions = {
+            event.location.id: event.version for event in events if isinstance(event, LocationChanged)
+        }
+        log.info("inputs_handled", inputs=len(inputs), imports=len(imports), versions=versions)
+        return verdicts
 
 
 async def build(ctx: ServiceContext) -> list[Component]:
@@ -77,5 +86,6 @@ async def build(ctx: ServiceContext) -> list[Component]:
         topology.queue(SERVICE, "input"),
         [(internal, tag_of(message_type)) for message_type in INPUT_TYPES],
     )
-    inputs = Consumer(ctx.broker, queue, InputHandler(ctx.broker, repo), f"{SERVICE}.input")
+    handler = InputHandler(ctx.broker, repo)
+    inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_PREFETCH)
     return [rpc, inputs]

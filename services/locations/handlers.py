@@ -7,16 +7,17 @@ events to publish once the change is stored. Not found is OCPI 2003 with HTTP 40
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from services.locations.domain import InvalidChange, UnknownObject, addressed, holds, put_location, require
-from services.locations.inputs import apply_input, change_of, location_id_of
+from services.locations.inputs import Applied, Rejected, apply_inputs, location_id_of
 from services.locations.paging import decode_cursor, next_page_query
 from services.locations.receiving import Rule, patch_rule, put_rule
-from services.locations.repository import OwnRecord, PartnerRecord, Repository, Window
+from services.locations.repository import OwnRecord, OwnWrite, PartnerRecord, Repository, Window
 from shared.contracts.base import Message, Outcome, RpcReply, error, ok
 from shared.contracts.locations import (
     ChangeScope,
@@ -112,29 +113,67 @@ async def handle_sender_get(msg: SenderGet, repo: Repository) -> Outcome:
 # ---- CPO side: input from the company's systems ----------------------------------------------------
 
 
-def _changed(record: OwnRecord, change: LocationChange) -> Outcome:
-    return Outcome(events=[LocationChanged(location=record.location, version=record.version, change=change)])
+@dataclass
+class InputsOutcome:
+    """What a batch of inputs did: the events to publish, and the inputs that can never apply."""
+
+    events: list[Message] = field(default_factory=list)
+    # Batch index of each rejected input, with the reason.
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+async def handle_location_inputs(inputs: Sequence[LocationInput], repo: Repository) -> InputsOutcome:
+    """Apply a batch of inputs: one read of the locations they touch, one write of those that change.
+
+    Inputs apply in batch order per location, each location is announced once with all its changed
+    parts, and a redelivered input changes nothing but announces the current state again (its event
+    may have been lost with the process; the dispatcher drops versions it has seen). Locations that
+    another replica changed meanwhile are read and applied again.
+    """
+    runs: dict[str, list[tuple[int, LocationInput]]] = {}
+    for index, msg in enumerate(inputs):
+        runs.setdefault(location_id_of(msg), []).append((index, msg))
+    outcome = InputsOutcome()
+    for _ in range(MAX_ATTEMPTS):
+        if not runs:
+            return outcome
+        records = await repo.own.get_many(list(runs))
+        writes: dict[str, tuple[OwnWrite, Applied]] = {}
+        for location_id, run in runs.items():
+            record = records.get(location_id)
+            if record is None:
+                applied = apply_inputs(None, (), run)
+            else:
+                applied = apply_inputs(record.location, record.recent_event_ids, run)
+            if applied.location is not None:
+                version = None if record is None else record.version
+                write = OwnWrite(
+                    location=applied.location, version=version, event_ids=tuple(applied.event_ids)
+                )
+                writes[location_id] = (write, applied)
+                continue
+            outcome.rejected.update(applied.rejected)
+            if applied.replayed and record is not None:
+                outcome.events.append(_changed(record.location, record.version, applied.changes))
+        saved = await repo.own.save_many([write for write, _ in writes.values()]) if writes else {}
+        for location_id, (write, applied) in writes.items():
+            if location_id in saved:
+                outcome.rejected.update(applied.rejected)
+                outcome.events.append(_changed(write.location, saved[location_id], applied.changes))
+        runs = {location_id: runs[location_id] for location_id in writes if location_id not in saved}
+    raise ConcurrentChanges(f"locations {sorted(runs)} kept changing")
+
+
+def _changed(location: Location, version: int, changes: list[LocationChange]) -> LocationChanged:
+    return LocationChanged(location=location, version=version, changes=changes)
 
 
 async def handle_location_input(msg: LocationInput, repo: Repository) -> Outcome:
-    """Apply one input to our location and announce its new state; a redelivery changes nothing."""
-    location_id, change = location_id_of(msg), change_of(msg)
-    for _ in range(MAX_ATTEMPTS):
-        record = await repo.own.get(location_id)
-        if record is not None and msg.event_id in record.recent_event_ids:
-            # Already applied; its event may have been lost with the process, so announce the
-            # current state again (the dispatcher drops versions it has seen).
-            return _changed(record, change)
-        location = apply_input(msg, None if record is None else record.location)
-        if location is None:
-            return Outcome()
-        if record is None:
-            saved = await repo.own.add(location, msg.event_id)
-        else:
-            saved = await repo.own.update(location, record.version, msg.event_id)
-        if saved is not None:
-            return _changed(saved, change)
-    raise ConcurrentChanges(f"location {location_id} kept changing")
+    """Apply one input, as a batch of one; Rejected when it can never apply."""
+    outcome = await handle_location_inputs([msg], repo)
+    if outcome.rejected:
+        raise Rejected(outcome.rejected[0])
+    return Outcome(events=outcome.events)
 
 
 # ---- eMSP side: Receiver interface and re-sync imports -------------------------------------------

@@ -136,3 +136,48 @@ def apply_input(msg: LocationInput, stored: Location | None) -> Location | None:
             raise Rejected(f"unknown EVSE {stored.id}/{msg.evse_uid}")
         return put_connector(stored, msg.evse_uid, msg.connector, msg.connector.id)
     return _remove_connector(stored, msg.evse_uid, msg.connector_id, to_utc(msg.at))
+
+
+class Applied(msgspec.Struct, kw_only=True):
+    """What a run of inputs does to one location: the state to store (None: unchanged) and why."""
+
+    location: Location | None = None
+    # Inputs that changed the location, in order: their ids are stored with the new state.
+    event_ids: list[str] = msgspec.field(default_factory=list)
+    # The parts that changed, each once, for the announcement (of replayed inputs too).
+    changes: list[LocationChange] = msgspec.field(default_factory=list)
+    # Some input was applied before (a redelivery): the current state is announced again.
+    replayed: bool = False
+    rejected: list[tuple[int, str]] = msgspec.field(default_factory=list)
+
+
+def apply_inputs(
+    stored: Location | None, recent_event_ids: tuple[str, ...], inputs: list[tuple[int, LocationInput]]
+) -> Applied:
+    """Apply the inputs for one location in order; `inputs` pairs each input with its batch index.
+
+    An input whose event id the location remembers (or that came twice in the run) changes nothing
+    again. A rejected input is reported with its index and skipped; the others still apply.
+    """
+    applied = Applied()
+    seen = set(recent_event_ids)
+    current = stored
+    for index, msg in inputs:
+        change = change_of(msg)
+        if msg.event_id in seen:
+            applied.replayed = True
+        else:
+            try:
+                after = apply_input(msg, current)
+            except Rejected as exc:
+                applied.rejected.append((index, str(exc)))
+                continue
+            if after is None:
+                continue
+            seen.add(msg.event_id)
+            current = after
+            applied.location = after
+            applied.event_ids.append(msg.event_id)
+        if change not in applied.changes:
+            applied.changes.append(change)
+    return applied

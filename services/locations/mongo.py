@@ -1,23 +1,32 @@
 """The MongoDB repository: `own_locations` (CPO side) and `partner_locations` (eMSP side).
 
-Every write is one atomic single-document operation whose filter carries the precondition
-(`version`, and for own locations `recent_event_ids: {$ne: event_id}`), so replicas never overwrite
-each other and a redelivered input never applies twice.
+Every write is an atomic single-document operation whose filter carries the precondition
+(`version`, and for own locations `recent_event_ids: {$nin: event_ids}`), so replicas never overwrite
+each other and a redelivered input never applies twice. Own locations are written in unordered bulk
+writes of such operations, one per batch of inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.locations.repository import RECENT_EVENTS, OwnRecord, PartnerRecord, Repository, Window
+from services.locations.repository import (
+    RECENT_EVENTS,
+    OwnRecord,
+    OwnWrite,
+    PartnerRecord,
+    Repository,
+    Window,
+)
 from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import to_utc
@@ -26,6 +35,7 @@ from shared.storage import Document
 OWN = "own_locations"
 PARTNER = "partner_locations"
 COUNTERS = "counters"
+DUPLICATE_KEY = 11000
 
 
 def _stored(location: Location) -> Document:
@@ -54,16 +64,13 @@ class MongoOwnLocations:
         """Indexes of the pull API: creation order for pages, last_updated for date filters."""
         await self._locations.create_index([("created_seq", ASCENDING)], unique=True)
         await self._locations.create_index([("last_updated", ASCENDING)])
-        # Create the counter once, so that `_next_seq` never races on an upsert (SecantusDB answers
+        # Create the counter once, so that `_reserve_seqs` never races on an upsert (SecantusDB answers
         # concurrent upserts of one document with None; MongoDB may raise DuplicateKeyError).
         with contextlib.suppress(DuplicateKeyError):
             await self._counters.update_one({"_id": OWN}, {"$setOnInsert": {"seq": 0}}, upsert=True)
 
-    async def get(self, location_id: str) -> OwnRecord | None:
-        """The stored record, if any."""
-        document = await self._locations.find_one({"_id": location_id})
-        if document is None:
-            return None
+    @staticmethod
+    def _record(document: Document) -> OwnRecord:
         return OwnRecord(
             location=convert(document["location"], Location),
             version=document["version"],
@@ -71,50 +78,96 @@ class MongoOwnLocations:
             recent_event_ids=tuple(document.get("recent_event_ids", ())),
         )
 
-    async def _next_seq(self) -> int:
+    async def get(self, location_id: str) -> OwnRecord | None:
+        """The stored record, if any."""
+        document = await self._locations.find_one({"_id": location_id})
+        return None if document is None else self._record(document)
+
+    async def get_many(self, location_ids: Collection[str]) -> dict[str, OwnRecord]:
+        """The stored records among `location_ids`, by id: one query."""
+        documents = await self._locations.find({"_id": {"$in": list(location_ids)}}).to_list()
+        return {document["_id"]: self._record(document) for document in documents}
+
+    async def _reserve_seqs(self, count: int) -> int:
+        """Reserve `count` creation numbers; the first of them."""
         counter = await self._counters.find_one_and_update(
-            {"_id": OWN}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
+            {"_id": OWN}, {"$inc": {"seq": count}}, return_document=ReturnDocument.AFTER
         )
         if counter is None:
             raise RuntimeError(f"counter {OWN!r} is missing: run ensure_indexes()")
-        return int(counter["seq"])
+        return int(counter["seq"]) - count + 1
 
-    async def add(self, location: Location, event_id: str) -> OwnRecord | None:
-        """Store a new location (version 1); None when it exists already."""
-        seq = await self._next_seq()
-        document = {
-            "_id": location.id,
-            "location": _stored(location),
+    async def save_many(self, writes: Sequence[OwnWrite]) -> dict[str, int]:
+        """Store every write whose precondition holds in one unordered bulk write.
+
+        The filters carry the preconditions, so each write is decided atomically on its own. The
+        bulk result only counts matches; when fewer updates matched than were sent, the ones that
+        took effect are told apart by their first event id, which only they can have stored.
+        """
+        if any(not write.event_ids for write in writes):
+            raise ValueError("every write carries the event ids of its inputs")
+        new = [write for write in writes if write.version is None]
+        seq = await self._reserve_seqs(len(new)) if new else 0
+        operations: list[InsertOne[Document] | UpdateOne] = []
+        for write in writes:
+            if write.version is None:
+                operations.append(InsertOne(self._new_document(write, seq)))
+                seq += 1  # a gap left by a failed insert is harmless: only the order matters
+            else:
+                operations.append(self._update(write))
+        failed: set[int] = set()
+        try:
+            result = await self._locations.bulk_write(operations, ordered=False)
+            matched = result.matched_count
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            failed = {int(error["index"]) for error in errors}
+            matched = int(exc.details.get("nMatched", 0))
+        saved = {w.location.id: 1 for i, w in enumerate(writes) if w.version is None and i not in failed}
+        updates = [write for write in writes if write.version is not None]
+        if matched == len(updates):
+            saved.update(
+                {write.location.id: write.version + 1 for write in updates if write.version is not None}
+            )
+            return saved
+        stored = await self._locations.find(
+            {"_id": {"$in": [write.location.id for write in updates]}}, {"version": 1, "recent_event_ids": 1}
+        ).to_list()
+        remembered = {document["_id"]: set(document.get("recent_event_ids", ())) for document in stored}
+        for write in updates:
+            if write.version is not None and write.event_ids[0] in remembered.get(write.location.id, ()):
+                saved[write.location.id] = write.version + 1
+        return saved
+
+    @staticmethod
+    def _new_document(write: OwnWrite, seq: int) -> Document:
+        return {
+            "_id": write.location.id,
+            "location": _stored(write.location),
             "version": 1,
             "created_seq": seq,
-            "last_updated": to_utc(location.last_updated),
-            "recent_event_ids": [event_id],
+            "last_updated": to_utc(write.location.last_updated),
+            "recent_event_ids": list(write.event_ids[-RECENT_EVENTS:]),
         }
-        try:
-            await self._locations.insert_one(document)
-        except DuplicateKeyError:
-            return None  # a gap in created_seq is harmless: only the order matters
-        return OwnRecord(location=location, version=1, created_seq=seq, recent_event_ids=(event_id,))
 
-    async def update(self, location: Location, version: int, event_id: str) -> OwnRecord | None:
-        """Replace the location if still at `version` and `event_id` is new; None otherwise."""
-        document = await self._locations.find_one_and_update(
-            {"_id": location.id, "version": version, "recent_event_ids": {"$ne": event_id}},
+    @staticmethod
+    def _update(write: OwnWrite) -> UpdateOne:
+        return UpdateOne(
             {
-                "$set": {"location": _stored(location), "last_updated": to_utc(location.last_updated)},
-                "$inc": {"version": 1},
-                "$push": {"recent_event_ids": {"$each": [event_id], "$slice": -RECENT_EVENTS}},
+                "_id": write.location.id,
+                "version": write.version,
+                "recent_event_ids": {"$nin": list(write.event_ids)},
             },
-            projection={"created_seq": 1, "version": 1, "recent_event_ids": 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        if document is None:
-            return None
-        return OwnRecord(
-            location=location,
-            version=document["version"],
-            created_seq=document["created_seq"],
-            recent_event_ids=tuple(document["recent_event_ids"]),
+            {
+                "$set": {
+                    "location": _stored(write.location),
+                    "last_updated": to_utc(write.location.last_updated),
+                },
+                "$inc": {"version": 1},
+                "$push": {"recent_event_ids": {"$each": list(write.event_ids), "$slice": -RECENT_EVENTS}},
+            },
         )
 
     def page_cursor(self, window: Window) -> AsyncCursor[Document]:

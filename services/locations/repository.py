@@ -1,13 +1,15 @@
 """Storage of locations behind small Protocols: our own (CPO side) and partners' copies (eMSP side).
 
-Writes are compare-and-set: `add` fails when the object exists, `update` when the stored `version`
+Writes are compare-and-set: adding fails when the object exists, an update when the stored `version`
 moved on (another replica or a concurrent message got there first). The caller reloads and retries.
 Own locations also remember the `event_id`s of recent inputs, checked in the same atomic update,
-so a redelivered input changes nothing twice.
+so a redelivered input changes nothing twice. Own locations are written a batch at a time: the input
+consumer applies everything that queued up in one read and one bulk write.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,7 +19,8 @@ import msgspec
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import to_utc
 
-# How many recent event ids an own location remembers; redeliveries come within seconds.
+# How many recent event ids an own location remembers. A redelivered input was unacked, so fewer
+# inputs than the prefetch of all replicas together can have been applied to its location since.
 RECENT_EVENTS = 200
 
 
@@ -28,6 +31,15 @@ class OwnRecord(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     created_seq: int
     recent_event_ids: tuple[str, ...] = ()
+
+
+class OwnWrite(msgspec.Struct, frozen=True, kw_only=True):
+    """A new state of one own location and the inputs that made it (at least one)."""
+
+    location: Location
+    # The stored version this state replaces; None for a location that is not stored yet.
+    version: int | None
+    event_ids: tuple[str, ...]
 
 
 class PartnerRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,11 +75,15 @@ class OwnLocations(Protocol):
 
     async def get(self, location_id: str) -> OwnRecord | None: ...
 
-    async def add(self, location: Location, event_id: str) -> OwnRecord | None:
-        """Store a new location (version 1); None when it exists already."""
+    async def get_many(self, location_ids: Collection[str]) -> dict[str, OwnRecord]:
+        """The stored records among `location_ids`, by id."""
 
-    async def update(self, location: Location, version: int, event_id: str) -> OwnRecord | None:
-        """Replace the location if still at `version` and `event_id` is new; None otherwise."""
+    async def save_many(self, writes: Sequence[OwnWrite]) -> dict[str, int]:
+        """Store every write whose precondition holds; the new version of each stored one, by id.
+
+        A new location (version None) must not exist yet; an update needs the stored version to be
+        `version` still and none of its event ids to be remembered. Each is decided on its own.
+        """
 
     async def page(self, window: Window) -> list[tuple[int, Location]]:
         """(created_seq, location) pairs of a window, oldest creation first."""
@@ -112,26 +128,38 @@ class InMemoryOwnLocations:
         """The stored record, if any."""
         return self.records.get(location_id)
 
-    async def add(self, location: Location, event_id: str) -> OwnRecord | None:
-        """Store a new location (version 1); None when it exists already."""
-        self._seq += 1
-        if location.id in self.records:
-            return None
-        record = OwnRecord(location=location, version=1, created_seq=self._seq, recent_event_ids=(event_id,))
-        self.records[location.id] = record
-        return record
+    async def get_many(self, location_ids: Collection[str]) -> dict[str, OwnRecord]:
+        """The stored records among `location_ids`, by id."""
+        return {i: self.records[i] for i in location_ids if i in self.records}
 
-    async def update(self, location: Location, version: int, event_id: str) -> OwnRecord | None:
-        """Replace the location if still at `version` and `event_id` is new; None otherwise."""
-        current = self.records.get(location.id)
-        if current is None or current.version != version or event_id in current.recent_event_ids:
+    async def save_many(self, writes: Sequence[OwnWrite]) -> dict[str, int]:
+        """Store every write whose precondition holds; the new version of each stored one, by id."""
+        saved: dict[str, int] = {}
+        for write in writes:
+            record = self._saved(write)
+            if record is not None:
+                self.records[write.location.id] = record
+                saved[write.location.id] = record.version
+        return saved
+
+    def _saved(self, write: OwnWrite) -> OwnRecord | None:
+        current = self.records.get(write.location.id)
+        recent = write.event_ids[-RECENT_EVENTS:]
+        if write.version is None:
+            self._seq += 1
+            if current is not None:
+                return None
+            return OwnRecord(
+                location=write.location, version=1, created_seq=self._seq, recent_event_ids=recent
+            )
+        if current is None or current.version != write.version:
             return None
-        recent = (*current.recent_event_ids, event_id)[-RECENT_EVENTS:]
-        record = msgspec.structs.replace(
-            current, location=location, version=version + 1, recent_event_ids=recent
+        if set(write.event_ids) & set(current.recent_event_ids):
+            return None
+        recent = (*current.recent_event_ids, *write.event_ids)[-RECENT_EVENTS:]
+        return msgspec.structs.replace(
+            current, location=write.location, version=write.version + 1, recent_event_ids=recent
         )
-        self.records[location.id] = record
-        return record
 
     async def page(self, window: Window) -> list[tuple[int, Location]]:
         """(created_seq, location) pairs of a window, oldest creation first."""

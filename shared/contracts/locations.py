@@ -177,11 +177,14 @@ class LocationChange(msgspec.Struct, frozen=True):
 
 
 class LocationChanged(Message, frozen=True, kw_only=True, tag="locations.location.changed"):
-    """One of our locations changed: the full state after the change and its version (CPO side)."""
+    """One of our locations changed: the full state after the changes and its version (CPO side).
+
+    `changes` lists each changed part once; inputs applied together in one write share one event.
+    """
 
     location: Location
     version: int
-    change: LocationChange
+    changes: list[LocationChange]
 
 
 class PartnerLocationChanged(Message, frozen=True, kw_only=True, tag="locations.partner_location.changed"):

@@ -39,6 +39,33 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+def delivery_of(message: AbstractIncomingMessage, headers: dict[str, Any] | None = None) -> Delivery:
+    """The handler's view of an incoming message."""
+    return Delivery(
+        body=message.body,
+        routing_key=message.routing_key or "",
+        headers=dict(message.headers or {}) if headers is None else headers,
+        message_id=message.message_id,
+        redelivered=bool(message.redelivered),
+        reply_to=message.reply_to,
+        correlation_id=message.correlation_id,
+    )
+
+
+async def dead_letter(
+    broker: Broker, message: AbstractIncomingMessage, headers: dict[str, Any], reason: str
+) -> None:
+    """Publish a copy to the dead-letter exchange with the reason; the caller then acks the original."""
+    headers = {**headers, ERROR: reason[:1000], ORIGINAL_ROUTING_KEY: message.routing_key or ""}
+    await broker.publish(
+        broker.exchanges.dead_letter,
+        message.routing_key or "",
+        message.body,
+        headers=headers,
+        message_id=message.message_id,
+    )
+
+
 class Consumer:
     """Runs a handler for every message of a queue; ack after success, retry or dead-letter otherwise."""
 
@@ -82,20 +109,12 @@ class Consumer:
                 self._idle.set()
 
     async def _handle(self, message: AbstractIncomingMessage, headers: dict[str, Any]) -> None:
-        delivery = Delivery(
-            body=message.body,
-            routing_key=message.routing_key or "",
-            headers=headers,
-            message_id=message.message_id,
-            redelivered=bool(message.redelivered),
-            reply_to=message.reply_to,
-            correlation_id=message.correlation_id,
-        )
+        delivery = delivery_of(message, headers)
         try:
             await self._handler(delivery)
         except PoisonMessage as exc:
             log.warning("message_dead_lettered", consumer=self._name, reason=str(exc))
-            await self._dead_letter(message, headers, str(exc))
+            await dead_letter(self._broker, message, headers, str(exc))
             await message.ack()
         except asyncio.CancelledError:
             await message.nack(requeue=True)
@@ -107,15 +126,3 @@ class Consumer:
             await message.nack(requeue=True)
         else:
             await message.ack()
-
-    async def _dead_letter(
-        self, message: AbstractIncomingMessage, headers: dict[str, Any], reason: str
-    ) -> None:
-        headers = {**headers, ERROR: reason[:1000], ORIGINAL_ROUTING_KEY: message.routing_key or ""}
-        await self._broker.publish(
-            self._broker.exchanges.dead_letter,
-            message.routing_key or "",
-            message.body,
-            headers=headers,
-            message_id=message.message_id,
-        )

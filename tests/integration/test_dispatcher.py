@@ -235,7 +235,7 @@ class LocationModel:
 
     def changed(self, change: LocationChange) -> LocationChanged:
         """The event for the current state."""
-        return LocationChanged(location=self.location, version=self.version, change=change)
+        return LocationChanged(location=self.location, version=self.version, changes=[change])
 
     def created(self) -> LocationChanged:
         """The location's first event: a LOCATION-level change."""

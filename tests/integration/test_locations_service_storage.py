@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from services.locations.mongo import OWN, MongoOwnLocations, mongo_repository
-from services.locations.repository import RECENT_EVENTS, Repository, Window
+from services.locations.repository import RECENT_EVENTS, OwnRecord, OwnWrite, Repository, Window
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
 from shared.storage import connect_mongo, service_database
 
@@ -44,9 +44,21 @@ async def repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
         await client.close()
 
 
+async def add(repo: Repository, new: Location, event_id: str) -> OwnRecord | None:
+    """Store a new location alone; its record, or None when it exists already."""
+    saved = await repo.own.save_many([OwnWrite(location=new, version=None, event_ids=(event_id,))])
+    return await repo.own.get(new.id) if saved == {new.id: 1} else None
+
+
+async def update(repo: Repository, changed: Location, version: int, *event_ids: str) -> int | None:
+    """Store a new state alone; its version, or None when the precondition failed."""
+    saved = await repo.own.save_many([OwnWrite(location=changed, version=version, event_ids=event_ids)])
+    return saved.get(changed.id)
+
+
 async def test_own_round_trip_keeps_the_ocpi_object(repo: Repository) -> None:
     """A stored location reads back equal, datetimes as aware UTC, with version 1 and its event id."""
-    stored = await repo.own.add(location("L1"), "e1")
+    stored = await add(repo, location("L1"), "e1")
     assert stored is not None
     record = await repo.own.get("L1")
     assert record is not None
@@ -56,15 +68,15 @@ async def test_own_round_trip_keeps_the_ocpi_object(repo: Repository) -> None:
 
 async def test_own_add_twice_fails_and_creation_order_grows(repo: Repository) -> None:
     """The unique _id refuses a second insert; created_seq grows with each creation."""
-    first = await repo.own.add(location("L1"), "e1")
-    assert await repo.own.add(location("L1"), "e2") is None
-    second = await repo.own.add(location("L2"), "e3")
+    first = await add(repo, location("L1"), "e1")
+    assert await add(repo, location("L1"), "e2") is None
+    second = await add(repo, location("L2"), "e3")
     assert first is not None and second is not None and second.created_seq > first.created_seq
 
 
 async def test_concurrent_creations_get_distinct_increasing_seqs(repo: Repository) -> None:
     """The $inc counter hands out a distinct created_seq to each of many concurrent creations."""
-    records = await asyncio.gather(*(repo.own.add(location(f"L{i}"), f"e{i}") for i in range(20)))
+    records = await asyncio.gather(*(add(repo, location(f"L{i}"), f"e{i}") for i in range(20)))
     seqs = [record.created_seq for record in records if record is not None]
     assert len(seqs) == 20 and len(set(seqs)) == 20
     page = await repo.own.page(Window(limit=50))
@@ -73,25 +85,48 @@ async def test_concurrent_creations_get_distinct_increasing_seqs(repo: Repositor
 
 async def test_own_update_is_compare_and_set_on_version_and_event_id(repo: Repository) -> None:
     """An update applies only at the expected version and only for an event id not seen yet."""
-    await repo.own.add(location("L1"), "e1")
+    await add(repo, location("L1"), "e1")
     charging = location("L1", T0 + timedelta(minutes=1), Status.CHARGING)
-    updated = await repo.own.update(charging, 1, "e2")
-    assert updated is not None and updated.version == 2
-    assert await repo.own.update(charging, 1, "e3") is None  # version moved on
-    assert await repo.own.update(charging, 2, "e2") is None  # event already applied
+    assert await update(repo, charging, 1, "e2", "e3") == 2
+    assert await update(repo, charging, 1, "e4") is None  # version moved on
+    assert await update(repo, charging, 2, "e5", "e3") is None  # one of its events already applied
     record = await repo.own.get("L1")
     assert record is not None and record.version == 2 and record.location == charging
+    assert record.recent_event_ids == ("e1", "e2", "e3")
+
+
+async def test_one_bulk_write_decides_each_write_on_its_own(repo: Repository) -> None:
+    """New, existing, current and outdated writes in one batch: exactly the valid ones are stored."""
+    await add(repo, location("L1"), "e1")
+    await add(repo, location("L2"), "e2")
+    await update(repo, location("L2", T0 + timedelta(minutes=1)), 1, "e3")
+    later = T0 + timedelta(minutes=5)
+    writes = [
+        OwnWrite(location=location("L3", later), version=None, event_ids=("n1",)),  # new: stored
+        OwnWrite(location=location("L1", later), version=None, event_ids=("n2",)),  # exists: refused
+        OwnWrite(location=location("L1", later), version=1, event_ids=("n3",)),  # current: stored
+        OwnWrite(location=location("L2", later), version=1, event_ids=("n4",)),  # outdated: refused
+        OwnWrite(location=location("L4", later), version=None, event_ids=("n5",)),  # new: stored
+    ]
+    assert await repo.own.save_many(writes) == {"L3": 1, "L1": 2, "L4": 1}
+    records = await repo.own.get_many(["L1", "L2", "L3", "L4", "L5"])
+    assert {k: (r.version, r.location.last_updated) for k, r in records.items()} == {
+        "L1": (2, later),
+        "L2": (2, T0 + timedelta(minutes=1)),
+        "L3": (1, later),
+        "L4": (1, later),
+    }
+    assert records["L3"].created_seq < records["L4"].created_seq
 
 
 async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
     """$push with $slice keeps only the newest event ids."""
-    await repo.own.add(location("L1"), "e0")
-    record = await repo.own.get("L1")
+    record = await add(repo, location("L1"), "e0")
     assert record is not None
     collection = repo.own._locations  # type: ignore[attr-defined]
     ids = [f"x{i}" for i in range(RECENT_EVENTS + 5)]
-    await collection.update_one({"_id": "L1"}, {"$set": {"recent_event_ids": ids[:-1]}})
-    await repo.own.update(location("L1"), record.version, ids[-1])
+    await collection.update_one({"_id": "L1"}, {"$set": {"recent_event_ids": ids[:-2]}})
+    assert await update(repo, location("L1"), record.version, *ids[-2:]) == 2
     record = await repo.own.get("L1")
     assert record is not None and record.recent_event_ids == tuple(ids[-RECENT_EVENTS:])
 
@@ -99,7 +134,7 @@ async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
 async def test_pages_by_keyset_offset_and_dates(repo: Repository) -> None:
     """Keyset and offset pages follow creation order; date_from is inclusive and date_to exclusive."""
     for i in range(6):
-        await repo.own.add(location(f"L{i}", T0 + timedelta(minutes=i)), f"e{i}")
+        await add(repo, location(f"L{i}", T0 + timedelta(minutes=i)), f"e{i}")
     first = await repo.own.page(Window(limit=3))
     assert [loc.id for _, loc in first] == ["L0", "L1", "L2"]
     after = await repo.own.page(Window(limit=3, offset=99, after_seq=first[-1][0]))
@@ -124,7 +159,7 @@ def _stages(plan: object) -> list[str]:
 async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
     """A page after a cursor is read by an index scan of created_seq: no skip and no in-memory sort."""
     for i in range(30):
-        await repo.own.add(location(f"L{i}"), f"e{i}")
+        await add(repo, location(f"L{i}"), f"e{i}")
     own = repo.own
     assert isinstance(own, MongoOwnLocations)
     plan = (await own.page_cursor(Window(limit=5, offset=25, after_seq=25)).explain())["queryPlanner"]

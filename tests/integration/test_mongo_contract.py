@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.storage import connect_mongo
 
@@ -131,3 +131,56 @@ async def test_lease_claim_is_exclusive(collection: AsyncCollection[Doc]) -> Non
         claim, {"$set": {"lease_until": now + timedelta(seconds=30)}}
     )
     assert first is not None and second is None
+
+
+async def test_unordered_bulk_write_reports_each_failure_and_runs_the_rest(
+    collection: AsyncCollection[Doc],
+) -> None:
+    """A duplicate insert and a compare-and-set miss in one unordered bulk: the others still apply,
+    the error names the failed insert's index with code 11000, and nMatched counts the hits."""
+    await collection.insert_many([{"_id": "a", "v": 1, "ids": ["x"]}, {"_id": "b", "v": 1, "ids": []}])
+    operations: list[InsertOne[Doc] | UpdateOne] = [
+        InsertOne({"_id": "a", "v": 1}),
+        UpdateOne({"_id": "a", "v": 1, "ids": {"$nin": ["y", "z"]}}, {"$inc": {"v": 1}}),
+        UpdateOne({"_id": "b", "v": 1, "ids": {"$nin": ["q"]}}, {"$inc": {"v": 1}, "$push": {"ids": "q"}}),
+        UpdateOne({"_id": "a", "v": 1, "ids": {"$nin": ["x"]}}, {"$inc": {"v": 10}}),
+        InsertOne({"_id": "c", "v": 1}),
+    ]
+    with pytest.raises(BulkWriteError) as raised:
+        await collection.bulk_write(operations, ordered=False)
+    details = raised.value.details
+    assert [(e["index"], e["code"]) for e in details["writeErrors"]] == [(0, 11000)]
+    assert (details["nMatched"], details["nInserted"]) == (2, 1)
+    assert {d["_id"]: d["v"] async for d in collection.find()} == {"a": 2, "b": 2, "c": 1}
+
+
+async def test_upserts_keyed_by_a_document_id_and_in_on_document_ids(
+    collection: AsyncCollection[Doc],
+) -> None:
+    """_id {partner_id, key}: $in finds by whole documents; a guarded upsert on a newer version fails on
+    the key, $addToSet $each adds each part once."""
+    await collection.bulk_write(
+        [
+            UpdateOne(
+                {"_id": {"p": "1", "k": key}, "version": {"$lt": 2}},
+                {"$set": {"version": 2}, "$addToSet": {"changes": {"$each": ["s", "s", "t"]}}},
+                upsert=True,
+            )
+            for key in ("a", "b")
+        ],
+        ordered=False,
+    )
+    found = await collection.find({"_id": {"$in": [{"p": "1", "k": "a"}, {"p": "1", "k": "z"}]}}).to_list()
+    assert [(d["_id"]["k"], d["changes"]) for d in found] == [("a", ["s", "t"])]
+    with pytest.raises(BulkWriteError) as raised:
+        await collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": {"p": "1", "k": "b"}, "version": {"$lt": 1}},
+                    {"$set": {"version": 1}},
+                    upsert=True,
+                )
+            ],
+            ordered=False,
+        )
+    assert [e["code"] for e in raised.value.details["writeErrors"]] == [11000]

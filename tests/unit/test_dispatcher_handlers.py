@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import cast
 
+import msgspec
 import pytest
 
-from services.dispatcher.handlers import BINDINGS, Deps, handle
+from services.dispatcher.handlers import BINDINGS, Deps, coalesce, handle, handle_batch
+from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.messaging.consumer import Delivery, PoisonMessage
+from shared.ocpi.v2_1_1.locations import Location
 
 # These paths return or raise before any dependency is used.
 NO_DEPS = cast(Deps, object())
@@ -41,3 +44,33 @@ async def test_an_unreadable_event_is_poison(body: bytes) -> None:
     """Broken JSON or a known kind that fails validation is dead-lettered with the reason."""
     with pytest.raises(PoisonMessage, match="not a dispatcher event"):
         await handle(delivery(body), NO_DEPS)
+
+
+async def test_in_a_batch_poison_gets_a_verdict_and_unknown_kinds_none() -> None:
+    """A batch names each unreadable event's reason and passes over kinds that are not ours."""
+    batch = [delivery(b"not json"), delivery(b'{"type": "credentials.partner.renamed", "partner_id": "p"}')]
+    verdicts = await handle_batch(batch, NO_DEPS)
+    assert verdicts[1] is None and verdicts[0] is not None and "not a dispatcher event" in verdicts[0]
+
+
+def changed(version: int, *changes: LocationChange, location_id: str = "L1") -> LocationChanged:
+    state = msgspec.convert(
+        {"id": location_id, "type": "ON_STREET", "address": "a", "city": "c", "postal_code": "1",
+         "country": "NLD", "coordinates": {"latitude": "52.000000", "longitude": "5.000000"},
+         "name": f"v{version}", "last_updated": "2024-05-01T12:00:00Z"},
+        Location,
+    )  # fmt: skip
+    return LocationChanged(location=state, version=version, changes=list(changes))
+
+
+def test_coalesce_keeps_the_newest_state_with_every_part() -> None:
+    """Per location the newest version wins, whatever the order, and each changed part appears once."""
+    e1, e2 = LocationChange(ChangeScope.EVSE_STATUS, "E1"), LocationChange(ChangeScope.EVSE, "E2")
+    whole = LocationChange(ChangeScope.LOCATION)
+    snapshots = coalesce(
+        [changed(3, e1), changed(5, e2, e1), changed(1, whole, location_id="L2"), changed(4, whole)]
+    )
+    assert [(s.location.id, s.version, s.location.name, s.changes) for s in snapshots] == [
+        ("L1", 5, "v5", [e1, e2, whole]),
+        ("L2", 1, "v1", [whole]),
+    ]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from services.locations.handlers import dispatch
+from services.locations.handlers import dispatch, handle_location_inputs
 from services.locations.inputs import Rejected
-from services.locations.repository import InMemoryOwnLocations, OwnRecord, Repository, in_memory_repository
+from services.locations.repository import InMemoryOwnLocations, OwnWrite, Repository, in_memory_repository
 from shared.contracts.base import Message, Outcome, RpcReply
 from shared.contracts.locations import (
     ChangeScope,
@@ -18,6 +19,7 @@ from shared.contracts.locations import (
     EvseUpsert,
     LocationChange,
     LocationChanged,
+    LocationInput,
     LocationUpsert,
     PartnerLocationChanged,
     PartnerLocationImport,
@@ -213,13 +215,13 @@ def changed(outcome: Outcome) -> LocationChanged:
 async def test_inputs_publish_versions_and_scopes(repo: Repository) -> None:
     """Each applied input announces the full location, its new version and what changed."""
     first = changed(await dispatch(LocationUpsert(event_id="a", location=location()), repo))
-    assert (first.version, first.change) == (1, LocationChange(ChangeScope.LOCATION))
+    assert (first.version, first.changes) == (1, [LocationChange(ChangeScope.LOCATION)])
     status = EvseStatusSet(event_id="b", location_id="L1", evse_uid="E1", status=Status.CHARGING, at=T0)
     second = changed(await dispatch(status, repo))
-    assert (second.version, second.change) == (2, LocationChange(ChangeScope.EVSE_STATUS, "E1"))
+    assert (second.version, second.changes) == (2, [LocationChange(ChangeScope.EVSE_STATUS, "E1")])
     assert second.location.evses is not None and second.location.evses[0].status == Status.CHARGING
     third = changed(await dispatch(EvseUpsert(event_id="c", location_id="L1", evse=evse("E2")), repo))
-    assert (third.version, third.change) == (3, LocationChange(ChangeScope.EVSE, "E2"))
+    assert (third.version, third.changes) == (3, [LocationChange(ChangeScope.EVSE, "E2")])
 
 
 async def test_redelivered_input_changes_nothing_but_announces_current_state(repo: Repository) -> None:
@@ -254,13 +256,14 @@ class RacingOwnLocations(InMemoryOwnLocations):
         super().__init__()
         self.raced = False
 
-    async def update(self, location: Location, version: int, event_id: str) -> OwnRecord | None:
-        if not self.raced:
+    async def save_many(self, writes: Sequence[OwnWrite]) -> dict[str, int]:
+        if not self.raced and all(write.version is not None for write in writes):
             self.raced = True
-            current = self.records[location.id]
-            other = msgspec.structs.replace(current.location, name="changed elsewhere")
-            await super().update(other, version, "other-replica")
-        return await super().update(location, version, event_id)
+            for write in writes:
+                current = self.records[write.location.id]
+                other = msgspec.structs.replace(current.location, name="changed elsewhere")
+                await super().save_many([OwnWrite(location=other, version=current.version, event_ids=("x",))])
+        return await super().save_many(writes)
 
 
 async def test_concurrent_change_is_retried_on_the_newer_state(repo: Repository) -> None:
@@ -272,6 +275,67 @@ async def test_concurrent_change_is_retried_on_the_newer_state(repo: Repository)
     event = changed(await dispatch(status, racing))
     assert event.version == 3 and event.location.name == "changed elsewhere"
     assert event.location.evses is not None and event.location.evses[0].status == Status.CHARGING
+
+
+async def test_a_batch_is_one_stored_change_and_one_event_per_location(repo: Repository) -> None:
+    """Inputs applied together: in order per location, each location announced once with every part."""
+    await seed(repo, 2)
+    later = T0 + timedelta(hours=1)
+    batch: list[LocationInput] = [
+        EvseStatusSet(event_id="b1", location_id="L000", evse_uid="E1", status=Status.CHARGING, at=later),
+        EvseUpsert(event_id="b2", location_id="L001", evse=evse("E2", later)),
+        EvseStatusSet(event_id="b3", location_id="L000", evse_uid="E1", status=Status.BLOCKED, at=later),
+        EvseStatusSet(event_id="b1", location_id="L000", evse_uid="E1", status=Status.CHARGING, at=later),
+        EvseStatusSet(event_id="b4", location_id="L001", evse_uid="E1", status=Status.CHARGING, at=later),
+    ]
+    outcome = await handle_location_inputs(batch, repo)
+    assert outcome.rejected == {}
+    events = {e.location.id: e for e in outcome.events if isinstance(e, LocationChanged)}
+    assert len(outcome.events) == 2 and set(events) == {"L000", "L001"}
+    first, second = events["L000"], events["L001"]
+    assert first.version == 2 and first.changes == [LocationChange(ChangeScope.EVSE_STATUS, "E1")]
+    assert first.location.evses is not None and first.location.evses[0].status == Status.BLOCKED
+    assert second.version == 2
+    assert second.changes == [
+        LocationChange(ChangeScope.EVSE, "E2"),
+        LocationChange(ChangeScope.EVSE_STATUS, "E1"),
+    ]
+    stored = await repo.own.get("L000")
+    assert stored is not None and stored.recent_event_ids[-2:] == ("b1", "b3")
+
+
+async def test_a_rejected_input_in_a_batch_is_reported_and_the_rest_applies(repo: Repository) -> None:
+    """An input that can never apply is named by its batch index; the inputs around it are stored."""
+    await seed(repo, 1)
+    batch: list[LocationInput] = [
+        EvseStatusSet(event_id="r1", location_id="L000", evse_uid="E1", status=Status.CHARGING, at=T0),
+        EvseStatusSet(event_id="r2", location_id="L000", evse_uid="NOPE", status=Status.CHARGING, at=T0),
+        EvseStatusSet(event_id="r3", location_id="GONE", evse_uid="E1", status=Status.CHARGING, at=T0),
+        EvseUpsert(event_id="r4", location_id="L000", evse=evse("E2")),
+    ]
+    outcome = await handle_location_inputs(batch, repo)
+    assert set(outcome.rejected) == {1, 2} and "NOPE" in outcome.rejected[1] and "GONE" in outcome.rejected[2]
+    (event,) = outcome.events
+    assert isinstance(event, LocationChanged) and event.version == 2
+    assert event.changes == [
+        LocationChange(ChangeScope.EVSE_STATUS, "E1"),
+        LocationChange(ChangeScope.EVSE, "E2"),
+    ]
+
+
+async def test_a_batch_with_a_redelivery_and_a_new_input_stores_only_the_new_one(repo: Repository) -> None:
+    """A redelivered input next to a new one: one new version, announcing both parts."""
+    await seed(repo, 1)
+    first = EvseStatusSet(event_id="d1", location_id="L000", evse_uid="E1", status=Status.CHARGING, at=T0)
+    await dispatch(first, repo)
+    new = EvseUpsert(event_id="d2", location_id="L000", evse=evse("E2"))
+    outcome = await handle_location_inputs([first, new], repo)
+    (event,) = outcome.events
+    assert isinstance(event, LocationChanged) and event.version == 3
+    assert event.changes == [
+        LocationChange(ChangeScope.EVSE_STATUS, "E1"),
+        LocationChange(ChangeScope.EVSE, "E2"),
+    ]
 
 
 # ---- eMSP receiver ---------------------------------------------------------------------------------------
