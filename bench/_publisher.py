@@ -17,6 +17,7 @@ import uuid
 from shared.contracts.locations import EvseStatusSet
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
+from shared.ocpi.v2_1_1.locations import Status
 from shared.ocpi.v2_1_1.types import format_datetime, utc_now
 
 IN_FLIGHT = 64
@@ -47,7 +48,11 @@ async def publish_all(args: argparse.Namespace) -> tuple[list[list[object]], dic
                 late += 1
             at = utc_now()
             event = EvseStatusSet(
-                event_id=uuid.uuid4().hex, location_id=location_id, evse_uid=evse_uid, status=status, at=at
+                event_id=uuid.uuid4().hex,
+                location_id=location_id,
+                evse_uid=evse_uid,
+                status=Status(status),
+                at=at,
             )
             sent_at = time.time()
             # Confirms are awaited concurrently (at most IN_FLIGHT), so the broker's confirm latency

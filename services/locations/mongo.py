@@ -9,6 +9,8 @@ writes of such operations, one per batch of inputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import time
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -36,6 +38,8 @@ OWN = "own_locations"
 PARTNER = "partner_locations"
 COUNTERS = "counters"
 DUPLICATE_KEY = 11000
+# The longest a cached count of all own locations is trusted while the counter stands still.
+TOTAL_MAX_AGE = 60.0
 
 
 def _stored(location: Location) -> Document:
@@ -59,6 +63,8 @@ class MongoOwnLocations:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._locations: AsyncCollection[Document] = db[OWN]
         self._counters: AsyncCollection[Document] = db[COUNTERS]
+        # (counter value, count of all locations, monotonic time it was counted)
+        self._total: tuple[int, int, float] | None = None
 
     async def ensure_indexes(self) -> None:
         """Indexes of the pull API: creation order for pages, last_updated for date filters."""
@@ -170,31 +176,70 @@ class MongoOwnLocations:
             },
         )
 
-    def page_cursor(self, window: Window) -> AsyncCursor[Document]:
-        """The query of a page: a range scan of the created_seq index after a cursor, else a skip."""
-        query = _date_filter(window.date_from, window.date_to)
-        if window.after_seq is not None:
-            query["created_seq"] = {"$gt": window.after_seq}
+    async def _top_seq(self) -> int:
+        """The last creation number handed out: no location has a higher created_seq."""
+        counter = await self._counters.find_one({"_id": OWN})
+        return 0 if counter is None else int(counter["seq"])
+
+    def page_cursor(self, window: Window, upto: int | None = None) -> AsyncCursor[Document]:
+        """The query of a page: a range of the created_seq index after a cursor, else a skip.
+
+        `upto` bounds the range from above. created_seq comes first in the filter: a server that
+        uses the first indexed clause (SecantusDB does) then scans created_seq, not the date index.
+        """
+        query: Document = {}
+        if window.after_seq is not None or upto is not None:
+            bounds: Document = {"$gt": window.after_seq or 0}
+            if upto is not None:
+                bounds["$lte"] = upto
+            query["created_seq"] = bounds
+        query.update(_date_filter(window.date_from, window.date_to))
         cursor = self._locations.find(query, {"location": 1, "created_seq": 1}).sort("created_seq", ASCENDING)
         if window.after_seq is None and window.offset:
             cursor = cursor.skip(window.offset)
         return cursor.limit(window.limit)
 
     async def page(self, window: Window) -> list[tuple[int, Location]]:
-        """(created_seq, location) pairs of a window, oldest creation first."""
-        rows = await self.page_cursor(window).to_list()
+        """(created_seq, location) pairs of a window, oldest creation first.
+
+        A keyset page reads bounded slices of created_seq after the cursor, a slice twice as wide
+        as the one before, until it has `limit` rows or passes the last creation number. A dense
+        range needs one slice. Every query then touches a bounded part of the index, so its cost
+        cannot grow with what lies beyond the page, also on servers that apply `limit` only after
+        reading the whole range (SecantusDB). A page by offset without a cursor is a plain skip.
+        """
+        if window.after_seq is None and window.offset:
+            rows = await self.page_cursor(window).to_list()
+        else:
+            rows = []
+            after, top = window.after_seq or 0, await self._top_seq()
+            width = max(2 * window.limit, 64)
+            while len(rows) < window.limit and after < top:
+                upto = min(after + width, top)
+                part = dataclasses.replace(window, limit=window.limit - len(rows), after_seq=after)
+                rows.extend(await self.page_cursor(part, upto).to_list())
+                after, width = upto, 2 * width
         return [(row["created_seq"], convert(row["location"], Location)) for row in rows]
 
     async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
         """How many locations match the date filters.
 
-        Without filters the collection's own count answers from metadata instead of a scan of
-        every document on every page; with filters the last_updated index bounds the count.
+        With filters the last_updated index bounds the count. Without, the collection's own count
+        answers (metadata on MongoDB), and is kept between pages: own locations are never deleted
+        and every creation first takes a number from the counter, so the count can only change
+        when the counter moves. It is taken again then, or after a minute (a creation that took its
+        number before a count but was stored after it shows then).
         """
         query = _date_filter(date_from, date_to)
-        if not query:
-            return await self._locations.estimated_document_count()
-        return await self._locations.count_documents(query)
+        if query:
+            return await self._locations.count_documents(query)
+        top = await self._top_seq()
+        cached = self._total
+        if cached is not None and cached[0] == top and time.monotonic() - cached[2] < TOTAL_MAX_AGE:
+            return cached[1]
+        total = await self._locations.estimated_document_count()
+        self._total = (top, total, time.monotonic())
+        return total
 
 
 class MongoPartnerLocations:

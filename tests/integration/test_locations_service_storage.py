@@ -162,9 +162,41 @@ async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
         await add(repo, location(f"L{i}"), f"e{i}")
     own = repo.own
     assert isinstance(own, MongoOwnLocations)
-    plan = (await own.page_cursor(Window(limit=5, offset=25, after_seq=25)).explain())["queryPlanner"]
+    plan = (await own.page_cursor(Window(limit=5, offset=25, after_seq=25), upto=30).explain())[
+        "queryPlanner"
+    ]
     stages = _stages(plan["winningPlan"])
     assert "IXSCAN" in stages and "SKIP" not in stages and "SORT" not in stages, stages
+
+
+async def test_keyset_pages_cross_gaps_in_creation_numbers(repo: Repository) -> None:
+    """Creation numbers far apart (numbers taken by failed creations): pages still fill up, in order,
+    with and without a date filter, and end at the last location."""
+    collection = repo.own._counters  # type: ignore[attr-defined]
+    for i in range(12):
+        await add(repo, location(f"L{i:02d}", T0 + timedelta(minutes=i % 3)), f"e{i}")
+        await collection.update_one({"_id": OWN}, {"$inc": {"seq": 37 * i}})
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await repo.own.page(Window(limit=5, after_seq=after))
+        seen += [loc.id for _, loc in page]
+        if len(page) < 5:
+            break
+        after = page[-1][0]
+    assert seen == [f"L{i:02d}" for i in range(12)]
+    late = Window(limit=3, after_seq=0, date_from=T0 + timedelta(minutes=2))
+    assert [loc.id for _, loc in await repo.own.page(late)] == ["L02", "L05", "L08"]
+
+
+async def test_count_of_all_locations_follows_every_creation(repo: Repository) -> None:
+    """The count of all locations, kept between pages, is exact again right after a creation."""
+    assert await repo.own.count(None, None) == 0
+    await add(repo, location("L1"), "e1")
+    assert await repo.own.count(None, None) == 1
+    assert await repo.own.count(None, None) == 1
+    await add(repo, location("L2"), "e2")
+    assert await repo.own.count(None, None) == 2
 
 
 async def test_indexes_exist(repo: Repository) -> None:
