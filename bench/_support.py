@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,9 @@ from tests.support.deployments import new_deployment
 
 # As tests/conftest.py's `pair`: production queue type, and the production RPC timeout.
 RPC_TIMEOUT_SECONDS = "5"
-LOG_LEVEL = "warning"
+# Services log warnings only unless BENCH_LOG_LEVEL says otherwise (with TEST_SERVICE_LOG=<file>,
+# e.g. info to see the locations service's batch sizes and store/publish times).
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "warning")
 
 
 def deployment(amqp: str, mongo: str, country_code: str, party_id: str, roles: str) -> Deployment:

@@ -59,11 +59,13 @@ async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
 async def locations_changed(events: Sequence[LocationChanged], deps: Deps) -> None:
     """Coalesce new states into a pending push for every eMSP partner that receives locations.
 
-    A run of events is coalesced first (the newest state of each location, with every changed part),
-    so a burst costs each partner one read and one bulk write, not a few round trips per event.
+    A run of events is coalesced first (the newest state of each location, with every changed part).
+    The states are stored once for all partners; then a burst costs each partner one read and one
+    bulk write of small pending records, not a few round trips per event.
     """
     now = deps.clock()
     snapshots = coalesce(events)
+    await deps.pushes.record_states(snapshots)
     receivers = await deps.partners.locations_receivers()
     for partner in receivers:
         parked = partner.sync_state is SyncState.OUT_OF_SYNC

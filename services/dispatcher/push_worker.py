@@ -112,11 +112,17 @@ class PushWorker:
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             await self._pushes.park(job, self._owner, job.attempts)
             return
-        location, version, changes = job.location, job.version, job.changes
+        state = await self._pushes.newest_state(job.key)
+        if state is None:  # states are stored before pushes are queued: not expected
+            await self._pushes.drop(job, self._owner, self._clock())
+            log.error("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="no state")
+            return
+        # Always the newest state: never older than anything the partner got, and as current as can be.
+        version, location = state
+        changes = job.changes
         delivered = await self._pushes.delivered_state(job.partner_id, job.key)
-        if delivered is not None and delivered.version >= job.version:
-            # Never send an older state: push the parts still missing from what the partner has.
-            location, version = delivered.location, delivered.version
+        if delivered is not None and delivered.version >= version:
+            # The partner has this state: send only the parts no push has carried yet.
             changes = [c for c in job.changes if not covers(delivered.pushed, c)]
             if not changes:
                 await self._pushes.drop(job, self._owner, self._clock())
@@ -126,7 +132,7 @@ class PushWorker:
         now = self._clock()
         fields = {"partner_id": job.partner_id, "location_id": job.key, "version": version}
         if sent is not None:
-            record = Delivered(version=version, location=location, pushed=pushed_changes(sent, changes))
+            record = Delivered(version=version, pushed=pushed_changes(sent, changes))
             await self._pushes.complete(job, self._owner, record, now)
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
             # A partner read as IN_SYNC needs no write. If another push failed since, that push's

@@ -1,9 +1,13 @@
-"""Pending pushes (one per partner and location, coalesced) and what each partner already has.
+"""The newest state of each location, pending pushes (one per partner and location, coalesced) and
+what each partner already has.
 
-`pending`: `_id` {partner_id, key}; the newest snapshot, its version, the union of changes since the
-last delivery, due time, attempts, parked flag and the lease (owner + expiry) of the replica pushing it.
-`delivered`: `_id` {partner_id, key}; the newest version the partner acknowledged, that snapshot, and
-which parts the last push carried (None: the whole location).
+`states`: `_id` location id; the newest state the dispatcher saw and its version, kept once for all
+partners (with many partners, a change writes the location once, not once per partner).
+`pending`: `_id` {partner_id, key}; the newest version to push, the union of changes since the last
+delivery, due time, attempts, parked flag and the lease (owner + expiry) of the replica pushing it.
+Small documents, so that claiming one stays cheap however many are waiting.
+`delivered`: `_id` {partner_id, key}; the newest version the partner acknowledged and which parts
+the last push carried (None: the whole location).
 """
 
 from __future__ import annotations
@@ -30,12 +34,11 @@ NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class PendingPush:
-    """A claimed push: the newest state of one location for one partner."""
+    """A claimed push: what changed in one location for one partner, up to `version`."""
 
     partner_id: str
     key: str
     version: int
-    location: Location
     changes: list[LocationChange]
     attempts: int
 
@@ -51,15 +54,24 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Delivered:
-    """The newest state of one location a partner acknowledged."""
+    """The newest version of one location a partner acknowledged, and the parts that push carried."""
 
     version: int
-    location: Location
     pushed: list[LocationChange] | None
 
 
 def _id(partner_id: str, key: str) -> dict[str, str]:
     return {"partner_id": partner_id, "key": key}
+
+
+def _unchanged(job: PendingPush, owner: str, up_to: int) -> Document:
+    """The claimed push, still held by `owner`, at most at version `up_to`, with no part added."""
+    return {
+        "_id": _id(job.partner_id, job.key),
+        "lease_owner": owner,
+        "version": {"$lte": up_to},
+        "changes": {"$size": len(job.changes)},
+    }
 
 
 def _on_insert(partner_id: str, key: str, now: datetime, parked: bool) -> Document:
@@ -79,7 +91,7 @@ def _replace(partner_id: str, snapshot: Snapshot, on_insert: Document) -> Update
     return UpdateOne(
         {"_id": _id(partner_id, snapshot.location.id), "version": {"$lt": snapshot.version}},
         {
-            "$set": {"version": snapshot.version, "location": to_builtins(snapshot.location)},
+            "$set": {"version": snapshot.version},
             "$addToSet": {"changes": {"$each": changes}},
             "$setOnInsert": on_insert,
         },
@@ -90,13 +102,12 @@ def _replace(partner_id: str, snapshot: Snapshot, on_insert: Document) -> Update
 def _merge(
     partner_id: str, snapshot: Snapshot, changes: list[LocationChange], on_insert: Document
 ) -> UpdateOne:
-    """Only the parts join a pending push; a new pending push starts from this state."""
-    state = {"version": snapshot.version, "location": to_builtins(snapshot.location)}
+    """Only the parts join a pending push; a new pending push starts at this version."""
     return UpdateOne(
         {"_id": _id(partner_id, snapshot.location.id)},
         {
             "$addToSet": {"changes": {"$each": [change_key(c) for c in changes]}},
-            "$setOnInsert": {**on_insert, **state},
+            "$setOnInsert": {**on_insert, "version": snapshot.version},
         },
         upsert=True,
     )
@@ -125,6 +136,7 @@ class PushQueue:
     """The `pending` and `delivered` collections of the dispatcher's database."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.states: AsyncCollection[Document] = db["states"]
         self.pending: AsyncCollection[Document] = db["pending"]
         self.delivered: AsyncCollection[Document] = db["delivered"]
 
@@ -143,10 +155,30 @@ class PushQueue:
         now: datetime,
         parked: bool,
     ) -> Admission | None:
-        """Coalesce one change into the partner's pending push; None when the partner has it already."""
+        """Record the state and coalesce its change into the partner's pending push; None when the
+        partner has it already."""
         snapshot = Snapshot(location=location, version=version, changes=[change])
+        await self.record_states([snapshot])
         admissions = await self.enqueue_many(partner_id, [snapshot], now, parked)
         return admissions[location.id]
+
+    async def record_states(self, snapshots: Sequence[Snapshot]) -> None:
+        """Keep the newest state of each location; an older one changes nothing. Before any enqueue of
+        the same versions, so that a claimed push always finds a state at least as new as itself."""
+        updates = [
+            UpdateOne(
+                {"_id": snapshot.location.id, "version": {"$lt": snapshot.version}},
+                {"$set": {"version": snapshot.version, "location": to_builtins(snapshot.location)}},
+                upsert=True,
+            )
+            for snapshot in snapshots
+        ]
+        await _bulk_upserts(self.states, updates)  # a failure on the key: a newer state is kept
+
+    async def newest_state(self, key: str) -> tuple[int, Location] | None:
+        """The newest state of a location and its version."""
+        doc = await self.states.find_one({"_id": key})
+        return None if doc is None else (int(doc["version"]), convert(doc["location"], Location))
 
     async def enqueue_many(
         self, partner_id: str, snapshots: Sequence[Snapshot], now: datetime, parked: bool
@@ -208,7 +240,6 @@ class PushQueue:
             partner_id=doc["partner_id"],
             key=doc["key"],
             version=int(doc["version"]),
-            location=convert(doc["location"], Location),
             changes=[change_from_key(c) for c in doc.get("changes", [])],
             attempts=int(doc.get("attempts", 0)),
         )
@@ -218,12 +249,14 @@ class PushQueue:
         doc = await self.delivered.find_one({"_id": _id(partner_id, key)})
         if doc is None:
             return None
-        return Delivered(
-            version=int(doc["version"]), location=convert(doc["location"], Location), pushed=_pushed(doc)
-        )
+        return Delivered(version=int(doc["version"]), pushed=_pushed(doc))
 
     async def complete(self, job: PendingPush, owner: str, sent: Delivered, now: datetime) -> None:
-        """Record the delivery; drop the push unless a newer version arrived while it was in flight."""
+        """Record the delivery; drop the push unless something it did not carry arrived meanwhile.
+
+        The pending push goes when the state sent is at least its version and no part joined it
+        since the claim (parts only ever join, so an unchanged count means unchanged parts).
+        """
         doc_id = _id(job.partner_id, job.key)
         pushed = None if sent.pushed is None else [change_key(c) for c in sent.pushed]
         try:
@@ -231,18 +264,13 @@ class PushQueue:
                 {"_id": doc_id, "version": {"$lte": sent.version}},
                 {
                     "$max": {"version": sent.version},
-                    "$set": {
-                        "partner_id": job.partner_id,
-                        "location": to_builtins(sent.location),
-                        "pushed": pushed,
-                        "at": now,
-                    },
+                    "$set": {"partner_id": job.partner_id, "pushed": pushed, "at": now},
                 },
                 upsert=True,
             )
         except DuplicateKeyError:
             pass  # something newer was delivered already; keep it
-        done = await self.pending.delete_one({"_id": doc_id, "version": job.version, "lease_owner": owner})
+        done = await self.pending.delete_one(_unchanged(job, owner, sent.version))
         if done.deleted_count == 0:
             await self.release(job, owner, due=now, attempts=0)
 
@@ -262,9 +290,7 @@ class PushQueue:
 
     async def drop(self, job: PendingPush, owner: str, now: datetime) -> None:
         """Delete a push that must not go out (partner gone, or it has this state already)."""
-        done = await self.pending.delete_one(
-            {"_id": _id(job.partner_id, job.key), "version": job.version, "lease_owner": owner}
-        )
+        done = await self.pending.delete_one(_unchanged(job, owner, job.version))
         if done.deleted_count == 0:
             await self.release(job, owner, due=now, attempts=0)
 

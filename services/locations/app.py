@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any, get_args
 
@@ -40,6 +41,7 @@ class InputHandler:
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         """The verdict of every delivery: None when handled, else why it is dead-lettered."""
+        began = time.perf_counter()
         verdicts: list[str | None] = [None] * len(deliveries)
         inputs: list[tuple[int, LocationInput]] = []
         imports: list[PartnerLocationImport] = []
@@ -57,6 +59,7 @@ class InputHandler:
         for position, reason in outcome.rejected.items():
             index, message = inputs[position]
             verdicts[index] = f"{tag_of(type(message))} rejected: {reason}"
+        stored = time.perf_counter()
         events = list(outcome.events)
         # Imports come from re-sync pulls, a page at a time: one by one is fast enough.
         for message in imports:
@@ -65,7 +68,14 @@ class InputHandler:
         versions = {
             event.location.id: event.version for event in events if isinstance(event, LocationChanged)
         }
-        log.info("inputs_handled", inputs=len(inputs), imports=len(imports), versions=versions)
+        log.info(
+            "inputs_handled",
+            inputs=len(inputs),
+            imports=len(imports),
+            versions=versions,
+            store_ms=round(1000 * (stored - began), 1),
+            publish_ms=round(1000 * (time.perf_counter() - stored), 1),
+        )
         return verdicts
 
 

@@ -73,9 +73,10 @@ async def test_pending_push_keeps_the_newest_snapshot_and_the_union_of_changes(q
     assert await queue.enqueue("p", location("v5"), 5, status("E1"), NOW, parked=False) is Admission.MERGE
     assert await queue.enqueue("p", location("v6"), 6, status("E2"), NOW, parked=False) is Admission.REPLACE
     job = await queue.claim("me", NOW, 30)
-    assert job is not None
-    assert (job.version, job.location.name) == (6, "v6")
+    assert job is not None and job.version == 6
     assert sorted(job.changes, key=str) == sorted([status("E1"), LOCATION, status("E2")], key=str)
+    state = await queue.newest_state("L1")
+    assert state is not None and (state[0], state[1].name) == (6, "v6")
 
 
 async def test_a_lease_keeps_other_replicas_off_until_it_expires(queue: PushQueue) -> None:
@@ -93,13 +94,33 @@ async def test_completion_keeps_a_version_that_arrived_during_the_push(queue: Pu
     job = await queue.claim("me", NOW, 30)
     assert job is not None
     await queue.enqueue("p", location("v2"), 2, status("E1"), NOW, parked=False)
-    await queue.complete(job, "me", Delivered(version=1, location=job.location, pushed=None), NOW)
+    await queue.complete(job, "me", Delivered(version=1, pushed=None), NOW)
     again = await queue.claim("other", NOW, 30)
     assert again is not None and again.version == 2 and again.attempts == 0
-    await queue.complete(again, "other", Delivered(version=2, location=again.location, pushed=None), NOW)
+    await queue.complete(again, "other", Delivered(version=2, pushed=None), NOW)
     assert await queue.claim("other", NOW + timedelta(hours=1), 30) is None
     delivered = await queue.delivered_state("p", "L1")
     assert delivered is not None and delivered.version == 2
+
+
+async def test_a_part_that_joins_during_the_push_keeps_it_pending(queue: PushQueue) -> None:
+    """A late event of the same version adds a part while the push is out: the push stays, with it."""
+    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    job = await queue.claim("me", NOW, 30)
+    assert job is not None
+    assert await queue.enqueue("p", location("v1"), 1, status("E1"), NOW, parked=False) is Admission.MERGE
+    await queue.complete(job, "me", Delivered(version=1, pushed=[LOCATION]), NOW)
+    again = await queue.claim("other", NOW, 30)
+    assert again is not None and again.version == 1 and status("E1") in again.changes
+
+
+async def test_the_newest_state_is_kept_once_for_all_partners(queue: PushQueue) -> None:
+    """An older state recorded late never replaces a newer one; every partner's push reads the same."""
+    await queue.enqueue("p", location("v3"), 3, LOCATION, NOW, parked=False)
+    await queue.enqueue("q", location("v2"), 2, LOCATION, NOW, parked=False)
+    state = await queue.newest_state("L1")
+    assert state is not None and (state[0], state[1].name) == (3, "v3")
+    assert await queue.states.count_documents({}) == 1
 
 
 async def test_delivered_never_goes_back_and_covered_late_events_are_dropped(queue: PushQueue) -> None:
@@ -107,10 +128,10 @@ async def test_delivered_never_goes_back_and_covered_late_events_are_dropped(que
     await queue.enqueue("p", location("v4"), 4, LOCATION, NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
-    await queue.complete(job, "me", Delivered(version=4, location=job.location, pushed=None), NOW)
-    await queue.complete(job, "me", Delivered(version=2, location=location("v2"), pushed=None), NOW)
+    await queue.complete(job, "me", Delivered(version=4, pushed=None), NOW)
+    await queue.complete(job, "me", Delivered(version=2, pushed=None), NOW)
     delivered = await queue.delivered_state("p", "L1")
-    assert delivered is not None and (delivered.version, delivered.location.name) == (4, "v4")
+    assert delivered is not None and delivered.version == 4
     assert await queue.enqueue("p", location("v3"), 3, status("E9"), NOW, parked=False) is None
 
 

@@ -184,3 +184,10 @@ async def test_upserts_keyed_by_a_document_id_and_in_on_document_ids(
             ordered=False,
         )
     assert [e["code"] for e in raised.value.details["writeErrors"]] == [11000]
+
+
+async def test_size_matches_an_array_of_that_length(collection: AsyncCollection[Doc]) -> None:
+    """$size in a delete filter: the document goes only while its array still has that many items."""
+    await collection.insert_one({"_id": 1, "changes": ["a", "b"]})
+    assert (await collection.delete_one({"_id": 1, "changes": {"$size": 1}})).deleted_count == 0
+    assert (await collection.delete_one({"_id": 1, "changes": {"$size": 2}})).deleted_count == 1
