@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_max_attempts: int = 8
     push_backoff_base: float = 0.2
     push_backoff_max: float = 30.0
+    push_workers: int = 16
 
     @property
     def database_prefix(self) -> str:
@@ -74,6 +75,7 @@ _ENV: dict[str, str] = {
     "push_max_attempts": "PUSH_MAX_ATTEMPTS",
     "push_backoff_base": "PUSH_BACKOFF_BASE_SECONDS",
     "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
+    "push_workers": "PUSH_WORKERS",
 }
 
 
@@ -96,6 +98,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     settings = msgspec.convert(raw, Settings, strict=False)
     if not settings.roles:
         raise ValueError("OCPI_ROLES must name at least one of CPO, EMSP")
+    if settings.push_workers < 1:
+        raise ValueError("PUSH_WORKERS must be at least 1")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
         raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
     return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))

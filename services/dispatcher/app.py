@@ -32,23 +32,23 @@ SERVICE = "dispatcher"
 class EventsConsumer:
     """The dispatcher's durable work queue on the events exchange, shared by its replicas."""
 
-    def __init__(self, broker: Broker, handler: BatchHandler, prefetch: int = 100) -> None:
+    def __init__(self, broker: Broker, handler: BatchHandler, batch: int = 100) -> None:
         self._broker = broker
         self._handler = handler
-        self._prefetch = prefetch
+        self._batch = batch
         self._channel: AbstractChannel | None = None
         self._consumer: BatchConsumer | None = None
 
     async def start(self) -> None:
         """Declare and bind the queue, then consume it."""
         topology = self._broker.topology
-        self._channel = await self._broker.channel(self._prefetch)
+        self._channel = await self._broker.channel(2 * self._batch)
         events = await self._channel.get_exchange(topology.events_exchange)
         queue = await declare_work_queue(
             self._channel, topology, topology.queue(SERVICE, "events"), [(events, key) for key in BINDINGS]
         )
         name = f"{SERVICE}.events"
-        self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._prefetch)
+        self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._batch)
         await self._consumer.start()
 
     async def stop(self) -> None:

@@ -112,7 +112,9 @@ class PushWorker:
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             await self._pushes.park(job, self._owner, job.attempts)
             return
-        state = await self._pushes.newest_state(job.key)
+        state, delivered = await asyncio.gather(
+            self._pushes.newest_state(job.key), self._pushes.delivered_state(job.partner_id, job.key)
+        )
         if state is None:  # states are stored before pushes are queued: not expected
             await self._pushes.drop(job, self._owner, self._clock())
             log.error("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="no state")
@@ -120,7 +122,6 @@ class PushWorker:
         # Always the newest state: never older than anything the partner got, and as current as can be.
         version, location = state
         changes = job.changes
-        delivered = await self._pushes.delivered_state(job.partner_id, job.key)
         if delivered is not None and delivered.version >= version:
             # The partner has this state: send only the parts no push has carried yet.
             changes = [c for c in job.changes if not covers(delivered.pushed, c)]

@@ -44,6 +44,7 @@ class Tuning:
             lease=max(60.0, 2 * calls * timeout),
             pull_lease=max(60.0, 4 * timeout),
             pull_page_limit=settings.page_limit_max,
+            workers=settings.push_workers,
             stop_grace=max(10.0, calls * timeout),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -25,8 +25,9 @@ from shared.service import Component, ServiceContext
 log = structlog.get_logger(__name__)
 
 SERVICE = "locations"
-# Also the largest batch of inputs applied together (RECENT_EVENTS must stay well above it).
-INPUT_PREFETCH = 100
+# The largest batch of inputs applied together: at most RECENT_EVENTS (a redelivered input can only
+# have been followed by the inputs after it in its own batch). The channel holds two batches.
+INPUT_BATCH = 200
 INPUT_TYPES: tuple[type[Message], ...] = (*get_args(LocationInput), PartnerLocationImport)
 REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 
@@ -88,7 +89,7 @@ async def build(ctx: ServiceContext) -> list[Component]:
 
     rpc = rpc_server(ctx, LocationsRequest, {request_type: handle_request for request_type in REQUEST_TYPES})
     topology = ctx.broker.topology
-    channel = await ctx.broker.channel(INPUT_PREFETCH)
+    channel = await ctx.broker.channel(2 * INPUT_BATCH)
     internal = await channel.get_exchange(topology.internal_exchange)
     queue = await declare_work_queue(
         channel,
@@ -97,5 +98,5 @@ async def build(ctx: ServiceContext) -> list[Component]:
         [(internal, tag_of(message_type)) for message_type in INPUT_TYPES],
     )
     handler = InputHandler(ctx.broker, repo)
-    inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_PREFETCH)
+    inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_BATCH)
     return [rpc, inputs]

@@ -19,8 +19,10 @@ import msgspec
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import to_utc
 
-# How many recent event ids an own location remembers. A redelivered input was unacked, so fewer
-# inputs than the prefetch of all replicas together can have been applied to its location since.
+# How many recent event ids an own location remembers. A redelivered input was unacked when its
+# replica stopped; that replica applied at most the rest of its batch after it (a batch is acked
+# before the next one is applied), so batches stay at most this big. Another replica may have
+# applied more inputs meanwhile: then the last_updated guard keeps the older input from undoing them.
 RECENT_EVENTS = 200
 
 

@@ -29,7 +29,11 @@ BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Verdicts]]
 
 
 class BatchConsumer:
-    """Runs a batch handler over the messages of a queue; the channel's prefetch bounds a batch."""
+    """Runs a batch handler over the messages of a queue, at most `max_batch` messages at a time.
+
+    Give the channel a prefetch of twice `max_batch`: the next batch then arrives while one is
+    handled, instead of trickling in as the acks of the last one reach the broker.
+    """
 
     def __init__(
         self, broker: Broker, queue: AbstractQueue, handler: BatchHandler, name: str, max_batch: int
@@ -109,5 +113,7 @@ class BatchConsumer:
                     message_id=delivery.message_id,
                 )
                 await dead_letter(self._broker, message, delivery.headers, reason)
-            await message.ack()
+        # One ack for the batch: deliveries come in order, every earlier one is settled already, and
+        # the buffered ones after it have higher delivery tags.
+        await batch[-1].ack(multiple=True)
         log.debug("batch_handled", consumer=self._name, size=len(batch))
