@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import LOCATIONS, Partner, PartnerProjection
 from services.dispatcher.pushes import Delivered, PendingPush, PushQueue
 from services.dispatcher.tuning import Tuning
+from services.dispatcher.wakeup import WakeOne
 from shared.contracts.partners import SyncState
 from shared.ocpi.v2_1_1.locations import Location
 from shared.settings import Settings
@@ -62,23 +62,31 @@ class PushWorker:
         self._tuning = tuning
         self._owner = owner
         self._clock = clock
-        self._wakeup = asyncio.Event()
+        # One worker looks per signal; one that finds a push signals the next (there may be more).
+        self._wakeup = WakeOne()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._ticker: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Something became due: look now rather than at the next poll."""
-        self._wakeup.set()
+        self._wakeup.notify()
 
     async def start(self) -> None:
-        """Start the worker tasks."""
+        """Start the worker tasks, and the tick that looks for pushes due later or queued elsewhere."""
         self._stopping = False
+        self._wakeup = WakeOne()
         self._tasks = [asyncio.create_task(self._run()) for _ in range(self._tuning.workers)]
+        self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
         """Take no new pushes; let those in flight finish (bounded), then cancel what is left."""
         self._stopping = True
-        self._wakeup.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        self._wakeup.close()
         if not self._tasks:
             return
         _, late = await asyncio.wait(self._tasks, timeout=self._tuning.stop_grace)
@@ -87,12 +95,18 @@ class PushWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    async def _tick(self) -> None:
+        # Retries come due and other replicas queue pushes without telling this one.
+        while True:
+            await asyncio.sleep(self._tuning.poll)
+            self._wakeup.notify()
+
     async def _run(self) -> None:
         while not self._stopping:
-            self._wakeup.clear()
             try:
                 job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
                 if job is not None:
+                    self._wakeup.notify()
                     await self._deliver(job)
                     continue
             except Exception:
@@ -100,11 +114,15 @@ class PushWorker:
                 log.exception("push_loop_error")
                 await asyncio.sleep(1.0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._tuning.poll)
+            await self._wakeup.wait()
 
     async def _deliver(self, job: PendingPush) -> None:
-        partner = await self._partners.get(job.partner_id)
+        # Three reads at once: each is a round trip, and the push waits for all of them.
+        partner, state, delivered = await asyncio.gather(
+            self._partners.get(job.partner_id),
+            self._pushes.newest_state(job.key),
+            self._pushes.delivered_state(job.partner_id, job.key),
+        )
         if partner is None or not partner.receives_locations:
             await self._pushes.drop(job, self._owner, self._clock())
             log.info("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="not a receiver")
@@ -112,9 +130,6 @@ class PushWorker:
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             await self._pushes.park(job, self._owner, job.attempts)
             return
-        state, delivered = await asyncio.gather(
-            self._pushes.newest_state(job.key), self._pushes.delivered_state(job.partner_id, job.key)
-        )
         if state is None:  # states are stored before pushes are queued: not expected
             await self._pushes.drop(job, self._owner, self._clock())
             log.error("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="no state")

@@ -12,6 +12,7 @@ the last push carried (None: the whole location).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -259,20 +260,29 @@ class PushQueue:
         """
         doc_id = _id(job.partner_id, job.key)
         pushed = None if sent.pushed is None else [change_key(c) for c in sent.pushed]
+        # Both at once. An event admitted in between against the old record only queues a push
+        # that finds the partner has its state, and is dropped.
+        _, done = await asyncio.gather(
+            self._record_delivery(doc_id, job.partner_id, sent.version, pushed, now),
+            self.pending.delete_one(_unchanged(job, owner, sent.version)),
+        )
+        if done.deleted_count == 0:
+            await self.release(job, owner, due=now, attempts=0)
+
+    async def _record_delivery(
+        self, doc_id: Document, partner_id: str, version: int, pushed: list[Document] | None, now: datetime
+    ) -> None:
         try:
             await self.delivered.update_one(
-                {"_id": doc_id, "version": {"$lte": sent.version}},
+                {"_id": doc_id, "version": {"$lte": version}},
                 {
-                    "$max": {"version": sent.version},
-                    "$set": {"partner_id": job.partner_id, "pushed": pushed, "at": now},
+                    "$max": {"version": version},
+                    "$set": {"partner_id": partner_id, "pushed": pushed, "at": now},
                 },
                 upsert=True,
             )
         except DuplicateKeyError:
             pass  # something newer was delivered already; keep it
-        done = await self.pending.delete_one(_unchanged(job, owner, sent.version))
-        if done.deleted_count == 0:
-            await self.release(job, owner, due=now, attempts=0)
 
     async def release(self, job: PendingPush, owner: str, due: datetime, attempts: int) -> None:
         """Give the lease back; the push is due again at `due`."""

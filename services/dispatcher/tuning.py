@@ -14,7 +14,8 @@ class Tuning:
 
     push_timeout: float = 5.0
     workers: int = 8
-    # Idle workers look for pushes queued by other replicas this often (local ones wake them at once).
+    # One idle worker looks for due retries and pushes queued by other replicas this often (pushes
+    # queued by this replica wake a worker at once).
     poll: float = 0.5
     # A push is at most MAX_EVSE_CALLS calls plus one fallback PUT; the lease outlasts all of them twice.
     lease: float = 60.0

@@ -1,9 +1,9 @@
 """The MongoDB repository: `own_locations` (CPO side) and `partner_locations` (eMSP side).
 
-Every write is an atomic single-document operation whose filter carries the precondition
-(`version`, and for own locations `recent_event_ids: {$nin: event_ids}`), so replicas never overwrite
-each other and a redelivered input never applies twice. Own locations are written in unordered bulk
-writes of such operations, one per batch of inputs.
+Every write is an atomic single-document operation whose filter carries the precondition (`version`),
+so replicas never overwrite each other. Own locations are written in unordered bulk writes of such
+operations, one per batch of inputs; the stored `recent_event_ids` the caller checked its inputs
+against are those of that version, so a redelivered input never applies twice.
 """
 
 from __future__ import annotations
@@ -161,11 +161,8 @@ class MongoOwnLocations:
     @staticmethod
     def _update(write: OwnWrite) -> UpdateOne:
         return UpdateOne(
-            {
-                "_id": write.location.id,
-                "version": write.version,
-                "recent_event_ids": {"$nin": list(write.event_ids)},
-            },
+            # The version alone: the event ids were checked against what this version remembers.
+            {"_id": write.location.id, "version": write.version},
             {
                 "$set": {
                     "location": _stored(write.location),

@@ -2,9 +2,10 @@
 
 Writes are compare-and-set: adding fails when the object exists, an update when the stored `version`
 moved on (another replica or a concurrent message got there first). The caller reloads and retries.
-Own locations also remember the `event_id`s of recent inputs, checked in the same atomic update,
-so a redelivered input changes nothing twice. Own locations are written a batch at a time: the input
-consumer applies everything that queued up in one read and one bulk write.
+Own locations also remember the `event_id`s of recent inputs, stored with each version, so a
+redelivered input, checked against the version it is applied to, changes nothing twice. Own
+locations are written a batch at a time: the input consumer applies everything that queued up in
+one read and one bulk write.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class OwnLocations(Protocol):
         """Store every write whose precondition holds; the new version of each stored one, by id.
 
         A new location (version None) must not exist yet; an update needs the stored version to be
-        `version` still and none of its event ids to be remembered. Each is decided on its own.
+        `version` still. Each is decided on its own. The caller passes only event ids that the
+        record it read at `version` does not remember: the version check makes that hold at the write.
         """
 
     async def page(self, window: Window) -> list[tuple[int, Location]]:
@@ -155,8 +157,6 @@ class InMemoryOwnLocations:
                 location=write.location, version=1, created_seq=self._seq, recent_event_ids=recent
             )
         if current is None or current.version != write.version:
-            return None
-        if set(write.event_ids) & set(current.recent_event_ids):
             return None
         recent = (*current.recent_event_ids, *write.event_ids)[-RECENT_EVENTS:]
         return msgspec.structs.replace(

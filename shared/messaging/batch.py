@@ -85,7 +85,13 @@ class BatchConsumer:
             while self._buffer and not self._closing:
                 batch = self._buffer[: self._max_batch]
                 del self._buffer[: len(batch)]
-                await self._handle(batch)
+                try:
+                    await self._handle(batch)
+                except Exception:
+                    # Settling failed (the channel closed with the connection): the broker hands
+                    # every unacked message out again once the channel is back, and handlers
+                    # are idempotent. This task must live on for the batches that follow.
+                    log.exception("batch_not_settled", consumer=self._name, size=len(batch))
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         deliveries = [delivery_of(message) for message in batch]

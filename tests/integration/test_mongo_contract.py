@@ -141,9 +141,9 @@ async def test_unordered_bulk_write_reports_each_failure_and_runs_the_rest(
     await collection.insert_many([{"_id": "a", "v": 1, "ids": ["x"]}, {"_id": "b", "v": 1, "ids": []}])
     operations: list[InsertOne[Doc] | UpdateOne] = [
         InsertOne({"_id": "a", "v": 1}),
-        UpdateOne({"_id": "a", "v": 1, "ids": {"$nin": ["y", "z"]}}, {"$inc": {"v": 1}}),
-        UpdateOne({"_id": "b", "v": 1, "ids": {"$nin": ["q"]}}, {"$inc": {"v": 1}, "$push": {"ids": "q"}}),
-        UpdateOne({"_id": "a", "v": 1, "ids": {"$nin": ["x"]}}, {"$inc": {"v": 10}}),
+        UpdateOne({"_id": "a", "v": 1}, {"$inc": {"v": 1}}),
+        UpdateOne({"_id": "b", "v": 1}, {"$inc": {"v": 1}, "$push": {"ids": {"$each": ["q"], "$slice": -2}}}),
+        UpdateOne({"_id": "a", "v": 7}, {"$inc": {"v": 10}}),
         InsertOne({"_id": "c", "v": 1}),
     ]
     with pytest.raises(BulkWriteError) as raised:
