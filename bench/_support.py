@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.load import percentile
@@ -44,16 +42,6 @@ def cleanup_broker(amqp: str, *deployments: Deployment) -> None:
     """Delete the quorum queues and exchanges the deployments declared (they outlive the processes)."""
     with contextlib.suppress(Exception):
         asyncio.run(delete_namespaces(amqp, {d.namespace for d in deployments}))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, pause: float = 0.2) -> float:
-    """Poll until `check` holds; how long it took. TimeoutError after `seconds`."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > seconds:
-            raise TimeoutError(f"not true after {seconds}s")
-        await asyncio.sleep(pause)
-    return time.monotonic() - started
 
 
 def stats_ms(values: list[float]) -> dict[str, float]:

@@ -30,7 +30,7 @@ from typing import Any
 import aio_pika
 
 from bench._fake_emsp import Arrival, FakeEmsp
-from bench._support import cleanup_broker, deployment, eventually, settings_of, stats_ms
+from bench._support import cleanup_broker, deployment, settings_of, stats_ms
 from bench.common import emit, infrastructure
 from bench.load import percentile
 from deploy.local_stack import Deployment
@@ -40,6 +40,7 @@ from shared.messaging.topology import Topology
 from tests.support.deployments import running
 from tests.support.http import connect, request
 from tests.support.objects import event_id, location, publish
+from tests.support.waiting import eventually
 
 EVSES_PER_LOCATION = 4
 WARMUP_RATE = 20.0  # events/s for --warmup seconds before the measured run
@@ -117,7 +118,7 @@ async def run_publisher(
     )
     try:
         stdout, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
-    except TimeoutError:
+    except AssertionError:
         proc.kill()
         await proc.wait()
         raise

@@ -14,7 +14,8 @@ from shared.messaging.broker import Broker
 from tests.conftest import Connection
 from tests.support import roaming
 from tests.support.objects import event_id, evse, location, now, publish
-from tests.support.roaming import at_b, converged, eventually
+from tests.support.roaming import at_b, converged
+from tests.support.waiting import eventually
 
 STATUSES = ["AVAILABLE", "CHARGING", "BLOCKED", "OUTOFORDER", "INOPERATIVE", "RESERVED"]
 

@@ -14,7 +14,8 @@ from shared.contracts.locations import EvseStatusSet, LocationUpsert
 from tests.conftest import Connection
 from tests.support.http import partners
 from tests.support.objects import event_id, location, now, publish
-from tests.support.roaming import at_b, converged, cpo_broker, eventually
+from tests.support.roaming import at_b, converged, cpo_broker
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 

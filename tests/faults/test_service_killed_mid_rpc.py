@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Connection
 from tests.support.http import Reply, request
-from tests.support.roaming import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 RPC_TIMEOUT = 3.0  # RPC_TIMEOUT_SECONDS of the test deployments

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 from aio_pika.abc import AbstractQueue
 
-from shared.messaging.batch import BatchConsumer
+from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
 from shared.messaging.headers import ERROR
@@ -32,9 +32,17 @@ async def publish(broker: Broker, purpose: str, bodies: list[str]) -> None:
         await broker.publish(broker.exchanges.internal, f"batchtest.{purpose}", body.encode())
 
 
-async def until(check: asyncio.Event) -> None:
-    async with asyncio.timeout(WAIT):
-        await check.wait()
+async def consume_until(
+    broker: Broker, queue: AbstractQueue, handle: BatchHandler, done: asyncio.Event
+) -> None:
+    """Run a BatchConsumer with `handle` until `done` is set (bounded), then stop it."""
+    consumer = BatchConsumer(broker, queue, handle, queue.name, MAX_BATCH)
+    await consumer.start()
+    try:
+        async with asyncio.timeout(WAIT):
+            await done.wait()
+    finally:
+        await consumer.stop()
 
 
 async def message_count(broker: Broker, name: str) -> int:
@@ -62,12 +70,7 @@ async def test_batches_keep_queue_order_and_every_message_is_acked(broker: Broke
             done.set()
         return [None] * len(batch)
 
-    consumer = BatchConsumer(broker, queue, handle, "order", MAX_BATCH)
-    await consumer.start()
-    try:
-        await until(done)
-    finally:
-        await consumer.stop()
+    await consume_until(broker, queue, handle, done)
     assert seen == list(range(40))
     assert max(sizes) <= MAX_BATCH and len(sizes) >= 40 // MAX_BATCH
     assert await message_count(broker, queue.name) == 0
@@ -84,12 +87,7 @@ async def test_a_verdict_dead_letters_that_message_with_the_reason(broker: Broke
             handled.set()
         return ["cannot be handled" if d.body == b"bad" else None for d in batch]
 
-    consumer = BatchConsumer(broker, queue, handle, "poison", MAX_BATCH)
-    await consumer.start()
-    try:
-        await until(handled)
-    finally:
-        await consumer.stop()
+    await consume_until(broker, queue, handle, handled)
     channel = await broker.connection.channel()
     dead_letters = await channel.declare_queue(broker.topology.dead_letter_queue, passive=True)
     # The dead letter is published before the batch is acked, so it is there by now.
@@ -117,11 +115,6 @@ async def test_a_failed_batch_comes_back_whole(broker: Broker) -> None:
             done.set()
         return [None] * len(batch)
 
-    consumer = BatchConsumer(broker, queue, handle, "retry", MAX_BATCH)
-    await consumer.start()
-    try:
-        await until(done)
-    finally:
-        await consumer.stop()
+    await consume_until(broker, queue, handle, done)
     assert set(attempts[0]) <= {b"a", b"b", b"c"} and attempts[0]
     assert await message_count(broker, queue.name) == 0

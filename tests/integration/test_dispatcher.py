@@ -43,7 +43,8 @@ from shared.ocpi.v2_1_1.locations import (
 )
 from shared.service import ServiceContext
 from shared.settings import Role, Settings, load_settings
-from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner, Received, wait_until
+from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner, Received
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +181,7 @@ async def register(
     async def known() -> bool:
         return await ctx.db["partners"].find_one({"_id": partner_id}) is not None
 
-    await wait_until(known, 5, f"{partner_id} in the projection")
+    await eventually(known, 5, f"{partner_id} in the projection")
 
 
 # ---- our locations, version by version -------------------------------------------------------
@@ -293,11 +294,11 @@ async def test_evse_status_change_reaches_the_partner_as_a_patch_within_a_second
         await register(broker, dispatcher, partner, "emsp-1")
         model = LocationModel("LOC1", ["E1", "E2"])
         await broker.publish_event(model.created())
-        await wait_until(lambda: "LOC1" in partner.store, 5, "the first PUT")
+        await eventually(lambda: "LOC1" in partner.store, 5, "the first PUT")
         event = model.status("E2")
         published = time.monotonic()
         await broker.publish_event(event)
-        await wait_until(lambda: len(partner.pushes()) == 2, 5, "the PATCH")
+        await eventually(lambda: len(partner.pushes()) == 2, 5, "the PATCH")
         patch = partner.pushes()[1]
         assert patch.at - published < 1.0
         assert (patch.method, patch.segments) == ("PATCH", ["NL", "ABC", "LOC1", "E2"])
@@ -321,7 +322,7 @@ async def test_patch_of_an_unknown_location_falls_back_to_a_location_put(
         model = LocationModel("LOC7", ["E1"])
         model.status("E1")
         await broker.publish_event(model.status("E1"))
-        await wait_until(lambda: "LOC7" in partner.store, 5, "the fallback PUT")
+        await eventually(lambda: "LOC7" in partner.store, 5, "the fallback PUT")
         calls = [(r.method, r.segments[2:]) for r in partner.pushes(ok_only=False)]
         assert calls == [("PATCH", ["LOC7", "E1"]), ("PUT", ["LOC7"])]
         assert partner.store["LOC7"] == model.wire
@@ -337,21 +338,21 @@ async def test_outage_coalesces_marks_out_of_sync_and_recovers_in_order(
         await register(broker, dispatcher, partner, "emsp-1")
         model = LocationModel("LOC1", ["E1", "E2", "E3"])
         await broker.publish_event(model.created())
-        await wait_until(lambda: "LOC1" in partner.store, 5, "the first PUT")
+        await eventually(lambda: "LOC1" in partner.store, 5, "the first PUT")
         partner.down = True
         updates = 0
         for i in range(30):
             await broker.publish_event(model.status(f"E{i % 3 + 1}"))
             updates += 1
-        await wait_until(lambda: SyncState.OUT_OF_SYNC in [s.state for s in states.items], 10, "OUT_OF_SYNC")
+        await eventually(lambda: SyncState.OUT_OF_SYNC in [s.state for s in states.items], 10, "OUT_OF_SYNC")
         for i in range(30):  # the partner is still down: these are parked with the rest
             await broker.publish_event(model.status(f"E{i % 2 + 1}"))
             updates += 1
         await asyncio.sleep(0.5)
         during_outage = len(partner.pushes(ok_only=False))
         partner.down = False
-        await wait_until(lambda: states.items[-1].state is SyncState.IN_SYNC, 10, "IN_SYNC")
-        await wait_until(lambda: partner.store["LOC1"] == model.wire, 10, "the newest state")
+        await eventually(lambda: states.items[-1].state is SyncState.IN_SYNC, 10, "IN_SYNC")
+        await eventually(lambda: partner.store["LOC1"] == model.wire, 10, "the newest state")
         expected = [SyncState.RETRYING, SyncState.OUT_OF_SYNC, SyncState.IN_SYNC]
         assert [s.state for s in states.items] == expected
         assert {s.partner_id for s in states.items} == {"emsp-1"}
@@ -374,9 +375,9 @@ async def test_a_retrying_partner_that_answers_again_is_in_sync(
         partner.down = True
         model = LocationModel("LOC1", ["E1"])
         await broker.publish_event(model.created())
-        await wait_until(lambda: bool(states.items), 5, "RETRYING")
+        await eventually(lambda: bool(states.items), 5, "RETRYING")
         partner.down = False
-        await wait_until(lambda: len(states.items) == 2, 5, "IN_SYNC")
+        await eventually(lambda: len(states.items) == 2, 5, "IN_SYNC")
         assert [s.state for s in states.items] == [SyncState.RETRYING, SyncState.IN_SYNC]
         assert partner.store["LOC1"] == model.wire
 
@@ -399,7 +400,7 @@ async def test_two_dispatchers_never_deliver_out_of_order(
             await broker.publish_event(model.created())
         for _ in range(120):
             await broker.publish_event(random.choice(models).random_change())
-        await wait_until(
+        await eventually(
             lambda: all(partner.store.get(m.location.id) == m.wire for m in models), 25, "every newest state"
         )
     assert_never_older_after_newer(partner.pushes(ok_only=False))
@@ -415,18 +416,18 @@ async def test_an_unregistered_partner_gets_nothing(broker: Broker, dispatcher: 
         leaves.down = True
         model = LocationModel("LOC1", ["E1"])
         await broker.publish_event(model.created())
-        await wait_until(lambda: bool(leaves.pushes(ok_only=False)), 5, "a failing push to the leaver")
+        await eventually(lambda: bool(leaves.pushes(ok_only=False)), 5, "a failing push to the leaver")
         await broker.publish_event(PartnerUnregistered(partner_id="emsp-leaves"))
 
         async def forgotten() -> bool:
             return await dispatcher.db["pending"].count_documents({"partner_id": "emsp-leaves"}) == 0
 
-        await wait_until(forgotten, 5, "the leaver's pending pushes to go")
+        await eventually(forgotten, 5, "the leaver's pending pushes to go")
         await asyncio.sleep(1.2)  # longer than any push that was already on the wire
         leaves.received.clear()
         leaves.down = False
         await broker.publish_event(model.status("E1"))
-        await wait_until(lambda: stays.store.get("LOC1") == model.wire, 5, "the newest state at the stayer")
+        await eventually(lambda: stays.store.get("LOC1") == model.wire, 5, "the newest state at the stayer")
         await asyncio.sleep(0.5)
         assert leaves.pushes(ok_only=False) == []
         # Only a tombstone is left, so a late registration event cannot bring the partner back.
@@ -463,7 +464,7 @@ async def test_pull_follows_links_and_imports_the_good_locations(
     tuning = make_tuning(settings, pull_page_limit=2)
     async with started(partner), running_dispatcher(settings, tuning) as ctx:
         await register(broker, ctx, partner, "cpo-1", role=Role.CPO, party=("BE", "CPO"))
-        await wait_until(lambda: len(imports.items) == 4, 10, "four imports")
+        await eventually(lambda: len(imports.items) == 4, 10, "four imports")
         assert [i.location.id for i in imports.items] == ["P1", "P2", "P3", "P4"]
         assert {(i.country_code, i.party_id) for i in imports.items} == {("BE", "CPO")}
         assert imports.message_ids[0] == "cpo-1:P1:2024-05-01T12:01:00Z"
@@ -477,14 +478,14 @@ async def test_pull_follows_links_and_imports_the_good_locations(
             doc = await ctx.db["partners"].find_one({"_id": "cpo-1"})
             return doc is not None and doc.get("pull_due_at") is None and "last_sync_started" in doc
 
-        await wait_until(synced, 5, "the sync time")
+        await eventually(synced, 5, "the sync time")
         partner.received.clear()
         await broker.publish_event(PullRequested(partner_id="cpo-1"))
-        await wait_until(lambda: len(imports.items) == 8, 10, "the delta pull")
+        await eventually(lambda: len(imports.items) == 8, 10, "the delta pull")
         assert "date_from" in partner.received[0].query
         partner.received.clear()
         await broker.publish_event(PullRequested(partner_id="cpo-1", full=True))
-        await wait_until(lambda: len(imports.items) == 12, 10, "the full pull")
+        await eventually(lambda: len(imports.items) == 12, 10, "the full pull")
         assert "date_from" not in partner.received[0].query
 
 
@@ -500,17 +501,17 @@ async def test_a_cpo_partner_coming_back_after_an_outage_is_pulled(
     await partner.start()
     try:
         await register(broker, dispatcher, partner, "cpo-1", role=Role.CPO, party=("BE", "CPO"))
-        await wait_until(lambda: len(imports.items) == 1, 10, "the first pull")
+        await eventually(lambda: len(imports.items) == 1, 10, "the first pull")
         await partner.stop()
 
         async def unreachable() -> bool:
             doc = await dispatcher.db["partners"].find_one({"_id": "cpo-1"})
             return doc is not None and doc["reachable"] is False
 
-        await wait_until(unreachable, 5, "the probe to notice the outage")
+        await eventually(unreachable, 5, "the probe to notice the outage")
         partner.cpo_locations.append(location_json("P2", 2))
         await partner.start()
-        await wait_until(lambda: len(imports.items) == 3, 10, "the pull after the outage")
+        await eventually(lambda: len(imports.items) == 3, 10, "the pull after the outage")
         assert {i.location.id for i in imports.items[1:]} == {"P1", "P2"}
         pulls = [r for r in partner.received if r.path.endswith("/cpo/2.1.1/locations")]
         assert "date_from" in pulls[-1].query

@@ -7,7 +7,6 @@ import copy
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -165,20 +164,6 @@ class FakePartner:
             query = {**request.query, "offset": str(offset + limit), "limit": str(limit)}
             headers["Link"] = f'<{request.url.with_query(None)}?{urlencode(query)}>; rel="next"'
         return envelope(page, headers=headers)
-
-
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float, what: str) -> None:
-    """Poll `predicate` until it holds; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_fake_partner_keeps_pushed_state_and_can_go_down() -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +11,7 @@ from shared.messaging.topology import Topology
 from tests.conftest import Connection
 from tests.support.http import request
 from tests.support.objects import comparable
+from tests.support.waiting import eventually
 
 
 @asynccontextmanager
@@ -41,16 +40,6 @@ async def at_a(connection: Connection, location_id: str) -> Any:
     reply = await request("GET", url, token=connection.emsp_to_cpo_token)
     assert reply.status_code == 1000, reply
     return reply.data
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, pause: float = 0.05) -> float:
-    """Poll until `check` holds; returns how long it took, fails after `seconds`."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not true after {seconds}s")
-        await asyncio.sleep(pause)
-    return time.monotonic() - started
 
 
 async def converged(connection: Connection, location_ids: list[str], seconds: float) -> None:
