@@ -5,8 +5,9 @@ far higher rates (one bulk write, one read of every object the batch touches). B
 themselves: at a low rate every batch is one message and nothing waits; under load, the messages
 that queued up during one batch make the next. A single task handles batches one after another,
 so the queue's order holds within a replica. Every message is acked after its batch's work is
-committed; a poison message is dead-lettered with its reason; if the batch fails, all of it is
-handed back to the queue.
+committed; a message the handler names as poison is dead-lettered with its reason. When a batch
+fails, its messages are tried one by one, so that a message that breaks the handler does not take
+the others with it; when they fail alone as well, the batch goes back to the queue.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from shared.messaging.consumer import RETRY_PAUSE, Delivery, dead_letter, delive
 
 log = structlog.get_logger(__name__)
 
+# After a failed batch, this many failures of its first messages on their own mean the cause is not
+# one message: the rest of the batch goes back to the queue untried.
+SYSTEMIC_FAILURES = 3
 # Per delivery of a batch: None when handled, else why it can never be handled (dead-lettered).
 Verdicts = Sequence[str | None]
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Verdicts]]
@@ -95,20 +99,58 @@ class BatchConsumer:
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         deliveries = [delivery_of(message) for message in batch]
+        verdicts = await self._attempt(batch, deliveries)
+        if verdicts is not None:
+            await self._settle(batch, deliveries, verdicts)
+            # One ack for the batch: deliveries come in order, every earlier one is settled
+            # already, and the buffered ones after it have higher delivery tags.
+            await batch[-1].ack(multiple=True)
+        elif len(batch) == 1:
+            await asyncio.sleep(RETRY_PAUSE)
+            await batch[0].nack(requeue=True)
+        else:
+            await self._one_by_one(batch, deliveries)
+
+    async def _one_by_one(self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]) -> None:
+        """After a failed batch: one message may be the cause, so the others are tried on their own
+        and not held back with it (nor run up their delivery count with it). When the first few all
+        fail too, the cause is not one message (the database is down, say): the rest go back."""
+        failed = 0
+        for index, (message, delivery) in enumerate(zip(batch, deliveries, strict=True)):
+            verdicts = await self._attempt([message], [delivery])
+            if verdicts is not None:
+                await self._settle([message], [delivery], verdicts)
+                await message.ack()
+                continue
+            failed += 1
+            await asyncio.sleep(RETRY_PAUSE)
+            if failed == index + 1 == SYSTEMIC_FAILURES:
+                # Handed back in order; a quorum queue counts deliveries and dead-letters past its limit.
+                for rest in batch[index:]:
+                    await rest.nack(requeue=True)
+                return
+            await message.nack(requeue=True)
+
+    async def _attempt(
+        self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]
+    ) -> Verdicts | None:
+        """The handler's verdicts, or None when it failed (logged)."""
         try:
             verdicts = await self._handler(deliveries)
-            if len(verdicts) != len(batch):
-                raise RuntimeError(f"{len(verdicts)} verdicts for {len(batch)} messages")
+            if len(verdicts) != len(deliveries):
+                raise RuntimeError(f"{len(verdicts)} verdicts for {len(deliveries)} messages")
         except asyncio.CancelledError:
             await asyncio.gather(*(m.nack(requeue=True) for m in batch), return_exceptions=True)
             raise
         except Exception:
-            log.exception("batch_failed_will_retry", consumer=self._name, size=len(batch))
-            await asyncio.sleep(RETRY_PAUSE)
-            # Handed back in order; the quorum queue counts deliveries and dead-letters past its limit.
-            for message in batch:
-                await message.nack(requeue=True)
-            return
+            log.exception("batch_failed", consumer=self._name, size=len(deliveries))
+            return None
+        return verdicts
+
+    async def _settle(
+        self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery], verdicts: Verdicts
+    ) -> None:
+        """Dead-letter the messages the handler gave a reason for (the caller acks them all)."""
         for message, delivery, reason in zip(batch, deliveries, verdicts, strict=True):
             if reason is not None:
                 log.warning(
@@ -119,7 +161,4 @@ class BatchConsumer:
                     message_id=delivery.message_id,
                 )
                 await dead_letter(self._broker, message, delivery.headers, reason)
-        # One ack for the batch: deliveries come in order, every earlier one is settled already, and
-        # the buffered ones after it have higher delivery tags.
-        await batch[-1].ack(multiple=True)
         log.debug("batch_handled", consumer=self._name, size=len(batch))

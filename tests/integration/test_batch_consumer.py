@@ -98,8 +98,8 @@ async def test_a_verdict_dead_letters_that_message_with_the_reason(broker: Broke
     assert await message_count(broker, queue.name) == 0
 
 
-async def test_a_failed_batch_comes_back_whole(broker: Broker) -> None:
-    """When the handler raises, every message of the batch is handed back and handled again."""
+async def test_a_failed_batch_is_tried_again_message_by_message(broker: Broker) -> None:
+    """When the handler raises for a batch, each of its messages is tried again and handled."""
     queue = await work_queue(broker, "retry")
     await publish(broker, "retry", ["a", "b", "c"])
     attempts: list[list[bytes]] = []
@@ -118,3 +118,28 @@ async def test_a_failed_batch_comes_back_whole(broker: Broker) -> None:
     await consume_until(broker, queue, handle, done)
     assert set(attempts[0]) <= {b"a", b"b", b"c"} and attempts[0]
     assert await message_count(broker, queue.name) == 0
+
+
+async def test_a_message_that_breaks_the_handler_does_not_hold_back_the_others(broker: Broker) -> None:
+    """A message the handler always fails on goes back to the queue alone; the rest are handled."""
+    queue = await work_queue(broker, "breaks")
+    bodies = [str(n) for n in range(12)]
+    bodies.insert(5, "breaks")
+    await publish(broker, "breaks", bodies)
+    handled: list[bytes] = []
+    tries = 0
+    done = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> list[str | None]:
+        nonlocal tries
+        if any(d.body == b"breaks" for d in batch):
+            tries += 1
+            if tries >= 3 and len(handled) == 12:
+                done.set()
+            raise RuntimeError("a bug this message triggers")
+        handled.extend(d.body for d in batch)
+        return [None] * len(batch)
+
+    await consume_until(broker, queue, handle, done)
+    assert handled == [str(n).encode() for n in range(12)]
+    assert await message_count(broker, queue.name) == 1
