@@ -229,6 +229,7 @@ def examples() -> dict[type[Message], Message]:
             country_code="DE",
             party_id="XYZ",
             location=charging,
+            version=3,
             change=LocationChange(ChangeScope.EVSE, "EVSE-0001-1"),
         ),
         PartnerRegistered: PartnerRegistered(

@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 from shared.contracts.base import Message, Outcome, error
-from shared.messaging.rpc import RpcServer
+from shared.messaging.rpc import PublishedHook, RpcServer
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.service import ServiceContext
 
@@ -21,6 +21,7 @@ def rpc_server(
     ctx: ServiceContext,
     request_type: Any,
     handlers: Mapping[type[Message], RpcHandler],
+    on_published: PublishedHook | None = None,
 ) -> RpcServer:
     """An RpcServer for `ctx.name` decoding `request_type` and calling the handler for its class."""
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
@@ -34,4 +35,4 @@ def rpc_server(
             )
         return await handler(request)
 
-    return RpcServer(ctx.broker, ctx.name, handle)
+    return RpcServer(ctx.broker, ctx.name, handle, on_published=on_published)

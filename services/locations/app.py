@@ -10,6 +10,7 @@ from typing import Any, get_args
 import msgspec
 import structlog
 
+from services.locations.announcer import Announcer
 from services.locations.handlers import dispatch, handle_location_inputs
 from services.locations.mongo import mongo_repository
 from services.locations.repository import Repository
@@ -35,9 +36,10 @@ REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 class InputHandler:
     """Handles a batch of the input queue: decode, apply our inputs together, store imports, publish."""
 
-    def __init__(self, broker: Broker, repo: Repository) -> None:
+    def __init__(self, broker: Broker, repo: Repository, announcer: Announcer) -> None:
         self._broker = broker
         self._repo = repo
+        self._announcer = announcer
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(LocationInput | PartnerLocationImport)
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
@@ -66,6 +68,7 @@ class InputHandler:
         for message in imports:
             events.extend((await dispatch(message, self._repo)).events)
         await asyncio.gather(*(self._broker.publish_event(event) for event in events))
+        self._announcer.published(events)
         versions = {
             event.location.id: event.version for event in events if isinstance(event, LocationChanged)
         }
@@ -87,7 +90,9 @@ async def build(ctx: ServiceContext) -> list[Component]:
     async def handle_request(request: Any) -> Outcome:
         return await dispatch(request, repo)
 
-    rpc = rpc_server(ctx, LocationsRequest, {request_type: handle_request for request_type in REQUEST_TYPES})
+    announcer = Announcer(repo.partners, ctx.broker.publish_event)
+    handlers = {request_type: handle_request for request_type in REQUEST_TYPES}
+    rpc = rpc_server(ctx, LocationsRequest, handlers, on_published=announcer.published)
     topology = ctx.broker.topology
     channel = await ctx.broker.channel(2 * INPUT_BATCH)
     internal = await channel.get_exchange(topology.internal_exchange)
@@ -97,6 +102,7 @@ async def build(ctx: ServiceContext) -> list[Component]:
         topology.queue(SERVICE, "input"),
         [(internal, tag_of(message_type)) for message_type in INPUT_TYPES],
     )
-    handler = InputHandler(ctx.broker, repo)
+    handler = InputHandler(ctx.broker, repo, announcer)
     inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_BATCH)
-    return [rpc, inputs]
+    # The announcer starts first and stops last: it clears the marks of what the others published.
+    return [announcer, rpc, inputs]

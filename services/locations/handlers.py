@@ -213,7 +213,11 @@ async def _receive(
         return Outcome(reply=reply)  # older than what we hold, or identical: success, no change
     change = LocationChange(scope, msg.evse_uid, msg.connector_id)
     event = PartnerLocationChanged(
-        country_code=msg.country_code, party_id=msg.party_id, location=after.location, change=change
+        country_code=msg.country_code,
+        party_id=msg.party_id,
+        location=after.location,
+        version=after.version,
+        change=change,
     )
     return Outcome(reply=reply, events=[event])
 
@@ -252,7 +256,11 @@ async def handle_partner_location_import(msg: PartnerLocationImport, repo: Repos
         return Outcome()
     change = LocationChange(ChangeScope.LOCATION)
     event = PartnerLocationChanged(
-        country_code=msg.country_code, party_id=msg.party_id, location=after.location, change=change
+        country_code=msg.country_code,
+        party_id=msg.party_id,
+        location=after.location,
+        version=after.version,
+        change=change,
     )
     return Outcome(events=[event])
 

@@ -26,12 +26,13 @@ from services.locations.repository import (
     OwnRecord,
     OwnWrite,
     PartnerRecord,
+    PartnerVersion,
     Repository,
     Window,
 )
 from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.locations import Location
-from shared.ocpi.v2_1_1.types import to_utc
+from shared.ocpi.v2_1_1.types import to_utc, utc_now
 from shared.storage import Document
 
 OWN = "own_locations"
@@ -251,6 +252,8 @@ class MongoPartnerLocations:
             [("country_code", ASCENDING), ("party_id", ASCENDING), ("id", ASCENDING)], unique=True
         )
         await self._locations.create_index([("last_updated", ASCENDING)])
+        # Only changes whose event has not gone out yet carry the mark: a small sparse index.
+        await self._locations.create_index([("unannounced_since", ASCENDING)], sparse=True)
 
     @staticmethod
     def _key(country_code: str, party_id: str, location_id: str) -> Document:
@@ -277,6 +280,7 @@ class MongoPartnerLocations:
             "location": _stored(location),
             "version": 1,
             "last_updated": to_utc(location.last_updated),
+            "unannounced_since": utc_now(),
         }
         try:
             await self._locations.insert_one(document)
@@ -291,7 +295,11 @@ class MongoPartnerLocations:
         result = await self._locations.update_one(
             {**self._key(country_code, party_id, location.id), "version": version},
             {
-                "$set": {"location": _stored(location), "last_updated": to_utc(location.last_updated)},
+                "$set": {
+                    "location": _stored(location),
+                    "last_updated": to_utc(location.last_updated),
+                    "unannounced_since": utc_now(),
+                },
                 "$inc": {"version": 1},
             },
         )
@@ -300,6 +308,28 @@ class MongoPartnerLocations:
         return PartnerRecord(
             country_code=country_code, party_id=party_id, location=location, version=version + 1
         )
+
+    async def announced(self, versions: Sequence[PartnerVersion]) -> None:
+        """These versions were published: clear their marks in one bulk write (a newer version
+        keeps its own)."""
+        if not versions:
+            return
+        await self._locations.bulk_write(
+            [
+                UpdateOne(
+                    {**self._key(country_code, party_id, location_id), "version": version},
+                    {"$unset": {"unannounced_since": ""}},
+                )
+                for country_code, party_id, location_id, version in versions
+            ],
+            ordered=False,
+        )
+
+    async def unannounced(self, stored_before: datetime, limit: int) -> list[PartnerRecord]:
+        """Records still marked unannounced that were stored before `stored_before`, oldest first."""
+        cursor = self._locations.find({"unannounced_since": {"$lt": stored_before}})
+        documents = await cursor.sort("unannounced_since", ASCENDING).limit(limit).to_list()
+        return [self._record(document) for document in documents]
 
 
 async def mongo_repository(db: AsyncDatabase[Document]) -> Repository:

@@ -2,6 +2,8 @@
 
 Writes are compare-and-set: adding fails when the object exists, an update when the stored `version`
 moved on (another replica or a concurrent message got there first). The caller reloads and retries.
+Partners' locations are stored marked "unannounced" (in the same write) until their event is
+published: an outbox, so an event lost with a process is published later (services/locations/announcer.py).
 Own locations also remember the `event_id`s of recent inputs, stored with each version, so a
 redelivered input, checked against the version it is applied to, changes nothing twice. Own
 locations are written a batch at a time: the input consumer applies everything that queued up in
@@ -18,7 +20,7 @@ from typing import Protocol
 import msgspec
 
 from shared.ocpi.v2_1_1.locations import Location
-from shared.ocpi.v2_1_1.types import to_utc
+from shared.ocpi.v2_1_1.types import to_utc, utc_now
 
 # How many recent event ids an own location remembers. A redelivered input was unacked when its
 # replica stopped; that replica applied at most the rest of its batch after it (a batch is acked
@@ -52,6 +54,10 @@ class PartnerRecord(msgspec.Struct, frozen=True, kw_only=True):
     party_id: str
     location: Location
     version: int
+
+
+# (country_code, party_id, location id, version) of a partner location whose event went out.
+PartnerVersion = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,12 @@ class PartnerLocations(Protocol):
         self, country_code: str, party_id: str, location: Location, version: int
     ) -> PartnerRecord | None:
         """Replace the location if still at `version`; None otherwise."""
+
+    async def announced(self, versions: Sequence[PartnerVersion]) -> None:
+        """These versions were published: clear their marks (a newer version keeps its own)."""
+
+    async def unannounced(self, stored_before: datetime, limit: int) -> list[PartnerRecord]:
+        """Records still marked unannounced that were stored before `stored_before`, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,9 @@ class InMemoryPartnerLocations:
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, str, str], PartnerRecord] = {}
+        # Stored but not yet announced, with when: the outbox marks of the MongoDB store.
+        self.unannounced_since: dict[tuple[str, str, str], datetime] = {}
+        self.now = utc_now
 
     async def get(self, country_code: str, party_id: str, location_id: str) -> PartnerRecord | None:
         """The stored record, if any."""
@@ -194,6 +209,7 @@ class InMemoryPartnerLocations:
         self.records[key] = PartnerRecord(
             country_code=country_code, party_id=party_id, location=location, version=1
         )
+        self.unannounced_since[key] = self.now()
         return self.records[key]
 
     async def update(
@@ -205,7 +221,21 @@ class InMemoryPartnerLocations:
         if current is None or current.version != version:
             return None
         self.records[key] = msgspec.structs.replace(current, location=location, version=version + 1)
+        self.unannounced_since[key] = self.now()
         return self.records[key]
+
+    async def announced(self, versions: Sequence[PartnerVersion]) -> None:
+        """These versions were published: clear their marks (a newer version keeps its own)."""
+        for country_code, party_id, location_id, version in versions:
+            key = (country_code, party_id, location_id)
+            record = self.records.get(key)
+            if record is not None and record.version == version:
+                self.unannounced_since.pop(key, None)
+
+    async def unannounced(self, stored_before: datetime, limit: int) -> list[PartnerRecord]:
+        """Records still marked unannounced that were stored before `stored_before`, oldest first."""
+        keys = sorted((at, key) for key, at in self.unannounced_since.items() if at < stored_before)
+        return [self.records[key] for _, key in keys[:limit]]
 
 
 def in_memory_repository() -> Repository:

@@ -188,9 +188,14 @@ class LocationChanged(Message, frozen=True, kw_only=True, tag="locations.locatio
 
 
 class PartnerLocationChanged(Message, frozen=True, kw_only=True, tag="locations.partner_location.changed"):
-    """A partner's location changed in our copy (eMSP side), for internal consumers."""
+    """A partner's location changed in our copy (eMSP side), for internal consumers.
+
+    `version` grows by one per stored change of the location: a consumer that sees a version at or
+    below one it has seen holds that state already. An event can come twice (after a crash).
+    """
 
     country_code: str
     party_id: str
     location: Location
+    version: int
     change: LocationChange

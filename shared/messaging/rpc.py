@@ -12,7 +12,7 @@ import msgspec
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, FieldValue
 
-from shared.contracts.base import Outcome, RpcReply
+from shared.contracts.base import Message, Outcome, RpcReply
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
 from shared.messaging.headers import DEADLINE, REQUEST_ID, current_request_id
@@ -86,16 +86,26 @@ class RpcClient:
 
 
 RequestHandler = Callable[[bytes], Awaitable[Outcome]]
+# Told which events went out, once the broker confirmed them (an outbox clears its marks).
+PublishedHook = Callable[[list[Message]], None]
 
 
 class RpcServer:
     """Consumes a service's request queue: handle, publish events, reply, then ack."""
 
-    def __init__(self, broker: Broker, service: str, handle: RequestHandler, prefetch: int = 16) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        service: str,
+        handle: RequestHandler,
+        prefetch: int = 16,
+        on_published: PublishedHook | None = None,
+    ) -> None:
         self._broker = broker
         self._service = service
         self._handle = handle
         self._prefetch = prefetch
+        self._on_published = on_published
         self._consumer: Consumer | None = None
 
     async def start(self) -> None:
@@ -127,6 +137,8 @@ class RpcServer:
             raise PoisonMessage(f"invalid request: {exc}") from exc
         for event in outcome.events:
             await self._broker.publish_event(event)
+        if self._on_published is not None and outcome.events:
+            self._on_published(outcome.events)
         if outcome.reply is not None and delivery.reply_to:
             await self._broker.publish(
                 self._broker.default_exchange,

@@ -34,6 +34,8 @@ from shared.messaging.rpc import RpcClient
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
 from shared.service import ServiceContext
 from shared.settings import load_settings
+from shared.storage import connect_mongo, service_database
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -233,6 +235,26 @@ def put(location_id: str = "L1", **body: Any) -> ReceiverPut:
 
 def patch(fields: dict[str, Any], evse_uid: str) -> ReceiverPatch:
     return ReceiverPatch(country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields)
+
+
+async def test_published_partner_changes_lose_their_outbox_mark(
+    harness: Harness, mongo_url: str, namespace: str
+) -> None:
+    """A receiver PUT is announced with its version, and the mark that would republish it is cleared."""
+    reply = await harness.call(put(location=location("L1")))
+    assert reply.status_code == 1000
+    (event,) = await harness.take(1)
+    assert isinstance(event, PartnerLocationChanged) and event.version == 1
+    client = connect_mongo(mongo_url)
+    try:
+        collection = service_database(client, namespace, "locations")["partner_locations"]
+
+        async def cleared() -> bool:
+            return await collection.count_documents({"unannounced_since": {"$exists": True}}) == 0
+
+        await eventually(cleared, WAIT, "the outbox mark cleared")
+    finally:
+        await client.close()
 
 
 async def test_receiver_guard_and_merge(harness: Harness) -> None:

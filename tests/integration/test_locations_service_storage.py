@@ -198,6 +198,24 @@ async def test_count_of_all_locations_follows_every_creation(repo: Repository) -
     assert await repo.own.count(None, None) == 2
 
 
+async def test_partner_changes_stay_marked_until_announced(repo: Repository) -> None:
+    """Every stored partner change is marked; clearing needs its version; the sweep query finds
+    the marks older than a time, oldest first."""
+    partners = repo.partners
+    first = await partners.add("DE", "CPO", location("P1"))
+    await partners.add("DE", "CPO", location("P2"))
+    assert first is not None
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert [r.location.id for r in await partners.unannounced(later, 10)] == ["P1", "P2"]
+    changed = await partners.update("DE", "CPO", location("P1", T0 + timedelta(minutes=1)), 1)
+    assert changed is not None and changed.version == 2
+    await partners.announced([("DE", "CPO", "P1", 1), ("DE", "CPO", "P2", 1)])
+    assert [(r.location.id, r.version) for r in await partners.unannounced(later, 10)] == [("P1", 2)]
+    assert await partners.unannounced(datetime.now(UTC) - timedelta(minutes=1), 10) == []
+    await partners.announced([("DE", "CPO", "P1", 2)])
+    assert await partners.unannounced(later, 10) == []
+
+
 async def test_indexes_exist(repo: Repository) -> None:
     """created_seq (unique) and last_updated are indexed for the pull API."""
     collection = repo.own._locations  # type: ignore[attr-defined]

@@ -1,0 +1,110 @@
+"""The outbox of partner location changes: no accepted change goes unannounced when a process dies.
+
+A partner's location is stored marked unannounced in the same write that changes it. Once its
+PartnerLocationChanged is published, `published` queues the mark to be cleared; a few times a
+second the queued marks are cleared in one bulk write. A sweep finds marks older than `grace`
+(their process died between the write and the publish, or before clearing) and publishes the
+current state of those locations again. Consumers may so see an event twice, never miss one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import structlog
+
+from services.locations.repository import PartnerLocations, PartnerVersion
+from shared.contracts.base import Message
+from shared.contracts.locations import ChangeScope, LocationChange, PartnerLocationChanged
+from shared.ocpi.v2_1_1.types import utc_now
+
+log = structlog.get_logger(__name__)
+
+Publish = Callable[[Message], Awaitable[None]]
+
+
+class Announcer:
+    """Clears the marks of published changes and republishes the ones left behind."""
+
+    def __init__(
+        self,
+        partners: PartnerLocations,
+        publish: Publish,
+        flush_every: float = 0.25,
+        sweep_every: float = 15.0,
+        grace: float = 30.0,
+    ) -> None:
+        self._partners = partners
+        self._publish = publish
+        self._flush_every = flush_every
+        self._sweep_every = sweep_every
+        # Well above the time from a write to its publish (an RPC answer is due within seconds).
+        self._grace = grace
+        self._done: list[PartnerVersion] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def published(self, events: Sequence[Message]) -> None:
+        """These events are on the broker: their marks can go."""
+        self._done.extend(
+            (e.country_code, e.party_id, e.location.id, e.version)
+            for e in events
+            if isinstance(e, PartnerLocationChanged)
+        )
+
+    async def flush(self) -> None:
+        """Clear the marks of what was published since the last flush."""
+        done, self._done = self._done, []
+        try:
+            await self._partners.announced(done)
+        except Exception:
+            self._done[:0] = done  # tried again at the next flush; the sweep covers a crash
+            raise
+
+    async def sweep(self) -> int:
+        """Publish again the changes whose mark outlived the grace period; how many."""
+        stale = await self._partners.unannounced(utc_now() - timedelta(seconds=self._grace), 500)
+        events = [
+            PartnerLocationChanged(
+                country_code=record.country_code,
+                party_id=record.party_id,
+                location=record.location,
+                version=record.version,
+                # What changed is not known any more: the whole location, as it is now.
+                change=LocationChange(ChangeScope.LOCATION),
+            )
+            for record in stale
+        ]
+        for event in events:
+            await self._publish(event)
+        self.published(events)
+        if events:
+            log.warning("partner_location_changes_announced_again", count=len(events))
+        return len(events)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def _run(self) -> None:
+        since_sweep = self._sweep_every  # sweep once at start: a crash before it left marks behind
+        while True:
+            try:
+                if since_sweep >= self._sweep_every:
+                    since_sweep = 0.0
+                    await self.sweep()
+                await self.flush()
+            except Exception:
+                log.exception("announcer_error")
+            await asyncio.sleep(self._flush_every)
+            since_sweep += self._flush_every
