@@ -8,6 +8,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 Document = dict[str, Any]
+# MongoDB's error code for a write that would duplicate a unique key (also inside bulk write errors).
+DUPLICATE_KEY = 11000
 
 
 def connect_mongo(url: str) -> AsyncMongoClient[Document]:

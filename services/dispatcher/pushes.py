@@ -26,9 +26,8 @@ from services.dispatcher.domain import Admission, admit, change_from_key, change
 from shared.contracts.locations import LocationChange
 from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.locations import Location
-from shared.storage import Document
+from shared.storage import DUPLICATE_KEY, Document
 
-DUPLICATE_KEY = 11000
 # An expired lease: a document nobody holds.
 NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -184,9 +183,10 @@ class PushQueue:
     async def enqueue_many(
         self, partner_id: str, snapshots: Sequence[Snapshot], now: datetime, parked: bool
     ) -> dict[str, Admission | None]:
-        """Coalesce new states (one per location) into the partner's pending pushes, in two round trips.
+        """Coalesce new states (one per location) into the partner's pending pushes: one read and one
+        bulk write (a second one only for versions that met a newer pending one).
 
-        A state newer than the partner's pending and delivered ones replaces the pending snapshot; an
+        A state newer than the partner's pending and delivered ones replaces the pending version; an
         older or repeated one only adds the parts the partner does not have yet (they go out with the
         newest state). Per location: REPLACE, MERGE, or None when nothing needs to go out.
         """

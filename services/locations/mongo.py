@@ -33,12 +33,11 @@ from services.locations.repository import (
 from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import to_utc, utc_now
-from shared.storage import Document
+from shared.storage import DUPLICATE_KEY, Document
 
 OWN = "own_locations"
 PARTNER = "partner_locations"
 COUNTERS = "counters"
-DUPLICATE_KEY = 11000
 # The longest a cached count of all own locations is trusted while the counter stands still.
 TOTAL_MAX_AGE = 60.0
 
