@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import aiohttp
 from aio_pika.abc import AbstractChannel
 
-from services.dispatcher.handlers import BINDINGS, Deps, handle_batch
+from services.dispatcher.handlers import Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import PartnerProjection
@@ -23,7 +23,7 @@ from services.dispatcher.tuning import Tuning
 from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
-from shared.messaging.topology import declare_work_queue
+from shared.messaging.queues import DISPATCHER_EVENTS, declare
 from shared.service import Component, ServiceContext
 
 SERVICE = "dispatcher"
@@ -41,12 +41,9 @@ class EventsConsumer:
 
     async def start(self) -> None:
         """Declare and bind the queue, then consume it."""
-        topology = self._broker.topology
         self._channel = await self._broker.channel(2 * self._batch)
-        events = await self._channel.get_exchange(topology.events_exchange)
-        queue = await declare_work_queue(
-            self._channel, topology, topology.queue(SERVICE, "events"), [(events, key) for key in BINDINGS]
-        )
+        topology, exchanges = self._broker.topology, self._broker.exchanges
+        queue = await declare(self._channel, topology, exchanges, DISPATCHER_EVENTS)
         name = f"{SERVICE}.events"
         self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._batch)
         await self._consumer.start()

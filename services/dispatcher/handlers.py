@@ -17,6 +17,7 @@ from shared.contracts.base import routing_key, tag_of
 from shared.contracts.locations import LocationChange, LocationChanged
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
 from shared.messaging.consumer import Delivery, PoisonMessage
+from shared.messaging.queues import DISPATCHER_EVENTS
 from shared.settings import Role
 
 log = structlog.get_logger(__name__)
@@ -112,12 +113,8 @@ _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _tag_decoder = msgspec.json.Decoder(_Tagged)
 _KNOWN = frozenset(tag_of(kind) for kind in get_args(Event))
 
-# The routing keys the dispatcher's queue is bound to, derived from the message catalogue.
-BINDINGS = (
-    tag_of(PartnerRegistered).rsplit(".", 1)[0] + ".*",  # credentials.partner.*
-    tag_of(LocationChanged),
-    tag_of(PullRequested),
-)
+# The routing keys the dispatcher's queue is bound to (shared/messaging/queues.py).
+BINDINGS = DISPATCHER_EVENTS.routing_keys
 
 
 def decode(delivery: Delivery) -> Event | None:

@@ -8,7 +8,8 @@ import structlog
 from services.gateway.state import Gateway
 from shared.contracts.partners import PartnerSyncStateChanged, TokensRevoked
 from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
-from shared.messaging.topology import declare_broadcast_queue, declare_work_queue
+from shared.messaging.queues import GATEWAY_PARTNER_STATES, declare
+from shared.messaging.topology import declare_broadcast_queue
 
 log = structlog.get_logger(__name__)
 _revoked = msgspec.json.Decoder(TokensRevoked)
@@ -21,12 +22,7 @@ async def start_consumers(gateway: Gateway) -> list[Consumer]:
     channel = await broker.channel(prefetch=64)
     events = await channel.get_exchange(topology.events_exchange)
     revocations = await declare_broadcast_queue(channel, [(events, "credentials.token.revoked")])
-    states = await declare_work_queue(
-        channel,
-        topology,
-        topology.queue("gateway", "partner-states"),
-        [(events, "dispatcher.partner.sync_state_changed")],
-    )
+    states = await declare(channel, topology, broker.exchanges, GATEWAY_PARTNER_STATES)
 
     async def on_revoked(delivery: Delivery) -> None:
         try:

@@ -19,7 +19,7 @@ from shared.contracts.locations import LocationChanged, LocationInput, Locations
 from shared.messaging.batch import BatchConsumer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
-from shared.messaging.topology import declare_work_queue
+from shared.messaging.queues import LOCATIONS_INPUT, declare
 from shared.rpc_service import rpc_server
 from shared.service import Component, ServiceContext
 
@@ -29,7 +29,6 @@ SERVICE = "locations"
 # The largest batch of inputs applied together: at most RECENT_EVENTS (a redelivered input can only
 # have been followed by the inputs after it in its own batch). The channel holds two batches.
 INPUT_BATCH = 200
-INPUT_TYPES: tuple[type[Message], ...] = (*get_args(LocationInput), PartnerLocationImport)
 REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 
 
@@ -93,15 +92,8 @@ async def build(ctx: ServiceContext) -> list[Component]:
     announcer = Announcer(repo.partners, ctx.broker.publish_event)
     handlers = {request_type: handle_request for request_type in REQUEST_TYPES}
     rpc = rpc_server(ctx, LocationsRequest, handlers, on_published=announcer.published)
-    topology = ctx.broker.topology
     channel = await ctx.broker.channel(2 * INPUT_BATCH)
-    internal = await channel.get_exchange(topology.internal_exchange)
-    queue = await declare_work_queue(
-        channel,
-        topology,
-        topology.queue(SERVICE, "input"),
-        [(internal, tag_of(message_type)) for message_type in INPUT_TYPES],
-    )
+    queue = await declare(channel, ctx.broker.topology, ctx.broker.exchanges, LOCATIONS_INPUT)
     handler = InputHandler(ctx.broker, repo, announcer)
     inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_BATCH)
     # The announcer starts first and stops last: it clears the marks of what the others published.

@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from shared.contracts.base import Message, routing_key
 from shared.messaging.headers import REQUEST_ID, current_request_id
+from shared.messaging.queues import declare_all
 from shared.messaging.topology import Exchanges, Topology, declare_exchanges
 
 _json = msgspec.json.Encoder()
@@ -32,6 +33,9 @@ class Broker:
         # Publisher confirms are on by default in aio-pika: publish() returns once the broker has it.
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchanges = await declare_exchanges(self._channel, self.topology)
+        # Every work queue, not only this process's: nothing published before a consumer's first
+        # start is dropped for want of a binding.
+        await declare_all(self._channel, self.topology, self._exchanges)
 
     async def close(self) -> None:
         if self._connection is not None:

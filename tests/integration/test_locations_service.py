@@ -309,3 +309,31 @@ async def test_poison_inputs_are_dead_lettered_with_the_reason(harness: Harness)
     assert any("invalid" in reason for reason in reasons) and any("nowhere" in reason for reason in reasons)
     await channel.close()
     await harness.create(location("L1"))
+
+
+async def test_an_input_published_before_the_service_first_ran_is_kept(
+    broker: Broker, amqp_url: str, mongo_url: str, namespace: str
+) -> None:
+    """Any process's connect declares the input queue: an input sent before locations ever started
+    waits there and is applied when it starts."""
+    await broker.publish_internal(LocationUpsert(event_id="early", location=location("EARLY")))
+    settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
+    ctx = ServiceContext("locations", settings)
+    await ctx.broker.connect()
+    components = await build(ctx)
+    for component in components:
+        await component.start()
+    rpc = RpcClient(broker, timeout=RPC_DEADLINE)
+    await rpc.start()
+    try:
+
+        async def stored() -> bool:
+            reply = await rpc.call("locations", SenderGet(location_id="EARLY"))
+            return reply.status_code == 1000
+
+        await eventually(stored, WAIT, "the early input applied")
+    finally:
+        for component in reversed(components):
+            await component.stop()
+        await ctx.mongo.drop_database(ctx.db.name)
+        await ctx.broker.close()

@@ -1,0 +1,68 @@
+"""The durable work queues that take messages from other processes, and their bindings, in one place.
+
+Every process declares all of them when it connects (declaring is idempotent), not only their own
+consumers: a message published to the topic exchanges before its consumer first ran is then kept
+in its queue instead of being dropped for want of a binding. Bindings come from the message
+catalogue, so a new input type is bound where it is declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import get_args
+
+from aio_pika.abc import AbstractChannel, AbstractQueue
+
+from shared.contracts.base import tag_of
+from shared.contracts.locations import LocationChanged, LocationInput, PartnerLocationImport
+from shared.contracts.partners import PartnerRegistered, PartnerSyncStateChanged, PullRequested
+from shared.messaging.topology import Exchanges, Topology, declare_work_queue
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A service's durable queue on one of the topic exchanges."""
+
+    service: str
+    purpose: str
+    exchange: str  # "internal" (the company's systems) or "events" (the platform's services)
+    routing_keys: tuple[str, ...]
+
+    def name(self, topology: Topology) -> str:
+        return topology.queue(self.service, self.purpose)
+
+
+LOCATIONS_INPUT = WorkQueue(
+    "locations",
+    "input",
+    "internal",
+    tuple(tag_of(kind) for kind in (*get_args(LocationInput), PartnerLocationImport)),
+)
+DISPATCHER_EVENTS = WorkQueue(
+    "dispatcher",
+    "events",
+    "events",
+    (
+        tag_of(PartnerRegistered).rsplit(".", 1)[0] + ".*",  # credentials.partner.*
+        tag_of(LocationChanged),
+        tag_of(PullRequested),
+    ),
+)
+GATEWAY_PARTNER_STATES = WorkQueue("gateway", "partner-states", "events", (tag_of(PartnerSyncStateChanged),))
+
+WORK_QUEUES = (LOCATIONS_INPUT, DISPATCHER_EVENTS, GATEWAY_PARTNER_STATES)
+
+
+async def declare(
+    channel: AbstractChannel, topology: Topology, exchanges: Exchanges, queue: WorkQueue
+) -> AbstractQueue:
+    """Declare one work queue with its bindings (idempotent)."""
+    exchange = exchanges.internal if queue.exchange == "internal" else exchanges.events
+    bindings = [(exchange, key) for key in queue.routing_keys]
+    return await declare_work_queue(channel, topology, queue.name(topology), bindings)
+
+
+async def declare_all(channel: AbstractChannel, topology: Topology, exchanges: Exchanges) -> None:
+    """Declare every work queue of the deployment."""
+    for queue in WORK_QUEUES:
+        await declare(channel, topology, exchanges, queue)
