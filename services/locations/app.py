@@ -26,8 +26,10 @@ from shared.service import Component, ServiceContext
 log = structlog.get_logger(__name__)
 
 SERVICE = "locations"
-# The largest batch of inputs applied together: at most RECENT_EVENTS (a redelivered input can only
-# have been followed by the inputs after it in its own batch). The channel holds two batches.
+# The largest batch of inputs applied together: at most RECENT_EVENTS, so that within a replica
+# the inputs stored after a redelivered one (the rest of its batch) cannot push its id out. Across
+# replicas more may have been stored; the last_updated guard keeps it from undoing them. The
+# channel holds two batches.
 INPUT_BATCH = 200
 REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -108,19 +109,24 @@ class MongoOwnLocations:
 
         The filters carry the preconditions, so each write is decided atomically on its own. The
         bulk result only counts matches; when fewer updates matched than were sent, the ones that
-        took effect are told apart by their first event id, which only they can have stored.
+        took effect are told apart by the token each write stores (`write_id`, unique to it: an
+        event id is not, another replica may apply the same input). A write that took effect but
+        was overwritten before the read-back counts as lost; its inputs are then found remembered
+        and only announced again.
         """
         if any(not write.event_ids for write in writes):
             raise ValueError("every write carries the event ids of its inputs")
         new = [write for write in writes if write.version is None]
         seq = await self._reserve_seqs(len(new)) if new else 0
+        tokens = {write.location.id: uuid.uuid4().hex for write in writes}
         operations: list[InsertOne[Document] | UpdateOne] = []
         for write in writes:
+            token = tokens[write.location.id]
             if write.version is None:
-                operations.append(InsertOne(self._new_document(write, seq)))
+                operations.append(InsertOne(self._new_document(write, seq, token)))
                 seq += 1  # a gap left by a failed insert is harmless: only the order matters
             else:
-                operations.append(self._update(write))
+                operations.append(self._update(write, token))
         failed: set[int] = set()
         try:
             result = await self._locations.bulk_write(operations, ordered=False)
@@ -139,16 +145,16 @@ class MongoOwnLocations:
             )
             return saved
         stored = await self._locations.find(
-            {"_id": {"$in": [write.location.id for write in updates]}}, {"version": 1, "recent_event_ids": 1}
+            {"_id": {"$in": [write.location.id for write in updates]}}, {"write_id": 1}
         ).to_list()
-        remembered = {document["_id"]: set(document.get("recent_event_ids", ())) for document in stored}
+        written = {document["_id"]: document.get("write_id") for document in stored}
         for write in updates:
-            if write.version is not None and write.event_ids[0] in remembered.get(write.location.id, ()):
+            if write.version is not None and written.get(write.location.id) == tokens[write.location.id]:
                 saved[write.location.id] = write.version + 1
         return saved
 
     @staticmethod
-    def _new_document(write: OwnWrite, seq: int) -> Document:
+    def _new_document(write: OwnWrite, seq: int, token: str) -> Document:
         return {
             "_id": write.location.id,
             "location": _stored(write.location),
@@ -156,10 +162,11 @@ class MongoOwnLocations:
             "created_seq": seq,
             "last_updated": to_utc(write.location.last_updated),
             "recent_event_ids": list(write.event_ids[-RECENT_EVENTS:]),
+            "write_id": token,
         }
 
     @staticmethod
-    def _update(write: OwnWrite) -> UpdateOne:
+    def _update(write: OwnWrite, token: str) -> UpdateOne:
         return UpdateOne(
             # The version alone: the event ids were checked against what this version remembers.
             {"_id": write.location.id, "version": write.version},
@@ -167,6 +174,7 @@ class MongoOwnLocations:
                 "$set": {
                     "location": _stored(write.location),
                     "last_updated": to_utc(write.location.last_updated),
+                    "write_id": token,
                 },
                 "$inc": {"version": 1},
                 "$push": {"recent_event_ids": {"$each": list(write.event_ids), "$slice": -RECENT_EVENTS}},

@@ -4,10 +4,10 @@ A handler that writes to the database once per batch instead of once per message
 far higher rates (one bulk write, one read of every object the batch touches). Batches form by
 themselves: at a low rate every batch is one message and nothing waits; under load, the messages
 that queued up during one batch make the next. A single task handles batches one after another,
-so the queue's order holds within a replica. Every message is acked after its batch's work is
-committed; a message the handler names as poison is dead-lettered with its reason. When a batch
-fails, its messages are tried one by one, so that a message that breaks the handler does not take
-the others with it; when they fail alone as well, the batch goes back to the queue.
+so the queue's order holds within a replica. Every message is acked on its own after its batch's
+work is committed; a message the handler names as poison is dead-lettered with its reason. When a
+batch fails, its messages are tried one by one, so that a message that breaks the handler does not
+take the others with it; when several fail alone in a row, the rest of the batch goes back.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import RETRY_PAUSE, Delivery, dead_letter, delivery_of
 
 log = structlog.get_logger(__name__)
 
-# After a failed batch, this many failures of its first messages on their own mean the cause is not
-# one message: the rest of the batch goes back to the queue untried.
+# After a failed batch, this many messages failing on their own in a row mean the cause is not one
+# message: the rest of the batch goes back to the queue untried.
 SYSTEMIC_FAILURES = 3
 # Per delivery of a batch: None when handled, else why it can never be handled (dead-lettered).
 Verdicts = Sequence[str | None]
@@ -89,47 +90,49 @@ class BatchConsumer:
             while self._buffer and not self._closing:
                 batch = self._buffer[: self._max_batch]
                 del self._buffer[: len(batch)]
+                # Messages of a channel that closed (the connection dropped) cannot be settled; the
+                # broker hands them out again on the restored channel.
+                batch = [message for message in batch if _open(message)]
+                if not batch:
+                    continue
                 try:
                     await self._handle(batch)
                 except Exception:
-                    # Settling failed (the channel closed with the connection): the broker hands
-                    # every unacked message out again once the channel is back, and handlers
-                    # are idempotent. This task must live on for the batches that follow.
+                    # This task must live on for the batches that follow.
                     log.exception("batch_not_settled", consumer=self._name, size=len(batch))
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         deliveries = [delivery_of(message) for message in batch]
         verdicts = await self._attempt(batch, deliveries)
         if verdicts is not None:
-            await self._settle(batch, deliveries, verdicts)
-            # One ack for the batch: deliveries come in order, every earlier one is settled
-            # already, and the buffered ones after it have higher delivery tags.
-            await batch[-1].ack(multiple=True)
+            for message, delivery, reason in zip(batch, deliveries, verdicts, strict=True):
+                await self._settle(message, delivery, reason)
+            log.debug("batch_handled", consumer=self._name, size=len(batch))
         elif len(batch) == 1:
             await asyncio.sleep(RETRY_PAUSE)
-            await batch[0].nack(requeue=True)
+            await _nack(batch[0])
         else:
             await self._one_by_one(batch, deliveries)
 
     async def _one_by_one(self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]) -> None:
         """After a failed batch: one message may be the cause, so the others are tried on their own
-        and not held back with it (nor run up their delivery count with it). When the first few all
-        fail too, the cause is not one message (the database is down, say): the rest go back."""
-        failed = 0
+        and not held back with it (nor run up their delivery count with it). After a few failures
+        in a row the cause is not one message (the database is down, say): the rest go back."""
+        in_a_row = 0
         for index, (message, delivery) in enumerate(zip(batch, deliveries, strict=True)):
             verdicts = await self._attempt([message], [delivery])
             if verdicts is not None:
-                await self._settle([message], [delivery], verdicts)
-                await message.ack()
+                in_a_row = 0
+                await self._settle(message, delivery, verdicts[0])
                 continue
-            failed += 1
+            in_a_row += 1
             await asyncio.sleep(RETRY_PAUSE)
-            if failed == index + 1 == SYSTEMIC_FAILURES:
+            if in_a_row == SYSTEMIC_FAILURES:
                 # Handed back in order; a quorum queue counts deliveries and dead-letters past its limit.
                 for rest in batch[index:]:
-                    await rest.nack(requeue=True)
+                    await _nack(rest)
                 return
-            await message.nack(requeue=True)
+            await _nack(message)
 
     async def _attempt(
         self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]
@@ -147,11 +150,11 @@ class BatchConsumer:
             return None
         return verdicts
 
-    async def _settle(
-        self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery], verdicts: Verdicts
-    ) -> None:
-        """Dead-letter the messages the handler gave a reason for (the caller acks them all)."""
-        for message, delivery, reason in zip(batch, deliveries, verdicts, strict=True):
+    async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, reason: str | None) -> None:
+        """Ack a handled message, dead-lettering it first when the handler gave a reason. Each
+        message is settled on its own: one that cannot be (its channel closed, the dead-letter
+        publish failed) stays unacked and comes back, and the others are not held up by it."""
+        try:
             if reason is not None:
                 log.warning(
                     "message_dead_lettered",
@@ -161,4 +164,21 @@ class BatchConsumer:
                     message_id=delivery.message_id,
                 )
                 await dead_letter(self._broker, message, delivery.headers, reason)
-        log.debug("batch_handled", consumer=self._name, size=len(batch))
+            await message.ack()
+        except Exception:
+            log.exception("message_not_settled", consumer=self._name, message_id=delivery.message_id)
+
+
+def _open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
+
+
+async def _nack(message: AbstractIncomingMessage) -> None:
+    """Hand a message back; if its channel is gone the broker does that by itself."""
+    try:
+        await message.nack(requeue=True)
+    except Exception:
+        log.warning("message_not_handed_back", message_id=message.message_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 import aio_pika
 import msgspec
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from shared.contracts.base import Message, routing_key
@@ -16,6 +17,7 @@ from shared.messaging.queues import declare_all
 from shared.messaging.topology import Exchanges, Topology, declare_exchanges
 
 _json = msgspec.json.Encoder()
+log = structlog.get_logger(__name__)
 
 
 class Broker:
@@ -33,9 +35,21 @@ class Broker:
         # Publisher confirms are on by default in aio-pika: publish() returns once the broker has it.
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchanges = await declare_exchanges(self._channel, self.topology)
-        # Every work queue, not only this process's: nothing published before a consumer's first
-        # start is dropped for want of a binding.
-        await declare_all(self._channel, self.topology, self._exchanges)
+        await self._declare_work_queues(self._exchanges)
+
+    async def _declare_work_queues(self, exchanges: Exchanges) -> None:
+        """Every work queue, not only this process's: nothing published before a consumer's first
+        start is dropped for want of a binding. On a channel of its own, so that a queue declared
+        elsewhere with other arguments (another OCPI_QUEUE_TYPE, say) costs a warning here, not the
+        publisher channel; the queue's own consumer still refuses to start on it."""
+        channel = await self.connection.channel()
+        try:
+            await declare_all(channel, self.topology, exchanges)
+        except aio_pika.exceptions.ChannelClosed as exc:
+            log.warning("work_queues_not_declared", reason=str(exc))
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -118,6 +118,20 @@ async def test_one_bulk_write_decides_each_write_on_its_own(repo: Repository) ->
     assert records["L3"].created_seq < records["L4"].created_seq
 
 
+async def test_a_lost_race_is_told_apart_when_the_winner_applied_the_same_input(repo: Repository) -> None:
+    """Another replica stored the same input (X) first: this write lost, though X is remembered."""
+    await add(repo, location("L1"), "e1")
+    await add(repo, location("L2"), "e2")
+    assert await update(repo, location("L1", T0 + timedelta(minutes=1)), 1, "X", "Z") == 2
+    writes = [
+        OwnWrite(location=location("L1", T0 + timedelta(minutes=2)), version=1, event_ids=("X", "Y")),
+        OwnWrite(location=location("L2", T0 + timedelta(minutes=2)), version=1, event_ids=("W",)),
+    ]
+    assert await repo.own.save_many(writes) == {"L2": 2}
+    record = await repo.own.get("L1")
+    assert record is not None and record.location.last_updated == T0 + timedelta(minutes=1)
+
+
 async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
     """$push with $slice keeps only the newest event ids."""
     record = await add(repo, location("L1"), "e0")
