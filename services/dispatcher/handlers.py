@@ -17,7 +17,6 @@ from shared.contracts.base import routing_key, tag_of
 from shared.contracts.locations import LocationChange, LocationChanged
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
 from shared.messaging.consumer import Delivery, PoisonMessage
-from shared.messaging.queues import DISPATCHER_EVENTS
 from shared.settings import Role
 
 log = structlog.get_logger(__name__)
@@ -113,9 +112,6 @@ _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _tag_decoder = msgspec.json.Decoder(_Tagged)
 _KNOWN = frozenset(tag_of(kind) for kind in get_args(Event))
 
-# The routing keys the dispatcher's queue is bound to (shared/messaging/queues.py).
-BINDINGS = DISPATCHER_EVENTS.routing_keys
-
 
 def decode(delivery: Delivery) -> Event | None:
     """The event of a delivery, None for a kind that is not ours; PoisonMessage when unreadable."""
@@ -130,14 +126,7 @@ def decode(delivery: Delivery) -> Event | None:
         raise PoisonMessage(f"not a dispatcher event ({delivery.routing_key}): {exc}") from exc
 
 
-async def handle(delivery: Delivery, deps: Deps) -> None:
-    """Decode one event and run its handler; an undecodable event is poison, an unknown kind is skipped."""
-    await handle_batch([delivery], deps, raise_poison=True)
-
-
-async def handle_batch(
-    deliveries: Sequence[Delivery], deps: Deps, raise_poison: bool = False
-) -> list[str | None]:
+async def handle_batch(deliveries: Sequence[Delivery], deps: Deps) -> list[str | None]:
     """Handle a batch in order; the verdict of each delivery (None, or why it is dead-lettered).
 
     Consecutive location changes are handled together; partner events and pull requests one by one
@@ -149,8 +138,6 @@ async def handle_batch(
         try:
             event = decode(delivery)
         except PoisonMessage as exc:
-            if raise_poison:
-                raise
             verdicts[index] = str(exc)
             continue
         if isinstance(event, LocationChanged):

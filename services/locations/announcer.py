@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import structlog
 
+from services.locations.handlers import partner_changed
 from services.locations.repository import PartnerLocations, PartnerVersion
 from shared.contracts.base import Message
 from shared.contracts.locations import ChangeScope, LocationChange, PartnerLocationChanged
@@ -66,17 +67,8 @@ class Announcer:
     async def sweep(self) -> int:
         """Publish again the changes whose mark outlived the grace period; how many."""
         stale = await self._partners.unannounced(utc_now() - timedelta(seconds=self._grace), 500)
-        events = [
-            PartnerLocationChanged(
-                country_code=record.country_code,
-                party_id=record.party_id,
-                location=record.location,
-                version=record.version,
-                # What changed is not known any more: the whole location, as it is now.
-                change=LocationChange(ChangeScope.LOCATION),
-            )
-            for record in stale
-        ]
+        # What changed is not known any more: the whole location, as it is now.
+        events = [partner_changed(record, LocationChange(ChangeScope.LOCATION)) for record in stale]
         for event in events:
             await self._publish(event)
         self.published(events)

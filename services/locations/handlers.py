@@ -203,6 +203,17 @@ async def store_partner_location(
     raise ConcurrentChanges(f"location {country_code}/{party_id}/{location_id} kept changing")
 
 
+def partner_changed(after: PartnerRecord, change: LocationChange) -> PartnerLocationChanged:
+    """The announcement of a stored partner location: its party, new state and version."""
+    return PartnerLocationChanged(
+        country_code=after.country_code,
+        party_id=after.party_id,
+        location=after.location,
+        version=after.version,
+        change=change,
+    )
+
+
 async def _receive(
     msg: ReceiverPut | ReceiverPatch, repo: Repository, rule: Rule, scope: ChangeScope
 ) -> Outcome:
@@ -211,14 +222,7 @@ async def _receive(
     reply: RpcReply = ok(None, http_status=201 if created else 200)
     if after is None:
         return Outcome(reply=reply)  # older than what we hold, or identical: success, no change
-    change = LocationChange(scope, msg.evse_uid, msg.connector_id)
-    event = PartnerLocationChanged(
-        country_code=msg.country_code,
-        party_id=msg.party_id,
-        location=after.location,
-        version=after.version,
-        change=change,
-    )
+    event = partner_changed(after, LocationChange(scope, msg.evse_uid, msg.connector_id))
     return Outcome(reply=reply, events=[event])
 
 
@@ -254,15 +258,7 @@ async def handle_partner_location_import(msg: PartnerLocationImport, repo: Repos
     _, after = await store_partner_location(repo, msg.country_code, msg.party_id, location.id, rule)
     if after is None:
         return Outcome()
-    change = LocationChange(ChangeScope.LOCATION)
-    event = PartnerLocationChanged(
-        country_code=msg.country_code,
-        party_id=msg.party_id,
-        location=after.location,
-        version=after.version,
-        change=change,
-    )
-    return Outcome(events=[event])
+    return Outcome(events=[partner_changed(after, LocationChange(ChangeScope.LOCATION))])
 
 
 Handler = Callable[[Any, Repository], Awaitable[Outcome]]

@@ -7,9 +7,10 @@ from typing import cast
 import msgspec
 import pytest
 
-from services.dispatcher.handlers import BINDINGS, Deps, coalesce, handle, handle_batch
+from services.dispatcher.handlers import Deps, coalesce, handle_batch
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
-from shared.messaging.consumer import Delivery, PoisonMessage
+from shared.messaging.consumer import Delivery
+from shared.messaging.queues import DISPATCHER_EVENTS
 from shared.ocpi.v2_1_1.locations import Location
 
 # These paths return or raise before any dependency is used.
@@ -23,12 +24,17 @@ def delivery(body: bytes, key: str = "credentials.partner.registered") -> Delive
 
 def test_bindings_come_from_the_message_catalogue() -> None:
     """The queue is bound to the partner events, location changes and pull requests."""
-    assert BINDINGS == ("credentials.partner.*", "locations.location.changed", "dispatcher.module.pull")
+    assert DISPATCHER_EVENTS.routing_keys == (
+        "credentials.partner.*",
+        "locations.location.changed",
+        "dispatcher.module.pull",
+    )
 
 
 async def test_an_unknown_kind_under_a_bound_key_is_skipped() -> None:
     """A message type the dispatcher does not know (a newer producer) is acked without effect."""
-    await handle(delivery(b'{"type": "credentials.partner.renamed", "partner_id": "p"}'), NO_DEPS)
+    body = b'{"type": "credentials.partner.renamed", "partner_id": "p"}'
+    assert await handle_batch([delivery(body)], NO_DEPS) == [None]
 
 
 @pytest.mark.parametrize(
@@ -42,8 +48,8 @@ async def test_an_unknown_kind_under_a_bound_key_is_skipped() -> None:
 )
 async def test_an_unreadable_event_is_poison(body: bytes) -> None:
     """Broken JSON or a known kind that fails validation is dead-lettered with the reason."""
-    with pytest.raises(PoisonMessage, match="not a dispatcher event"):
-        await handle(delivery(body), NO_DEPS)
+    (verdict,) = await handle_batch([delivery(body)], NO_DEPS)
+    assert verdict is not None and "not a dispatcher event" in verdict
 
 
 async def test_in_a_batch_poison_gets_a_verdict_and_unknown_kinds_none() -> None:
