@@ -12,6 +12,7 @@ below (the project does not depend on a YAML library).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -272,19 +273,19 @@ def _is_datetime(info: mi.Type) -> bool:
     return isinstance(info, mi.UnionType) and any(isinstance(t, mi.DateTimeType) for t in info.types)
 
 
-def _datetime_fields(types: tuple[type[Message], ...]) -> dict[str, set[str]]:
-    """Struct name -> encoded names of its datetime fields, over every Struct reachable from `types`."""
-    found: dict[str, set[str]] = {}
+def _reachable(types: tuple[type[Message], ...]) -> list[mi.StructType | mi.EnumType]:
+    """Every Struct and Enum reachable from `types`, each once."""
+    found: list[mi.StructType | mi.EnumType] = []
     seen: set[type[Any]] = set()
 
     def walk(info: mi.Type) -> None:
-        if isinstance(info, mi.StructType):
+        if isinstance(info, mi.StructType | mi.EnumType):
             if info.cls in seen:
                 return
             seen.add(info.cls)
+            found.append(info)
+        if isinstance(info, mi.StructType):
             for field in info.fields:
-                if _is_datetime(field.type):
-                    found.setdefault(info.cls.__name__, set()).add(field.encode_name)
                 walk(field.type)
         elif isinstance(info, mi.UnionType):
             for member in info.types:
@@ -303,6 +304,15 @@ def _datetime_fields(types: tuple[type[Message], ...]) -> dict[str, set[str]]:
     return found
 
 
+def _datetime_fields(reachable: list[mi.StructType | mi.EnumType]) -> dict[str, set[str]]:
+    """Struct name -> encoded names of its datetime fields."""
+    return {
+        info.cls.__name__: {field.encode_name for field in info.fields if _is_datetime(field.type)}
+        for info in reachable
+        if isinstance(info, mi.StructType)
+    }
+
+
 def _mark_datetime(schema: dict[str, Any]) -> None:
     """msgspec describes datetimes as plain strings; say which strings are RFC 3339 date-times."""
     candidates = schema.get("anyOf", [schema])
@@ -312,9 +322,19 @@ def _mark_datetime(schema: dict[str, Any]) -> None:
 
 
 def schemas(types: tuple[type[Message], ...]) -> dict[str, Any]:
-    """JSON Schemas (AsyncAPI Schema is a superset of draft 07) of `types` and everything they use."""
+    """JSON Schemas (AsyncAPI Schema is a superset of draft 07) of `types` and everything they use.
+
+    Descriptions are the classes' docstrings cleaned here (inspect.cleandoc), not as msgspec
+    renders them: msgspec releases have dedented docstrings differently, and the document must not
+    change with the library's formatting.
+    """
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
-    for struct_name, fields in _datetime_fields(types).items():
+    reachable = _reachable(types)
+    for info in reachable:
+        component = components.get(info.cls.__name__)
+        if component is not None and "description" in component and info.cls.__doc__:
+            component["description"] = inspect.cleandoc(info.cls.__doc__)
+    for struct_name, fields in _datetime_fields(reachable).items():
         properties = components[struct_name]["properties"]
         for field_name in fields:
             _mark_datetime(properties[field_name])

@@ -129,10 +129,13 @@ def test_compose_and_k8s_run_every_service() -> None:
 
 
 def test_the_image_installs_no_dev_extras() -> None:
+    """The image installs from the lock with uv, runtime dependencies only."""
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
-    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
-    assert installs, "the Dockerfile installs nothing?"
+    installs = [line for line in dockerfile.splitlines() if "uv sync" in line]
+    assert installs, "the Dockerfile does not install from uv.lock?"
     for line in installs:
-        assert "[dev]" not in line and "secantus" not in line.lower()
+        assert "--frozen" in line, "the image must install exactly what uv.lock pins"
+        assert "--extra" not in line and "--all-extras" not in line and "secantus" not in line.lower()
+    assert "COPY pyproject.toml uv.lock" in dockerfile
     assert "FROM python:3.11-slim" in dockerfile or "PYTHON_IMAGE=python:3.11-slim" in dockerfile
     assert re.search(r"^USER (?!root|0\b)", dockerfile, flags=re.MULTILINE)
