@@ -31,8 +31,11 @@ lock: $(UV)
 run: $(STAMP)
 	$(PY) -m deploy.run_local
 
+# Two stages: the whole suite, then the RabbitMQ restart alone (the machine's broker is shared by
+# every test, so nothing else may run while it is down; it is left running).
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider tests/broker_restart
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests bench deploy docs

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import structlog
 from aiohttp import web
@@ -27,18 +27,35 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class Ready(Protocol):
+    """A component that can tell whether it is doing its work (a consumer: consuming, not holding)."""
+
+    async def ready(self) -> bool: ...
+
+
+async def all_ready(components: Sequence[object]) -> bool:
+    """Whether every component that can tell is ready."""
+    for component in components:
+        if isinstance(component, Ready) and not await component.ready():
+            return False
+    return True
+
+
 class ServiceContext:
     """The connections a service's composition root wires its handlers with."""
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings
-        self.broker = Broker(settings.amqp_url, Topology(settings.namespace))
+        self.broker = Broker(settings.amqp_url, Topology(settings.namespace), name)
         self.mongo: AsyncMongoClient[Document] = connect_mongo(settings.mongo_url)
         self.db: AsyncDatabase[Document] = service_database(self.mongo, settings.namespace, name)
+        self.components: list[Component] = []
 
     async def ready(self) -> bool:
-        return self.broker.is_ready and await ping(self.mongo)
+        """Broker connected, database answering, and every consumer consuming."""
+        return self.broker.is_ready and await ping(self.mongo) and await all_ready(self.components)
 
 
 Build = Callable[[ServiceContext], Awaitable[list[Component]]]
@@ -72,6 +89,7 @@ async def run_service(name: str, settings: Settings, build: Build) -> None:
         await web.TCPSite(health, settings.gateway_host, settings.health_port).start()
     await context.broker.connect()
     components = await build(context)
+    context.components = components
     for component in components:
         await component.start()
     log.info("service_started", health_port=settings.health_port)

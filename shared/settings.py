@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_backoff_base: float = 0.2
     push_backoff_max: float = 30.0
     push_workers: int = 16
+    # Cap on a partner's answer, on the wire and once inflated; past it the call fails (finding H1).
+    outbound_max_body_bytes: int = 4 * 1024 * 1024
 
     @property
     def database_prefix(self) -> str:
@@ -76,6 +78,7 @@ _ENV: dict[str, str] = {
     "push_backoff_base": "PUSH_BACKOFF_BASE_SECONDS",
     "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
     "push_workers": "PUSH_WORKERS",
+    "outbound_max_body_bytes": "OUTBOUND_MAX_BODY_BYTES",
 }
 
 
@@ -100,6 +103,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("OCPI_ROLES must name at least one of CPO, EMSP")
     if settings.push_workers < 1:
         raise ValueError("PUSH_WORKERS must be at least 1")
+    if settings.outbound_max_body_bytes < 1024:
+        raise ValueError("OUTBOUND_MAX_BODY_BYTES must be at least 1024")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
         raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
     return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))

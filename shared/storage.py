@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -24,9 +25,14 @@ def service_database(
     return client[f"{namespace.replace('.', '_')}_{service}"]
 
 
+# Readiness must answer before its prober gives up, also while the database is away.
+PING_TIMEOUT = 2.0
+
+
 async def ping(client: AsyncMongoClient[Document]) -> bool:
+    """Whether the server answers within PING_TIMEOUT."""
     try:
-        await client.admin.command("ping")
+        await asyncio.wait_for(client.admin.command("ping"), PING_TIMEOUT)
     except Exception:
         return False
     return True

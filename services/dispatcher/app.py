@@ -24,6 +24,7 @@ from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS, declare
+from shared.outbound_http import outbound_session
 from shared.service import Component, ServiceContext
 
 SERVICE = "dispatcher"
@@ -47,6 +48,9 @@ class EventsConsumer:
         name = f"{SERVICE}.events"
         self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._batch)
         await self._consumer.start()
+
+    async def ready(self) -> bool:
+        return self._consumer is not None and await self._consumer.ready()
 
     async def stop(self) -> None:
         """Stop consuming and wait for the events in flight."""
@@ -81,8 +85,8 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     pulls = PullSchedule(partners.collection)
     await partners.ensure_indexes()
     await pushes.ensure_indexes()
-    http = HttpSession(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)))
-    client = OcpiClient(http.session, tuning.push_timeout)
+    http = HttpSession(outbound_session(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)))
+    client = OcpiClient(http.session, tuning.push_timeout, settings.outbound_max_body_bytes)
     # Leases name their holder: host, process, and this instance (tests run two in one process).
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     health = PartnerHealth(partners, pushes, ctx.broker.publish_event, tuning.probe_min)

@@ -10,8 +10,11 @@ import msgspec
 import structlog
 
 from shared.ocpi.v2_1_1.codec import encode
+from shared.outbound_http import PartnerCallFailed, fetch
 
 log = structlog.get_logger(__name__)
+# A partner's status_message travels on in details, events and documents: keep it short (L8).
+MAX_MESSAGE = 500
 
 
 class _Envelope(msgspec.Struct):
@@ -43,14 +46,15 @@ class Reply:
 
 
 class OcpiClient:
-    """Calls partners with their token; every call has a timeout and an X-Request-ID."""
+    """Calls partners with their token; every call has a timeout, a body cap and an X-Request-ID."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout: float) -> None:
+    def __init__(self, session: aiohttp.ClientSession, timeout: float, max_body: int) -> None:
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
+        self._max_body = max_body
 
     async def call(self, method: str, url: str, token: str, body: object = None) -> Reply:
-        """Send one request and read the OCPI envelope; network failures become a Reply without status."""
+        """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK."""
         request_id = uuid.uuid4().hex
         headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
         data = None
@@ -58,17 +62,27 @@ class OcpiClient:
             data = encode(body)
             headers["Content-Type"] = "application/json"
         try:
-            async with self._session.request(
-                method, url, data=data, headers=headers, timeout=self._timeout
-            ) as response:
-                payload = await response.read()
-                status, link = response.status, response.headers.get("Link")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return Reply(None, None, f"{type(exc).__name__}: {exc}".strip(), request_id)
+            answer = await fetch(
+                self._session,
+                method,
+                url,
+                headers=headers,
+                data=data,
+                seconds=self._timeout,
+                max_body=self._max_body,
+            )
+        except PartnerCallFailed as exc:
+            # A redirect keeps its 3xx status for the detail; classify() counts it as failed.
+            return Reply(exc.http_status, None, str(exc)[:MAX_MESSAGE], request_id)
+        status, link, payload = answer.http_status, answer.link, answer.body
         try:
             envelope = _envelope.decode(payload)
         except msgspec.DecodeError:
             text = payload[:120].decode("utf-8", errors="replace")
             return Reply(status, None, f"no OCPI envelope: {text!r}", request_id, link=link)
-        message = envelope.status_message or ""
+        except RecursionError:
+            # msgspec gives up on JSON nested ~1000 deep with RecursionError, not DecodeError (L1).
+            log.warning("partner_answer_refused", reason="too_deep", method=method, url=url[:200])
+            return Reply(None, None, "answer nested too deep", request_id)
+        message = (envelope.status_message or "")[:MAX_MESSAGE]
         return Reply(status, envelope.status_code, message, request_id, bytes(envelope.data), link)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -19,7 +20,7 @@ from services.dispatcher.push_worker import Clock, utc_now
 from services.dispatcher.tuning import Tuning
 from shared.contracts.base import Message
 from shared.contracts.locations import PartnerLocationImport
-from shared.ocpi.v2_1_1.codec import decode
+from shared.ocpi.v2_1_1.codec import check_depth, decode
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import format_datetime
 from shared.settings import Settings
@@ -126,22 +127,25 @@ class PullRunner:
         party = partner.parties[0]
         limit = self._tuning.pull_page_limit
         url: str | None = first_page_url(partner.endpoints[LOCATIONS], limit, date_from)
-        seen: set[str] = set()
+        # Digests, not URLs: a partner's Link URLs can be kilobytes each, for up to MAX_PAGES pages (L2).
+        seen: set[bytes] = set()
         imported = rejected = 0
         while url is not None:
-            if url in seen or len(seen) >= MAX_PAGES:
-                raise PullFailed(f"Link loop at {url}")
-            seen.add(url)
+            digest = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if digest in seen or len(seen) >= MAX_PAGES:
+                raise PullFailed(f"Link loop at {url[:200]}")
+            seen.add(digest)
             reply = await self._client.call("GET", url, partner.token)
             if classify(reply.http_status, reply.status_code) is not Answer.OK:
                 status = f"HTTP {reply.http_status} status {reply.status_code}"
                 raise PullFailed(f"GET {url}: {status} {reply.message}")
             try:
                 items = _items.decode(reply.data) or []
-            except msgspec.DecodeError as exc:
-                raise PullFailed(f"GET {url}: data is not a list: {exc}") from exc
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise PullFailed(f"GET {url}: data is not a list: {exc!r}") from exc
             for raw in items:
                 try:
+                    # Refuses ints the database cannot store and JSON nested too deep (TooDeep).
                     location = decode(raw, Location)
                 except msgspec.DecodeError as exc:
                     rejected += 1
@@ -190,6 +194,8 @@ class PullRunner:
 def _object_id(raw: msgspec.Raw) -> object:
     """The `id` of a rejected object, when it has one, for the log line."""
     try:
+        # Deeper than objects may be, but still far from msgspec's recursion limit (~1000).
+        check_depth(raw, limit=256)
         return _id_only.decode(raw).get("id")
     except msgspec.DecodeError:
         return None

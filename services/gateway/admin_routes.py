@@ -57,8 +57,10 @@ def view(partner: Partner) -> PartnerView:
     )
 
 
-async def _partner(request: web.Request) -> Partner:
-    partner = await gateway_of(request).partners.find_by_name_or_id(request.match_info["partner"])
+async def _partner(request: web.Request, *, removed: bool = False) -> Partner:
+    """The partner named in the path; with `removed`, also one whose removal is not finished."""
+    key = request.match_info["partner"]
+    partner = await gateway_of(request).partners.find_by_name_or_id(key, removed=removed)
     if partner is None:
         raise OcpiError(2000, "No such partner", http_status=404)
     return partner
@@ -116,7 +118,8 @@ async def rotate_partner(request: web.Request) -> web.Response:
 
 
 async def remove_partner(request: web.Request) -> web.Response:
-    await registration.remove(gateway_of(request), await _partner(request))
+    # A half-removed partner is found too: repeating the call finishes its removal.
+    await registration.remove(gateway_of(request), await _partner(request, removed=True))
     return success(None)
 
 

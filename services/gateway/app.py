@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import structlog
 from aiohttp import web
 from pymongo import AsyncMongoClient
@@ -22,9 +21,13 @@ from services.gateway.middleware import ocpi_middleware
 from services.gateway.partner_client import PartnerClient
 from services.gateway.partners import PartnerRepository
 from services.gateway.state import GATEWAY, Gateway
+from services.gateway.sweeper import RegistrySweeper
 from shared.messaging.broker import Broker
+from shared.messaging.consumer import Consumer
 from shared.messaging.rpc import RpcClient
 from shared.messaging.topology import Topology
+from shared.outbound_http import outbound_session
+from shared.service import all_ready
 from shared.settings import Settings
 from shared.storage import Document, connect_mongo, ping, service_database
 
@@ -49,22 +52,28 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         app.router.add_get("/readyz", readyz)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        broker = Broker(settings.amqp_url, Topology(settings.namespace))
+        broker = Broker(settings.amqp_url, Topology(settings.namespace), "gateway")
         await broker.connect()
         mongo = connect_mongo(settings.mongo_url)
         partners = PartnerRepository(service_database(mongo, settings.namespace, "gateway"))
         await partners.create_indexes()
         rpc = RpcClient(broker, settings.rpc_timeout)
         await rpc.start()
-        async with aiohttp.ClientSession() as session:
-            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), PartnerClient(session))
+        async with outbound_session() as session:
+            client = PartnerClient(session, max_body=settings.outbound_max_body_bytes)
+            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client)
             ocpi[GATEWAY] = gateway
             admin[GATEWAY] = gateway
             ocpi[MONGO] = mongo
             admin[MONGO] = mongo
             consumers = await start_consumers(gateway)
+            ocpi[CONSUMERS] = consumers
+            admin[CONSUMERS] = consumers
+            sweeper = RegistrySweeper(gateway)
+            await sweeper.start()
             log.info("gateway_started", versions_url=f"{settings.public_url}/ocpi/versions")
             yield
+            await sweeper.stop()
             for consumer in consumers:
                 await consumer.stop()
         await broker.close()
@@ -75,14 +84,28 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
 
 
 MONGO: web.AppKey[AsyncMongoClient[Document]] = web.AppKey("mongo")
+CONSUMERS: web.AppKey[list[Consumer]] = web.AppKey("consumers")
 
 
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "service": "gateway"})
 
 
+def _consumers(app: web.Application) -> list[Consumer]:
+    return app.get(CONSUMERS) or []
+
+
 async def readyz(request: web.Request) -> web.Response:
+    """Ready while module calls can be answered: broker connected, RPC replies consumed, the event
+    consumers consuming and the database answering."""
     gateway = request.app.get(GATEWAY)
     mongo = request.app.get(MONGO)
-    ready = bool(gateway and gateway.broker.is_ready and mongo is not None and await ping(mongo))
+    ready = bool(
+        gateway is not None
+        and gateway.broker.is_ready
+        and gateway.rpc.ready
+        and mongo is not None
+        and await ping(mongo)
+        and await all_ready(_consumers(request.app))
+    )
     return web.json_response({"ready": ready, "service": "gateway"}, status=200 if ready else 503)

@@ -9,8 +9,8 @@ from services.gateway.access import principal_for_handshake, principal_of
 from services.gateway.auth import Principal, TokenKind
 from services.gateway.endpoints import VERSION
 from services.gateway.handshake import discover, our_credentials, parse_credentials
-from services.gateway.partners import ConnectionStatus, Partner
-from services.gateway.publishing import announce_registered, announce_unregistered, revoke
+from services.gateway.partners import Announcement, ConnectionStatus, Partner, pending
+from services.gateway.publishing import announce
 from services.gateway.responses import invalid, not_allowed, success, unauthorized
 from services.gateway.state import Gateway, gateway_of
 from services.gateway.tokens import new_token, token_hash
@@ -68,11 +68,15 @@ async def _connect(
     )
     token_c = new_token()
     changes = _connection_fields(theirs, found.version, found.endpoints, token_c) | extra
-    updated = await gateway.partners.update_if(partner.id, expect, changes)
+    # The token they called with stops working; replicas also drop what they cached under the new
+    # one. The dispatcher hears the new connection.
+    owed = pending(Announcement.REGISTERED, [principal.token_hash, token_hash(token_c)])
+    updated = await gateway.partners.update_if(partner.id, expect, changes, owed=owed)
     if updated is None:
         raise not_allowed("The registration changed meanwhile")
-    await revoke(gateway, [principal.token_hash])
-    await announce_registered(gateway, updated)
+    # Committed: the partner gets its token even when the announcement is left to the sweep,
+    # otherwise it would be locked out of a registration that stands.
+    await announce(gateway, updated, owed)
     log.info(event, partner=updated.name, partner_id=updated.id)
     return success(our_credentials(gateway.settings, token_c))
 
@@ -89,16 +93,17 @@ async def delete_credentials(request: web.Request) -> web.Response:
 
 async def unregister(gateway: Gateway, principal: Principal) -> None:
     partner = principal.partner
+    owed = pending(Announcement.UNREGISTERED, [principal.token_hash])
     updated = await gateway.partners.update_if(
         partner.id,
         {"token_hash": principal.token_hash},
         {"status": ConnectionStatus.UNREGISTERED.value, "token_hash": None, "their_token": None},
+        owed=owed,
+        retire=[principal.token_hash],  # later calls with it get 405, not 401
     )
     if updated is None:
         raise not_allowed("Not registered")
-    await gateway.partners.push_retired(partner.id, principal.token_hash)
-    await revoke(gateway, [principal.token_hash])
-    await announce_unregistered(gateway, partner.id)
+    await announce(gateway, updated, owed)
     log.info("partner_unregistered", partner=partner.name, partner_id=partner.id, direction="inbound")
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from services.gateway.access import registered_partner
 from services.gateway.auth import Principal
 from services.gateway.endpoints import VERSION
-from services.gateway.module_calls import call_service, page_query, parse_body
+from services.gateway.module_calls import call_service, page_query, parse_body, refuse_future_last_updated
 from services.gateway.responses import OcpiError, invalid
 from services.gateway.state import gateway_of
 from shared.contracts.locations import ReceiverGet, ReceiverPatch, ReceiverPut, SenderGet, SenderList
@@ -89,6 +89,8 @@ async def receiver_put(request: web.Request) -> web.Response:
         location = parse_body(body, Location, "Location")
         _same_id("id", location.id, ids.location_id)
         message = ReceiverPut(**where, location=location)
+    # Checked on the body's object, so that the path names the field in the partner's JSON.
+    refuse_future_last_updated(message.location or message.evse or message.connector)
     return await call_service(gateway_of(request), SERVICE, message)
 
 
@@ -105,6 +107,7 @@ async def receiver_patch(request: web.Request) -> web.Response:
     else:
         patch = parse_body(body, LocationPatch, "Location patch")
         _same_id("id", patch.id, ids.location_id)
+    refuse_future_last_updated(patch)
     fields = to_builtins(patch, keep_datetimes=False)
     if not fields:
         raise invalid("PATCH body names no field")

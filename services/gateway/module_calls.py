@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -13,12 +13,18 @@ from aiohttp import web
 from services.gateway.responses import OcpiError, bad_body, envelope, invalid
 from services.gateway.state import Gateway
 from shared.contracts.base import Message
-from shared.messaging.rpc import RpcTimeout
+from shared.messaging.rpc import RpcTimeout, RpcUnavailable
 from shared.ocpi.v2_1_1.codec import decode
-from shared.ocpi.v2_1_1.types import to_utc
+from shared.ocpi.v2_1_1.types import INT32_MAX, format_datetime, to_utc, utc_now
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+#: The largest offset or limit a query may name: any more is refused (2001), never passed on.
+QUERY_INT_MAX = INT32_MAX
+#: How far ahead of our clock a partner's `last_updated` may be (clock skew). Further ahead is
+#: refused: stored, it would make every later real update look older, freezing the object.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 async def call_service(
@@ -27,6 +33,9 @@ async def call_service(
     """RPC to `service`; a service that does not answer in time becomes a 3000 within our timeout."""
     try:
         reply = await gateway.rpc.call(service, request)
+    except RpcUnavailable as exc:
+        log.warning("rpc_unavailable", service=service, reason=str(exc))
+        raise OcpiError(3000, f"The {service} service cannot be reached right now", http_status=503) from exc
     except RpcTimeout as exc:
         log.warning("rpc_timeout", service=service, reason=str(exc))
         raise OcpiError(3000, f"The {service} service did not answer in time", http_status=503) from exc
@@ -45,9 +54,39 @@ def parse_body(body: bytes, type_: type[T], what: str) -> T:
     if not body:
         raise invalid(f"Request body is empty; a {what} object is required")
     try:
+        # JSON nested too deep is a TooDeep (a DecodeError) from decode, before msgspec walks it.
         return decode(body, type_)
     except msgspec.DecodeError as exc:
         raise bad_body(what, exc) from exc
+
+
+def refuse_future_last_updated(obj: msgspec.Struct | None) -> None:
+    """A 2001 naming the field when a `last_updated` in `obj` (at any depth) is ahead of our clock
+    by more than FUTURE_TOLERANCE."""
+    what = type(obj).__name__
+    latest = utc_now() + FUTURE_TOLERANCE
+    for path, value in _last_updated(obj, "$"):
+        if to_utc(value) > latest:
+            raise invalid(
+                f"Invalid {what}: last_updated {format_datetime(value)} is in the future "
+                f"(more than {int(FUTURE_TOLERANCE.total_seconds())} s ahead of our clock) - at `{path}`"
+            )
+
+
+def _last_updated(obj: object, path: str) -> list[tuple[str, datetime]]:
+    """Every `last_updated` DateTime under `obj`, with its JSON path."""
+    found: list[tuple[str, datetime]] = []
+    if isinstance(obj, msgspec.Struct):
+        for name in obj.__struct_fields__:
+            value = getattr(obj, name)
+            if name == "last_updated" and isinstance(value, datetime):
+                found.append((f"{path}.{name}", value))
+            elif isinstance(value, msgspec.Struct | list):
+                found.extend(_last_updated(value, f"{path}.{name}"))
+    elif isinstance(obj, list):
+        for index, item in enumerate(obj):
+            found.extend(_last_updated(item, f"{path}[{index}]"))
+    return found
 
 
 class PageQuery(msgspec.Struct, frozen=True):
@@ -68,6 +107,8 @@ def _int(request: web.Request, name: str, default: int) -> int:
         raise invalid(f"{name} must be a whole number, got {raw!r}") from None
     if value < 0:
         raise invalid(f"{name} must not be negative")
+    if value > QUERY_INT_MAX:
+        raise invalid(f"{name} must be at most {QUERY_INT_MAX}")
     return value
 
 

@@ -6,13 +6,18 @@ from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
+import structlog
 
 from shared.ocpi.v2_1_1.codec import decode, encode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiResponse, OcpiStatus
 from shared.ocpi.v2_1_1.versions import Version, VersionDetail, VersionNumber
+from shared.outbound_http import PartnerAnswer, PartnerCallFailed, fetch
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# The partner's status_message ends up in our answer to it and in our logs: keep it short.
+MAX_MESSAGE = 500
 
 
 class PartnerApiError(Exception):
@@ -22,35 +27,49 @@ class PartnerApiError(Exception):
 class PartnerClient:
     """A thin OCPI client for versions and credentials; one aiohttp session per gateway."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout: float = 10.0) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, max_body: int, timeout: float = 10.0) -> None:
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
+        self._max_body = max_body
 
-    async def _call(
-        self, method: str, url: str, token: str, type_: type[T], body: Any = None, request_id: str = ""
-    ) -> T:
+    async def _send(
+        self, method: str, url: str, token: str, body: Any = None, request_id: str = ""
+    ) -> PartnerAnswer:
+        """One bounded call (see shared.outbound_http); any failure is a PartnerApiError."""
         headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id or ""}
         data = encode(body) if body is not None else None
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:
-            async with self._session.request(
-                method, url, data=data, headers=headers, timeout=self._timeout
-            ) as response:
-                payload = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise PartnerApiError(f"{method} {url} failed: {exc!r}") from exc
-        if status >= 300:
-            raise PartnerApiError(f"{method} {url} answered HTTP {status}")
+            return await fetch(
+                self._session,
+                method,
+                url,
+                headers=headers,
+                data=data,
+                seconds=self._timeout,
+                max_body=self._max_body,
+            )
+        except PartnerCallFailed as exc:
+            raise PartnerApiError(f"{method} {url} failed: {exc}") from exc
+
+    async def _call(
+        self, method: str, url: str, token: str, type_: type[T], body: Any = None, request_id: str = ""
+    ) -> T:
+        answer = await self._send(method, url, token, body, request_id)
+        if answer.http_status >= 300:
+            raise PartnerApiError(f"{method} {url} answered HTTP {answer.http_status}")
         try:
-            envelope = decode(payload, OcpiResponse[type_])  # type: ignore[valid-type]
+            envelope = decode(answer.body, OcpiResponse[type_])  # type: ignore[valid-type]
         except msgspec.DecodeError as exc:
             raise PartnerApiError(f"{method} {url} answered an unreadable body: {exc}") from exc
+        except RecursionError as exc:
+            # msgspec gives up on JSON nested ~1000 deep with RecursionError, not DecodeError.
+            log.warning("partner_answer_refused", reason="too_deep", method=method, url=url[:200])
+            raise PartnerApiError(f"{method} {url} answered JSON nested too deep") from exc
         if envelope.status_code != OcpiStatus.SUCCESS or envelope.data is None:
-            raise PartnerApiError(
-                f"{method} {url} answered status {envelope.status_code}: {envelope.status_message or ''}"
-            )
+            message = (envelope.status_message or "")[:MAX_MESSAGE]
+            raise PartnerApiError(f"{method} {url} answered status {envelope.status_code}: {message}")
         result: T = envelope.data
         return result
 
@@ -66,12 +85,7 @@ class PartnerClient:
         return await self._call(method, url, token, Credentials, body=ours, request_id=request_id)
 
     async def delete_credentials(self, url: str, token: str, request_id: str = "") -> None:
-        headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
-        try:
-            async with self._session.delete(url, headers=headers, timeout=self._timeout) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PartnerApiError(f"DELETE {url} failed: {exc!r}") from exc
+        await self._send("DELETE", url, token, request_id=request_id)
 
 
 def pick_version(versions: list[Version]) -> Version | None:

@@ -22,6 +22,34 @@ class ConnectionStatus(enum.Enum):
     UNREGISTERED = "UNREGISTERED"
 
 
+class Announcement(enum.Enum):
+    """What the other processes must hear about a committed change besides revoked tokens."""
+
+    REGISTERED = "REGISTERED"  # PartnerRegistered with the partner's current connection
+    UNREGISTERED = "UNREGISTERED"  # PartnerUnregistered
+
+
+class Pending(msgspec.Struct, kw_only=True):
+    """An announcement owed for a committed change: the outbox entry written by the same write.
+
+    It stays in the partner document until its events are confirmed by the broker, so a process
+    that dies between the write and the publish leaves it for the sweep to publish.
+    """
+
+    id: str
+    # When the change was committed; a republished event carries it, so the dispatcher's
+    # registered_at ordering puts a late copy where it belongs.
+    at: datetime
+    announce: Announcement | None = None
+    revoked: list[str] = msgspec.field(default_factory=list)
+
+
+def pending(announce: Announcement | None, revoked: list[str | None]) -> Pending:
+    """A new outbox entry for a change committed now."""
+    hashes = list(dict.fromkeys(h for h in revoked if h))
+    return Pending(id=uuid.uuid4().hex, at=datetime.now(UTC), announce=announce, revoked=hashes)
+
+
 class Partner(msgspec.Struct, kw_only=True):
     """One roaming partner as the gateway stores it; tokens we issued are hashes only."""
 
@@ -44,6 +72,10 @@ class Partner(msgspec.Struct, kw_only=True):
     sync_detail: str = ""
     created_at: datetime
     updated_at: datetime
+    # Announcements owed for committed changes, oldest first (see Pending).
+    outbox: list[Pending] = msgspec.field(default_factory=list)
+    # Set by an admin remove: the record stays, hidden, until its unregistration is announced.
+    removed_at: datetime | None = None
 
     @property
     def parties(self) -> list[Party]:
@@ -92,6 +124,9 @@ class PartnerRepository:
                 field, unique=True, partialFilterExpression={field: {"$type": "string"}}
             )
         await self._partners.create_index("retired_token_hashes")
+        # For the sweep: what is owed an announcement, and what waits to be deleted.
+        await self._partners.create_index("outbox.at")
+        await self._partners.create_index("removed_at", sparse=True)
 
     async def add(self, partner: Partner) -> None:
         await self._partners.insert_one(_to_doc(partner))
@@ -100,37 +135,74 @@ class PartnerRepository:
         doc = await self._partners.find_one({"_id": partner_id})
         return _from_doc(doc) if doc else None
 
-    async def find_by_name_or_id(self, key: str) -> Partner | None:
-        doc = await self._partners.find_one({"$or": [{"_id": key}, {"name": key}]})
-        return _from_doc(doc) if doc else None
+    async def find_by_name_or_id(self, key: str, *, removed: bool = False) -> Partner | None:
+        """A live partner; with `removed`, also one whose removal is not announced yet (live first)."""
+        query: Document = {"$or": [{"_id": key}, {"name": key}]}
+        if not removed:
+            query["removed_at"] = None
+        docs = await self._partners.find(query).sort("removed_at", 1).limit(1).to_list()
+        return _from_doc(docs[0]) if docs else None
 
     async def all(self) -> list[Partner]:
-        return [_from_doc(doc) async for doc in self._partners.find().sort("created_at", 1)]
+        """Every live partner; removed ones are hidden while they wait to be deleted."""
+        cursor = self._partners.find({"removed_at": None}).sort("created_at", 1)
+        return [_from_doc(doc) async for doc in cursor]
 
     async def by_token_hash(self, hashed: str) -> Partner | None:
         doc = await self._partners.find_one(
-            {"$or": [{"token_a_hash": hashed}, {"token_hash": hashed}, {"retired_token_hashes": hashed}]}
+            {
+                "$or": [{"token_a_hash": hashed}, {"token_hash": hashed}, {"retired_token_hashes": hashed}],
+                "removed_at": None,
+            }
         )
         return _from_doc(doc) if doc else None
 
-    async def update_if(self, partner_id: str, expect: Document, changes: Document) -> Partner | None:
-        """Apply `changes` only while the stored partner still matches `expect` (a compare-and-set)."""
-        changes = {**changes, "updated_at": datetime.now(UTC)}
+    async def update_if(
+        self,
+        partner_id: str,
+        expect: Document,
+        changes: Document,
+        *,
+        owed: Pending | None = None,
+        retire: list[str] | None = None,
+    ) -> Partner | None:
+        """Apply `changes` only while the stored partner still matches `expect` (a compare-and-set).
+
+        `owed` is written by the same write (the outbox entry of this change), as are the `retire`d
+        token hashes: a crash after the write loses neither.
+        """
+        changes = {**changes, "updated_at": owed.at if owed else datetime.now(UTC)}
+        update: Document = {"$set": _encode_values(changes)}
+        if owed is not None:
+            update["$push"] = {"outbox": _encode_values(owed)}
+        if retire:
+            update["$addToSet"] = {"retired_token_hashes": {"$each": retire}}
         doc = await self._partners.find_one_and_update(
-            {"_id": partner_id, **expect},
-            {"$set": _encode_values(changes)},
-            return_document=ReturnDocument.AFTER,
+            {"_id": partner_id, **expect}, update, return_document=ReturnDocument.AFTER
         )
         return _from_doc(doc) if doc else None
 
-    async def push_retired(self, partner_id: str, hashed: str) -> None:
-        await self._partners.update_one({"_id": partner_id}, {"$addToSet": {"retired_token_hashes": hashed}})
+    async def announced(self, partner_id: str, entry_id: str) -> bool:
+        """The entry's events are on the broker: drop it (only it: a newer change keeps its own).
+        A removed partner with nothing left to announce is deleted; True when that happened."""
+        await self._partners.update_one({"_id": partner_id}, {"$pull": {"outbox": {"id": entry_id}}})
+        return await self.delete_if_announced(partner_id)
 
-    async def delete(self, partner_id: str) -> bool:
-        result = await self._partners.delete_one({"_id": partner_id})
+    async def delete_if_announced(self, partner_id: str) -> bool:
+        """Delete a removed partner once nothing about it is left to announce."""
+        result = await self._partners.delete_one(
+            {"_id": partner_id, "removed_at": {"$ne": None}, "outbox": []}
+        )
         return result.deleted_count == 1
 
+    async def unannounced(self, changed_before: datetime, limit: int) -> list[Partner]:
+        """Partners owing an announcement older than `changed_before`, or removed and not deleted."""
+        cursor = self._partners.find(
+            {"$or": [{"outbox.at": {"$lt": changed_before}}, {"removed_at": {"$lt": changed_before}}]}
+        )
+        return [_from_doc(doc) for doc in await cursor.limit(limit).to_list()]
 
-def _encode_values(values: Document) -> Document:
-    encoded: Document = msgspec.to_builtins(values, builtin_types=(datetime,))
+
+def _encode_values(values: Any) -> Any:
+    encoded: Any = msgspec.to_builtins(values, builtin_types=(datetime,))
     return encoded

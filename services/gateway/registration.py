@@ -6,8 +6,15 @@ import structlog
 
 from services.gateway.handshake import discover, our_credentials
 from services.gateway.partner_client import PartnerApiError
-from services.gateway.partners import ConnectionStatus, Partner, new_partner
-from services.gateway.publishing import announce_registered, announce_unregistered, revoke
+from services.gateway.partners import (
+    Announcement,
+    ConnectionStatus,
+    Partner,
+    Pending,
+    new_partner,
+    pending,
+)
+from services.gateway.publishing import announce, publish_all_owed
 from services.gateway.responses import OcpiError, not_allowed
 from services.gateway.state import Gateway
 from services.gateway.tokens import new_token, token_hash
@@ -45,12 +52,14 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
             request_id,
         )
     except PartnerApiError as exc:
-        await gateway.partners.delete(partner.id)
-        await revoke(gateway, [token_hash(token_b)])
+        # Removed like any partner: token_b may be cached by replicas, and the sweep finishes it.
+        await _remove_here(gateway, partner, strict=False)
         raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Registration refused: {exc}") from exc
+    # Replicas drop token_b's cached PENDING principal; the dispatcher hears the connection.
+    owed = pending(Announcement.REGISTERED, [token_hash(token_b)])
     updated = await gateway.partners.update_if(
         partner.id,
-        {"status": ConnectionStatus.PENDING.value},
+        {"status": ConnectionStatus.PENDING.value, "removed_at": None},
         {
             "status": ConnectionStatus.CONNECTED.value,
             "their_token": theirs.token,
@@ -58,10 +67,11 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
             "party_id": theirs.party_id,
             "business_details": to_builtins(theirs.business_details),
         },
+        owed=owed,
     )
     if updated is None:
         raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record changed during registration")
-    await announce_registered(gateway, updated)
+    await _announce_or_fail(gateway, updated, owed)
     log.info("partner_registered", partner=name, partner_id=partner.id, direction="outbound")
     return updated
 
@@ -91,6 +101,7 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
             partner.id, {"token_hash": token_hash(token_b)}, {"token_hash": old_hash}
         )
         raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Credentials update refused: {exc}") from exc
+    owed = pending(Announcement.REGISTERED, [old_hash, token_hash(token_b)])
     updated = await gateway.partners.update_if(
         partner.id,
         {"token_hash": token_hash(token_b)},
@@ -100,26 +111,85 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
             "version": found.version,
             "endpoints": found.endpoints,
         },
+        owed=owed,
     )
     if updated is None:
         raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record changed during the update")
-    await revoke(gateway, [h for h in (old_hash,) if h])
-    await announce_registered(gateway, updated)
+    await _announce_or_fail(gateway, updated, owed)
     return updated
 
 
 async def remove(gateway: Gateway, partner: Partner) -> None:
-    """Unregister at the partner (best effort) and forget it here."""
-    if (
-        partner.status is ConnectionStatus.CONNECTED
-        and partner.their_token
-        and "credentials" in partner.endpoints
-    ):
-        try:
-            await gateway.client.delete_credentials(partner.endpoints["credentials"], partner.their_token)
-        except PartnerApiError as exc:
-            log.warning("partner_delete_failed", partner_id=partner.id, reason=str(exc))
-    await gateway.partners.delete(partner.id)
-    hashes = [h for h in (partner.token_hash, partner.token_a_hash, *partner.retired_token_hashes) if h]
-    await revoke(gateway, hashes)
-    await announce_unregistered(gateway, partner.id)
+    """Unregister at the partner (best effort), mark it removed and announce it; then it is deleted.
+
+    Repeatable: a partner whose removal was committed but not announced (the process died, the
+    broker failed) is finished by the next call, or by the sweep.
+    """
+    if partner.removed_at is None:
+        if (
+            partner.status is ConnectionStatus.CONNECTED
+            and partner.their_token
+            and "credentials" in partner.endpoints
+        ):
+            try:
+                await gateway.client.delete_credentials(partner.endpoints["credentials"], partner.their_token)
+            except PartnerApiError as exc:
+                log.warning("partner_delete_failed", partner_id=partner.id, reason=str(exc))
+        await _remove_here(gateway, partner)
+        return
+    log.info("partner_removal_resumed", partner_id=partner.id, owed=len(partner.outbox))
+    try:
+        await publish_all_owed(gateway, partner)
+    except Exception as exc:
+        raise _deferred(partner) from exc
+
+
+async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = True) -> None:
+    """Commit the removal with its announcement, then announce it; when that fails, it is left to
+    the sweep and, if `strict`, the caller hears so."""
+    for _ in range(3):
+        # Every token it ever had stops working everywhere; the dispatcher forgets it.
+        hashes = [partner.token_hash, partner.token_a_hash, *partner.retired_token_hashes]
+        owed = pending(Announcement.UNREGISTERED, hashes)
+        removed = await gateway.partners.update_if(
+            partner.id,
+            # Pinned to the tokens read, so that none issued meanwhile escapes the revocation.
+            {"removed_at": None, "token_hash": partner.token_hash, "token_a_hash": partner.token_a_hash},
+            {
+                "removed_at": owed.at,
+                "status": ConnectionStatus.UNREGISTERED.value,
+                "token_hash": None,
+                "token_a_hash": None,
+                "their_token": None,
+                "retired_token_hashes": [],
+            },
+            owed=owed,
+        )
+        if removed is not None:
+            log.info("partner_removed", partner_id=partner.id, partner=partner.name)
+            if not await announce(gateway, removed, owed) and strict:
+                raise _deferred(removed)
+            return
+        current = await gateway.partners.get(partner.id)
+        if current is None:
+            return  # a concurrent removal finished meanwhile
+        if current.removed_at is not None:
+            await remove(gateway, current)  # a concurrent removal committed: finish it
+            return
+        partner = current
+    raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record kept changing during the removal")
+
+
+async def _announce_or_fail(gateway: Gateway, partner: Partner, owed: Pending) -> None:
+    """The operator hears when the announcement was left to the sweep (and may repeat the call)."""
+    if not await announce(gateway, partner, owed):
+        raise _deferred(partner)
+
+
+def _deferred(partner: Partner) -> OcpiError:
+    return OcpiError(
+        OcpiStatus.SERVER_ERROR,
+        f"The change to partner {partner.id} is stored, but not announced yet: the gateway announces "
+        "it within a minute, or repeat the call",
+        http_status=503,
+    )

@@ -9,7 +9,6 @@ current state of those locations again. Consumers may so see an event twice, nev
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -21,6 +20,7 @@ from services.locations.repository import PartnerLocations, PartnerVersion
 from shared.contracts.base import Message
 from shared.contracts.locations import ChangeScope, LocationChange, PartnerLocationChanged
 from shared.ocpi.v2_1_1.types import utc_now
+from shared.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,8 @@ class Announcer:
         # Well above the time from a write to its publish (an RPC answer is due within seconds).
         self._grace = grace
         self._done: list[PartnerVersion] = []
-        self._task: asyncio.Task[None] | None = None
+        self._since_sweep = 0.0
+        self._loop = Periodic("announcer", flush_every, self._tick)
 
     def published(self, events: Sequence[Message]) -> None:
         """These events are on the broker: their marks can go."""
@@ -77,26 +78,18 @@ class Announcer:
         return len(events)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._since_sweep = self._sweep_every  # sweep once at start: a crash before it left marks behind
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await self.flush()
 
-    async def _run(self) -> None:
-        since_sweep = self._sweep_every  # sweep once at start: a crash before it left marks behind
-        while True:
-            try:
-                if since_sweep >= self._sweep_every:
-                    since_sweep = 0.0
-                    await self.sweep()
-                await self.flush()
-            except Exception:
-                log.exception("announcer_error")
-            await asyncio.sleep(self._flush_every)
-            since_sweep += self._flush_every
+    async def _tick(self) -> None:
+        """Flush every tick; sweep every `sweep_every` seconds."""
+        if self._since_sweep >= self._sweep_every:
+            self._since_sweep = 0.0
+            await self.sweep()
+        self._since_sweep += self._flush_every
+        await self.flush()

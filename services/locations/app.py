@@ -11,9 +11,9 @@ import msgspec
 import structlog
 
 from services.locations.announcer import Announcer
-from services.locations.handlers import dispatch, handle_location_inputs
+from services.locations.handlers import InputsOutcome, dispatch, handle_location_inputs
 from services.locations.mongo import mongo_repository
-from services.locations.repository import Repository
+from services.locations.repository import UNSTORABLE, Repository
 from shared.contracts.base import Message, Outcome, tag_of
 from shared.contracts.locations import LocationChanged, LocationInput, LocationsRequest, PartnerLocationImport
 from shared.messaging.batch import BatchConsumer
@@ -35,7 +35,14 @@ REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
 
 
 class InputHandler:
-    """Handles a batch of the input queue: decode, apply our inputs together, store imports, publish."""
+    """Handles a batch of the input queue: decode, apply our inputs together, store imports, publish.
+
+    A message whose values the database can never store (UNSTORABLE) is dead-lettered with the
+    reason rather than retried. Msgspec bounds on the contracts refuse most such values at decode
+    time already. Imports are stored one by one, so their storage errors are theirs. Our inputs are
+    stored in one bulk write: a storage error there is attributed only when the batch holds one
+    input; with more, it is raised, so that the batch consumer tries the messages one by one.
+    """
 
     def __init__(self, broker: Broker, repo: Repository, announcer: Announcer) -> None:
         self._broker = broker
@@ -48,26 +55,36 @@ class InputHandler:
         began = time.perf_counter()
         verdicts: list[str | None] = [None] * len(deliveries)
         inputs: list[tuple[int, LocationInput]] = []
-        imports: list[PartnerLocationImport] = []
+        imports: list[tuple[int, PartnerLocationImport]] = []
         for index, delivery in enumerate(deliveries):
             try:
                 message = self._decoder.decode(delivery.body)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
                 continue
             if isinstance(message, PartnerLocationImport):
-                imports.append(message)
+                imports.append((index, message))
             else:
                 inputs.append((index, message))
-        outcome = await handle_location_inputs([message for _, message in inputs], self._repo)
+        try:
+            outcome = await handle_location_inputs([message for _, message in inputs], self._repo)
+        except UNSTORABLE as exc:
+            if len(inputs) != 1:
+                raise  # not attributable to one message: the batch consumer tries them one by one
+            index, message = inputs[0]
+            verdicts[index] = _unstorable(message, exc)
+            outcome = InputsOutcome()
         for position, reason in outcome.rejected.items():
             index, message = inputs[position]
             verdicts[index] = f"{tag_of(type(message))} rejected: {reason}"
         stored = time.perf_counter()
         events = list(outcome.events)
         # Imports come from re-sync pulls, a page at a time: one by one is fast enough.
-        for message in imports:
-            events.extend((await dispatch(message, self._repo)).events)
+        for index, imported in imports:
+            try:
+                events.extend((await dispatch(imported, self._repo)).events)
+            except UNSTORABLE as exc:
+                verdicts[index] = _unstorable(imported, exc)
         await asyncio.gather(*(self._broker.publish_event(event) for event in events))
         self._announcer.published(events)
         versions = {
@@ -82,6 +99,12 @@ class InputHandler:
             publish_ms=round(1000 * (time.perf_counter() - stored), 1),
         )
         return verdicts
+
+
+def _unstorable(message: Message, exc: Exception) -> str:
+    """The dead-letter reason of a message the database can never store."""
+    log.warning("input_unstorable", type=tag_of(type(message)), error=f"{type(exc).__name__}: {exc}")
+    return f"{tag_of(type(message))} cannot be stored: {type(exc).__name__}: {exc}"
 
 
 async def build(ctx: ServiceContext) -> list[Component]:

@@ -17,7 +17,14 @@ from services.locations.domain import InvalidChange, UnknownObject, addressed, h
 from services.locations.inputs import Applied, Rejected, apply_inputs, location_id_of
 from services.locations.paging import decode_cursor, next_page_query
 from services.locations.receiving import Rule, patch_rule, put_rule
-from services.locations.repository import OwnRecord, OwnWrite, PartnerRecord, Repository, Window
+from services.locations.repository import (
+    UNSTORABLE,
+    OwnRecord,
+    OwnWrite,
+    PartnerRecord,
+    Repository,
+    Window,
+)
 from shared.contracts.base import Message, Outcome, RpcReply, error, ok
 from shared.contracts.locations import (
     ChangeScope,
@@ -56,6 +63,11 @@ def invalid(message: str) -> Outcome:
     return Outcome(reply=error(int(OcpiStatus.INVALID_OR_MISSING_PARAMETERS), message))
 
 
+def unstorable(exc: Exception) -> Outcome:
+    """OCPI 2001 for a request whose values the database can never store (see UNSTORABLE)."""
+    return invalid(f"the request holds a value that cannot be stored: {type(exc).__name__}: {exc}")
+
+
 def unknown(exc: UnknownObject) -> Outcome:
     """OCPI 2003 with HTTP 404: the addressed object is not stored."""
     return Outcome(reply=error(int(OcpiStatus.UNKNOWN_LOCATION), str(exc), http_status=404))
@@ -88,8 +100,11 @@ async def handle_sender_list(msg: SenderList, repo: Repository) -> Outcome:
     window = Window(
         limit=msg.limit + 1, offset=msg.offset, after_seq=after_seq, date_from=date_from, date_to=date_to
     )
-    rows = await repo.own.page(window) if msg.limit else []
-    total = await repo.own.count(date_from, date_to)
+    try:
+        rows = await repo.own.page(window) if msg.limit else []
+        total = await repo.own.count(date_from, date_to)
+    except UNSTORABLE as exc:  # a query value BSON cannot encode
+        return unstorable(exc)
     page = rows[: msg.limit]
     next_query = None
     if len(rows) > msg.limit:
@@ -233,6 +248,8 @@ async def handle_receiver_put(msg: ReceiverPut, repo: Repository) -> Outcome:
         return await _receive(msg, repo, rule, scope)
     except InvalidChange as exc:
         return invalid(str(exc))
+    except UNSTORABLE as exc:
+        return unstorable(exc)
     except UnknownObject as exc:
         return unknown(exc)
 
@@ -244,12 +261,17 @@ async def handle_receiver_patch(msg: ReceiverPatch, repo: Repository) -> Outcome
         return await _receive(msg, repo, rule, scope)
     except (InvalidChange, msgspec.ValidationError) as exc:
         return invalid(str(exc))
+    except UNSTORABLE as exc:
+        return unstorable(exc)
     except UnknownObject as exc:
         return unknown(exc)
 
 
 async def handle_partner_location_import(msg: PartnerLocationImport, repo: Repository) -> Outcome:
-    """Store a location pulled from a partner during a re-sync, unless ours is newer."""
+    """Store a location pulled from a partner during a re-sync, unless ours is newer.
+
+    Raises one of UNSTORABLE when the location can never be stored (the caller dead-letters it).
+    """
     location = msg.location
 
     def rule(stored: Location | None) -> Location | None:

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Protocol
 
 import msgspec
+from bson.errors import InvalidDocument
+from pymongo.errors import DocumentTooLarge
 
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.types import to_utc, utc_now
@@ -27,6 +29,11 @@ from shared.ocpi.v2_1_1.types import to_utc, utc_now
 # before the next one is applied), so batches stay at most this big. Another replica may have
 # applied more inputs meanwhile: then the last_updated guard keeps the older input from undoing them.
 RECENT_EVENTS = 200
+
+#: What a write raises for a value the database can never store: an int beyond 64 bits
+#: (OverflowError), a key or value BSON refuses, a document over 16 MB, nesting too deep to encode.
+#: Trying the same message again cannot help: it gets a verdict (2001 or dead-lettered) instead.
+UNSTORABLE: tuple[type[Exception], ...] = (OverflowError, InvalidDocument, DocumentTooLarge, RecursionError)
 
 
 class OwnRecord(msgspec.Struct, frozen=True, kw_only=True):

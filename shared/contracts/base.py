@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+from shared.ocpi.v2_1_1.types import Int64, NonNegativeInt, NonNegativeInt64
+
+HttpStatus = Annotated[int, msgspec.Meta(ge=100, le=599)]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -34,12 +38,12 @@ class Outcome(msgspec.Struct, kw_only=True):
 class RpcReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A service's answer to the gateway; `data` is the OCPI JSON, forwarded without re-parsing."""
 
-    status_code: int = 1000
+    status_code: Int64 = 1000
     status_message: str | None = None
-    http_status: int = 200
+    http_status: HttpStatus = 200
     data: msgspec.Raw = msgspec.Raw(b"null")
-    total_count: int | None = None
-    limit: int | None = None
+    total_count: NonNegativeInt64 | None = None
+    limit: NonNegativeInt | None = None
     # Query parameters of the next page; the gateway turns them into the Link header.
     next_query: dict[str, str] | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)

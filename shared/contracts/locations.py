@@ -15,6 +15,7 @@ import msgspec
 
 from shared.contracts.base import Message
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
+from shared.ocpi.v2_1_1.types import NonNegativeInt, NonNegativeInt64
 
 # ---- input from the company's systems (internal exchange), CPO side ---------------------------
 
@@ -105,8 +106,8 @@ class PartnerLocationImport(Message, frozen=True, kw_only=True, tag="locations.p
 class SenderList(Message, frozen=True, kw_only=True, tag="locations.sender.list"):
     """GET /locations: a page of our locations."""
 
-    offset: int = 0
-    limit: int
+    offset: NonNegativeInt = 0
+    limit: NonNegativeInt
     date_from: datetime | None = None
     date_to: datetime | None = None
     # Opaque keyset position from a Link we issued; when present it wins over offset.
@@ -183,7 +184,7 @@ class LocationChanged(Message, frozen=True, kw_only=True, tag="locations.locatio
     """
 
     location: Location
-    version: int
+    version: NonNegativeInt64
     changes: list[LocationChange]
 
 
@@ -197,5 +198,5 @@ class PartnerLocationChanged(Message, frozen=True, kw_only=True, tag="locations.
     country_code: str
     party_id: str
     location: Location
-    version: int
+    version: NonNegativeInt64
     change: LocationChange

@@ -5,9 +5,14 @@ far higher rates (one bulk write, one read of every object the batch touches). B
 themselves: at a low rate every batch is one message and nothing waits; under load, the messages
 that queued up during one batch make the next. A single task handles batches one after another,
 so the queue's order holds within a replica. Every message is acked on its own after its batch's
-work is committed; a message the handler names as poison is dead-lettered with its reason. When a
-batch fails, its messages are tried one by one, so that a message that breaks the handler does not
-take the others with it; when several fail alone in a row, the rest of the batch goes back.
+work is committed; a message the handler names as poison is dead-lettered with its reason.
+
+When a batch fails because the database or the broker is away, the batch is held (unacked, not
+counted by anyone) and tried again with growing pauses until it goes through: the channel's prefetch
+bounds what is held, the rest waits in the queue, and an outage of any length costs no message.
+When a batch fails for any other reason, its messages are tried one by one, so that a message that
+breaks the handler does not take the others with it; one that fails on its own POISON_ATTEMPTS times
+is dead-lettered alone with its reason. No message is ever handed back untried.
 """
 
 from __future__ import annotations
@@ -18,16 +23,23 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import ChannelInvalidStateError
 
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import RETRY_PAUSE, Delivery, dead_letter, delivery_of
+from shared.messaging.consumer import (
+    POISON_ATTEMPTS,
+    RETRY_PAUSE,
+    Delivery,
+    channel_open,
+    consuming,
+    dead_letter,
+    delivery_of,
+    failure_reason,
+    hand_back,
+)
+from shared.messaging.transient import Backoff, is_transient
 
 log = structlog.get_logger(__name__)
 
-# After a failed batch, this many messages failing on their own in a row mean the cause is not one
-# message: the rest of the batch goes back to the queue untried.
-SYSTEMIC_FAILURES = 3
 # Per delivery of a batch: None when handled, else why it can never be handled (dead-lettered).
 Verdicts = Sequence[str | None]
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Verdicts]]
@@ -53,6 +65,7 @@ class BatchConsumer:
         self._tag: str | None = None
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
+        self._holding = False
 
     async def start(self) -> None:
         self._closing = False
@@ -62,7 +75,10 @@ class BatchConsumer:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking messages, finish the batch in hand (bounded), hand the rest back."""
         if self._tag is not None:
-            await self._queue.cancel(self._tag)
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception as exc:
+                log.warning("consumer_cancel_failed", consumer=self._name, reason=repr(exc))
             self._tag = None
         if self._runner is not None:
             self._closing = True
@@ -75,9 +91,12 @@ class BatchConsumer:
                     await self._runner
             self._runner = None
         for message in self._buffer:
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+            await hand_back(message)
         self._buffer.clear()
+
+    async def ready(self) -> bool:
+        """Consuming, on an open channel, and not holding a batch for a dependency to come back."""
+        return not self._holding and await consuming(self._broker, self._queue, self._tag)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._buffer.append(message)
@@ -90,65 +109,87 @@ class BatchConsumer:
             while self._buffer and not self._closing:
                 batch = self._buffer[: self._max_batch]
                 del self._buffer[: len(batch)]
-                # Messages of a channel that closed (the connection dropped) cannot be settled; the
-                # broker hands them out again on the restored channel.
-                batch = [message for message in batch if _open(message)]
-                if not batch:
-                    continue
                 try:
                     await self._handle(batch)
+                except asyncio.CancelledError:
+                    await asyncio.gather(*(hand_back(m) for m in batch if channel_open(m)))
+                    raise
                 except Exception:
                     # This task must live on for the batches that follow.
                     log.exception("batch_not_settled", consumer=self._name, size=len(batch))
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
-        deliveries = [delivery_of(message) for message in batch]
-        verdicts = await self._attempt(batch, deliveries)
-        if verdicts is not None:
-            for message, delivery, reason in zip(batch, deliveries, verdicts, strict=True):
-                await self._settle(message, delivery, reason)
-            log.debug("batch_handled", consumer=self._name, size=len(batch))
-        elif len(batch) == 1:
-            await asyncio.sleep(RETRY_PAUSE)
-            await _nack(batch[0])
-        else:
-            await self._one_by_one(batch, deliveries)
-
-    async def _one_by_one(self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]) -> None:
-        """After a failed batch: one message may be the cause, so the others are tried on their own
-        and not held back with it (nor run up their delivery count with it). After a few failures
-        in a row the cause is not one message (the database is down, say): the rest go back."""
-        in_a_row = 0
-        for index, (message, delivery) in enumerate(zip(batch, deliveries, strict=True)):
-            verdicts = await self._attempt([message], [delivery])
-            if verdicts is not None:
-                in_a_row = 0
-                await self._settle(message, delivery, verdicts[0])
-                continue
-            in_a_row += 1
-            await asyncio.sleep(RETRY_PAUSE)
-            if in_a_row == SYSTEMIC_FAILURES:
-                # Handed back in order; a quorum queue counts deliveries and dead-letters past its limit.
-                for rest in batch[index:]:
-                    await _nack(rest)
+        """Handle `batch` until every message in it is settled, held back only by outages."""
+        pending = batch
+        backoff = Backoff()
+        while True:
+            # Messages of a channel that closed cannot be settled; the broker hands them out again.
+            pending = [message for message in pending if channel_open(message)]
+            if not pending:
                 return
-            await _nack(message)
+            if self._closing:
+                await asyncio.gather(*(hand_back(m) for m in pending))
+                return
+            deliveries = [delivery_of(message) for message in pending]
+            verdicts, failure = await self._attempt(deliveries)
+            if verdicts is not None:
+                self._holding = False
+                for message, delivery, reason in zip(pending, deliveries, verdicts, strict=True):
+                    await self._settle(message, delivery, reason)
+                log.debug("batch_handled", consumer=self._name, size=len(pending))
+                return
+            if failure is not None and not is_transient(failure):
+                pending = await self._one_by_one(pending)
+                if not pending:
+                    self._holding = False
+                    return
+            await self._hold(failure, backoff)
 
-    async def _attempt(
-        self, batch: list[AbstractIncomingMessage], deliveries: list[Delivery]
-    ) -> Verdicts | None:
-        """The handler's verdicts, or None when it failed (logged)."""
+    async def _one_by_one(self, batch: list[AbstractIncomingMessage]) -> list[AbstractIncomingMessage]:
+        """After a batch failed for no outage: one message may be the cause, so each is tried alone,
+        and one that keeps failing alone is dead-lettered. Returns the messages not yet settled when
+        an outage interrupts (held and tried again as a batch)."""
+        for index, message in enumerate(batch):
+            delivery = delivery_of(message)
+            failures = 0
+            while True:
+                if not channel_open(message):
+                    break
+                verdicts, failure = await self._attempt([delivery])
+                if verdicts is not None:
+                    await self._settle(message, delivery, verdicts[0])
+                    break
+                if failure is None or is_transient(failure):
+                    return batch[index:]
+                failures += 1
+                if failures >= POISON_ATTEMPTS:
+                    await self._settle(message, delivery, failure_reason(failure, failures))
+                    break
+                await asyncio.sleep(RETRY_PAUSE)
+        return []
+
+    async def _attempt(self, deliveries: list[Delivery]) -> tuple[Verdicts | None, BaseException | None]:
+        """The handler's verdicts, or None and what it raised (logged)."""
         try:
             verdicts = await self._handler(deliveries)
             if len(verdicts) != len(deliveries):
                 raise RuntimeError(f"{len(verdicts)} verdicts for {len(deliveries)} messages")
         except asyncio.CancelledError:
-            await asyncio.gather(*(m.nack(requeue=True) for m in batch), return_exceptions=True)
             raise
-        except Exception:
-            log.exception("batch_failed", consumer=self._name, size=len(deliveries))
-            return None
-        return verdicts
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("batch_failed_dependency_away", consumer=self._name, reason=repr(exc))
+            else:
+                log.exception("batch_failed", consumer=self._name, size=len(deliveries))
+            return None, exc
+        return verdicts, None
+
+    async def _hold(self, failure: BaseException | None, backoff: Backoff) -> None:
+        """Keep the batch unacked and wait before trying it again; readiness is off meanwhile."""
+        self._holding = True
+        pause = backoff.next()
+        log.warning("batch_held_dependency_away", consumer=self._name, reason=repr(failure), retry_in=pause)
+        await asyncio.sleep(pause)
 
     async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, reason: str | None) -> None:
         """Ack a handled message, dead-lettering it first when the handler gave a reason. Each
@@ -166,19 +207,6 @@ class BatchConsumer:
                 await dead_letter(self._broker, message, delivery.headers, reason)
             await message.ack()
         except Exception:
+            # Back to the queue rather than unacked for the channel's life, holding a prefetch slot.
             log.exception("message_not_settled", consumer=self._name, message_id=delivery.message_id)
-
-
-def _open(message: AbstractIncomingMessage) -> bool:
-    try:
-        return not message.channel.is_closed
-    except ChannelInvalidStateError:
-        return False
-
-
-async def _nack(message: AbstractIncomingMessage) -> None:
-    """Hand a message back; if its channel is gone the broker does that by itself."""
-    try:
-        await message.nack(requeue=True)
-    except Exception:
-        log.warning("message_not_handed_back", message_id=message.message_id)
+            await hand_back(message)

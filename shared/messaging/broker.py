@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -18,20 +19,35 @@ from shared.messaging.topology import Exchanges, Topology, declare_exchanges
 
 _json = msgspec.json.Encoder()
 log = structlog.get_logger(__name__)
+# How long a publish may wait for the broker's confirm. Past it the publish fails (a transient
+# failure: the message that caused it is held and tried again) instead of hanging its caller while
+# the broker is blocked by an alarm or the connection is half-open or reconnecting.
+PUBLISH_TIMEOUT = 10.0
+# Seconds between reconnection attempts after the broker connection is lost (aio-pika's default is 5).
+RECONNECT_INTERVAL = 2.0
 
 
 class Broker:
     """Publishing side of RabbitMQ for one process; consumers open their own channels."""
 
-    def __init__(self, url: str, topology: Topology) -> None:
+    def __init__(self, url: str, topology: Topology, name: str = "client") -> None:
         self.url = url
         self.topology = topology
+        # Shown by `rabbitmqctl list_connections name client_properties` and the management UI.
+        self.connection_name = f"{topology.namespace}:{name}"
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: Exchanges | None = None
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url, client_properties={"product": "ocpi"})
+        self._connection = await aio_pika.connect_robust(
+            self.url,
+            client_properties={"product": "ocpi", "connection_name": self.connection_name},
+            reconnect_interval=RECONNECT_INTERVAL,
+        )
+        # aio-pika logs a lost connection at INFO under its own logger; operators need to see it.
+        self._connection.close_callbacks.add(self._on_lost)
+        self._connection.reconnect_callbacks.add(self._on_reconnected)
         # Publisher confirms are on by default in aio-pika: publish() returns once the broker has it.
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchanges = await declare_exchanges(self._channel, self.topology)
@@ -50,6 +66,13 @@ class Broker:
         finally:
             if not channel.is_closed:
                 await channel.close()
+
+    def _on_lost(self, _: object, exc: BaseException | None = None) -> None:
+        if self._connection is not None and not self._connection.close_called:
+            log.warning("broker_connection_lost", connection=self.connection_name, reason=repr(exc))
+
+    def _on_reconnected(self, _: object) -> None:
+        log.info("broker_reconnected", connection=self.connection_name)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -76,7 +99,8 @@ class Broker:
 
     @property
     def is_ready(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Connected now: a robust connection is not "closed" while it reconnects, so ask `connected`."""
+        return self._connection is not None and self._connection.connected.is_set()
 
     async def channel(self, prefetch: int = 32) -> AbstractChannel:
         """A new channel for a consumer, with its own prefetch window."""
@@ -110,7 +134,9 @@ class Broker:
             ),
             **properties,
         )
-        await exchange.publish(message, routing_key=routing_key, mandatory=False)
+        await asyncio.wait_for(
+            exchange.publish(message, routing_key=routing_key, mandatory=False), PUBLISH_TIMEOUT
+        )
 
     async def publish_event(self, event: Message) -> None:
         """Publish a domain event on the events exchange, routed by its tag."""

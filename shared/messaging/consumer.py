@@ -9,14 +9,20 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aiormq.exceptions import ChannelInvalidStateError
 
 from shared.messaging.broker import Broker
 from shared.messaging.headers import ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID, current_request_id
+from shared.messaging.transient import Backoff, is_transient
 
 log = structlog.get_logger(__name__)
 
-# Pause before handing a failed message back, so a database outage does not become a hot loop.
+# Pause between two tries of a message that failed on its own.
 RETRY_PAUSE = 0.5
+# A message that fails on its own (not for want of the database or the broker) this many times in a
+# row is dead-lettered with its reason. Counted here, not by the broker: RabbitMQ 4.3 no longer counts
+# a nack towards a quorum queue's delivery limit, and classic queues have none.
+POISON_ATTEMPTS = 3
 
 
 class PoisonMessage(Exception):
@@ -66,8 +72,26 @@ async def dead_letter(
     )
 
 
+def channel_open(message: AbstractIncomingMessage) -> bool:
+    """Whether `message` can still be settled: after its channel closed (the connection dropped) the
+    broker hands it out again by itself, on the restored channel."""
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
+
+
+def failure_reason(exc: BaseException, attempts: int) -> str:
+    return f"failed {attempts} times: {type(exc).__name__}: {exc}"
+
+
 class Consumer:
-    """Runs a handler for every message of a queue; ack after success, retry or dead-letter otherwise."""
+    """Runs a handler for every message of a queue; ack after success, hold or dead-letter otherwise.
+
+    A message whose handler fails because the database or the broker is away is held (unacked, not
+    counted) and tried again with growing pauses until it goes through; one that fails on its own
+    POISON_ATTEMPTS times is dead-lettered with its reason. Either way no other message waits on it.
+    """
 
     def __init__(self, broker: Broker, queue: AbstractQueue, handler: Handler, name: str) -> None:
         self._broker = broker
@@ -76,21 +100,33 @@ class Consumer:
         self._name = name
         self._tag: str | None = None
         self._in_flight = 0
+        self._holding = 0
+        self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def start(self) -> None:
+        self._stopping = False
         self._tag = await self._queue.consume(self._on_message)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking messages and wait (bounded) for the ones in flight to finish."""
+        self._stopping = True
         if self._tag is not None:
-            await self._queue.cancel(self._tag)
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception as exc:
+                # The broker is away: its messages come back to the queue when the connection ends.
+                log.warning("consumer_cancel_failed", consumer=self._name, reason=repr(exc))
             self._tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             log.warning("consumer_stop_timeout", consumer=self._name, in_flight=self._in_flight)
+
+    async def ready(self) -> bool:
+        """Consuming, on an open channel, and not holding messages for a dependency to come back."""
+        return self._holding == 0 and await consuming(self._broker, self._queue, self._tag)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
@@ -110,19 +146,76 @@ class Consumer:
 
     async def _handle(self, message: AbstractIncomingMessage, headers: dict[str, Any]) -> None:
         delivery = delivery_of(message, headers)
+        failures = 0
+        backoff = Backoff()
+        while True:
+            try:
+                await self._handler(delivery)
+                await message.ack()
+                return
+            except PoisonMessage as exc:
+                if await self._dead_letter(message, headers, str(exc)):
+                    return
+            except asyncio.CancelledError:
+                await hand_back(message)
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    await self._hold(exc, backoff)
+                else:
+                    failures += 1
+                    log.exception("message_failed", consumer=self._name, attempt=failures)
+                    if failures >= POISON_ATTEMPTS and await self._dead_letter(
+                        message, headers, failure_reason(exc, failures)
+                    ):
+                        return
+                    await asyncio.sleep(RETRY_PAUSE)
+            if not channel_open(message):
+                return
+            if self._stopping:
+                await hand_back(message)
+                return
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, headers: dict[str, Any], reason: str
+    ) -> bool:
+        """Dead-letter and ack; False when that could not be done (the message is tried again)."""
         try:
-            await self._handler(delivery)
-        except PoisonMessage as exc:
-            log.warning("message_dead_lettered", consumer=self._name, reason=str(exc))
-            await dead_letter(self._broker, message, headers, str(exc))
+            await dead_letter(self._broker, message, headers, reason)
             await message.ack()
-        except asyncio.CancelledError:
-            await message.nack(requeue=True)
-            raise
-        except Exception:
-            log.exception("message_failed_will_retry", consumer=self._name)
+        except Exception as exc:
+            log.warning("message_not_dead_lettered", consumer=self._name, reason=repr(exc))
             await asyncio.sleep(RETRY_PAUSE)
-            # The quorum queue counts deliveries and dead-letters past its limit.
-            await message.nack(requeue=True)
-        else:
-            await message.ack()
+            return False
+        log.warning("message_dead_lettered", consumer=self._name, reason=reason)
+        return True
+
+    async def _hold(self, exc: BaseException, backoff: Backoff) -> None:
+        pause = backoff.next()
+        log.warning("message_held_dependency_away", consumer=self._name, reason=repr(exc), retry_in=pause)
+        self._holding += 1
+        try:
+            await asyncio.sleep(pause)
+        finally:
+            self._holding -= 1
+
+
+async def consuming(broker: Broker, queue: AbstractQueue, tag: str | None) -> bool:
+    """Whether the broker delivers `queue` to consumer `tag` right now (its channel knows the tag)."""
+    if tag is None or not broker.is_ready:
+        return False
+    try:
+        # Bounded: a robust channel's underlay waits for the connection to come back.
+        underlay = await asyncio.wait_for(queue.channel.get_underlay_channel(), 1.0)
+    except Exception:
+        return False
+    consumers: dict[str, object] = getattr(underlay, "consumers", {})
+    return not underlay.is_closed and tag in consumers
+
+
+async def hand_back(message: AbstractIncomingMessage) -> None:
+    """Return a message to the queue; if its channel is gone the broker does that by itself."""
+    try:
+        await message.nack(requeue=True)
+    except Exception:
+        log.warning("message_not_handed_back", message_id=message.message_id)

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 import aio_pika
 import msgspec
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, FieldValue
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustChannel, FieldValue
+from aiormq.exceptions import ChannelInvalidStateError
 
 from shared.contracts.base import Message, Outcome, RpcReply
 from shared.messaging.broker import Broker
@@ -28,21 +29,68 @@ class RpcTimeout(Exception):
     """The service did not answer in time (down, overloaded or killed mid-request)."""
 
 
+class RpcUnavailable(RpcTimeout):
+    """No answer can come: the broker connection is down or the reply consumer is not running."""
+
+
 class RpcClient:
-    """Sends requests to a service's queue and waits for the reply on the direct reply-to queue."""
+    """Sends requests to a service's queue and waits for the reply on the direct reply-to queue.
+
+    The reply consumer is the client's own: aio-pika reopens a robust channel after a reconnect (or
+    after the broker closed the channel) but restores only consumers of queues it declared, and the
+    direct reply-to pseudo-queue cannot be declared. So the client consumes again every time its
+    channel reopens, and fails the calls in flight at once when the channel or connection goes:
+    their replies can no longer arrive, and a caller told now beats one told at its deadline.
+    """
 
     def __init__(self, broker: Broker, timeout: float) -> None:
         self._broker = broker
         self._timeout = timeout
-        self._channel: AbstractChannel | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consuming = False
         self._pending: dict[str, asyncio.Future[RpcReply]] = {}
 
     async def start(self) -> None:
         # Direct reply-to requires consuming and publishing on the same channel, with no-ack.
-        self._channel = await self._broker.connection.channel(publisher_confirms=False)
+        channel = await self._broker.connection.channel(publisher_confirms=False)
+        assert isinstance(channel, AbstractRobustChannel)
+        self._channel = channel
+        channel.close_callbacks.add(self._on_lost)
+        channel.reopen_callbacks.add(self._on_reopened)
+        self._broker.connection.close_callbacks.add(self._on_lost)
+        await self._consume()
+
+    async def _consume(self) -> None:
+        if self._channel is None:
+            raise RuntimeError("rpc client not started")
         queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
         await queue.consume(self._on_reply, no_ack=True)
         self._exchange = await self._channel.get_exchange(self._broker.topology.rpc_exchange, ensure=False)
+        self._consuming = True
+
+    def _on_lost(self, _: object, exc: BaseException | None = None) -> None:
+        self._consuming = False
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(RpcUnavailable("the broker connection was lost"))
+        if pending:
+            log.warning("rpc_calls_failed_connection_lost", calls=len(pending), reason=repr(exc))
+
+    async def _on_reopened(self, _: object) -> None:
+        try:
+            await self._consume()
+        except Exception:
+            # The channel closes again and the next reopen tries again; readiness shows the gap.
+            log.exception("rpc_reply_consumer_not_restored")
+        else:
+            log.info("rpc_reply_consumer_restored")
+
+    @property
+    def ready(self) -> bool:
+        """Replies can arrive: connected, and the reply consumer runs on the current channel."""
+        return self._consuming and self._broker.is_ready
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
@@ -57,6 +105,8 @@ class RpcClient:
         """Send `request` to `service` and wait for its reply, or raise RpcTimeout."""
         if self._channel is None:
             raise RuntimeError("rpc client not started")
+        if not self.ready or self._exchange is None:
+            raise RpcUnavailable(f"{service} cannot be asked: the broker connection is not ready")
         wait = self._timeout if wait_for is None else wait_for
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
@@ -77,12 +127,21 @@ class RpcClient:
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
         try:
-            await self._exchange.publish(message, routing_key=service)
-            return await asyncio.wait_for(future, wait)
+            # The publish counts against the deadline too: a blocked broker must not hang the caller.
+            return await asyncio.wait_for(self._send_and_wait(message, service, future), wait)
         except TimeoutError as exc:
             raise RpcTimeout(f"{service} did not answer within {wait:.1f}s") from exc
+        except (ConnectionError, ChannelInvalidStateError) as exc:
+            raise RpcUnavailable(f"{service} cannot be asked: {type(exc).__name__}") from exc
         finally:
             self._pending.pop(correlation_id, None)
+
+    async def _send_and_wait(
+        self, message: aio_pika.Message, service: str, future: asyncio.Future[RpcReply]
+    ) -> RpcReply:
+        assert self._exchange is not None
+        await self._exchange.publish(message, routing_key=service)
+        return await future
 
 
 RequestHandler = Callable[[bytes], Awaitable[Outcome]]
@@ -124,6 +183,9 @@ class RpcServer:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+    async def ready(self) -> bool:
+        return self._consumer is not None and await self._consumer.ready()
 
     async def _on_request(self, delivery: Delivery) -> None:
         deadline = delivery.headers.get(DEADLINE)

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
-from shared.contracts.locations import EvseStatusSet, LocationUpsert
+from shared.contracts.locations import EvseStatusSet
 from tests.conftest import Connection
 from tests.support.http import partners
-from tests.support.objects import event_id, location, now, publish
-from tests.support.roaming import at_b, converged, cpo_broker
+from tests.support.objects import event_id, now, publish
+from tests.support.roaming import applied_events, at_b, converged, cpo_broker, seed
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
-
-
-async def _seed(connection: Connection, amqp_url: str, prefix: str, locations: int, evses: int) -> list[str]:
-    ids = [f"{prefix}{event_id()[:6]}-{i}" for i in range(locations)]
-    async with cpo_broker(connection, amqp_url) as broker:
-        for location_id in ids:
-            made = location(location_id, [f"E{j}" for j in range(evses)])
-            await publish(broker, LocationUpsert(event_id=event_id(), location=made))
-
-    async def all_at_b() -> bool:
-        return all([await at_b(connection, location_id) is not None for location_id in ids])
-
-    await eventually(all_at_b, 90, pause=1.0)
-    return ids
 
 
 def _evse_times(copy: Any) -> dict[str, str]:
@@ -41,7 +25,7 @@ def _evse_times(copy: Any) -> dict[str, str]:
 async def test_emsp_gateway_down_during_200_changes(connection: Connection, amqp_url: str) -> None:
     """B converges after its outage, never shows an older state after a newer one; A shows the outage."""
     pair = connection.pair
-    ids = await _seed(connection, amqp_url, "OUT", 5, 2)
+    ids = await seed(connection, amqp_url, "OUT", 5, 2)
     await asyncio.to_thread(pair.emsp_stack.stop, ("gateway",))
     states: set[str] = set()
     try:
@@ -98,26 +82,10 @@ async def test_emsp_gateway_down_during_200_changes(connection: Connection, amqp
     await eventually(in_sync, 30, pause=0.3)
 
 
-async def _applied(connection: Connection, ids: list[str]) -> Counter[str]:
-    """How often each input event id is stored with A's locations (test oracle, read from A's database).
-
-    A location stores the ids of the inputs that changed it with each new version; an input applied
-    twice would be there twice. Several inputs applied together make one version, so versions do
-    not count inputs.
-    """
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(connection.pair.mongo_url)
-    try:
-        database = client[f"{connection.pair.cpo.namespace}_locations"]
-        cursor = database["own_locations"].find({"_id": {"$in": ids}}, {"recent_event_ids": 1})
-        return Counter(event for doc in await cursor.to_list() for event in doc["recent_event_ids"])
-    finally:
-        await client.close()
-
-
 async def test_locations_killed_while_1000_events_flow(connection: Connection, amqp_url: str) -> None:
     """SIGKILL mid-stream: after a restart all 1,000 events are applied, none twice, and B equals A."""
     pair = connection.pair
-    ids = await _seed(connection, amqp_url, "KIL", 100, 10)
+    ids = await seed(connection, amqp_url, "KIL", 100, 10)
     sent: list[str] = []
     async with cpo_broker(connection, amqp_url) as broker:
         # One status change per EVSE: each changes its location, whatever order redelivery brings
@@ -139,15 +107,15 @@ async def test_locations_killed_while_1000_events_flow(connection: Connection, a
     await asyncio.to_thread(pair.cpo_stack.wait_ready, 60, ("locations",))
 
     async def all_applied() -> bool:
-        applied = await _applied(connection, ids)
+        applied = await applied_events(connection.pair.mongo_url, connection.pair.cpo.namespace, ids)
         return all(applied[event] for event in sent)
 
     try:
         await eventually(all_applied, 240, pause=1.0)
     except AssertionError as exc:
-        applied = await _applied(connection, ids)
+        applied = await applied_events(connection.pair.mongo_url, connection.pair.cpo.namespace, ids)
         raise AssertionError(f"{sum(1 for e in sent if applied[e])} of 1000 applied") from exc
     await asyncio.sleep(2)  # anything applied twice would show up now
-    applied = await _applied(connection, ids)
+    applied = await applied_events(connection.pair.mongo_url, connection.pair.cpo.namespace, ids)
     assert [applied[event] for event in sent] == [1] * 1000
     await converged(connection, ids, seconds=120)

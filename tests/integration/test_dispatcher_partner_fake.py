@@ -7,6 +7,7 @@ import copy
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -61,6 +62,9 @@ class FakePartner:
         self.delay = 0.0  # upper bound of a random pause per request
         self.store: dict[str, Json] = {}
         self.cpo_locations: list[Any] = []  # what the CPO sender pages through (raw JSON objects)
+        # When set, versions, receiver and sender all answer with it (see tests/support/hostile.py).
+        self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+        self.role = "EMSP"  # the role its version details list endpoints for
         self._runner: web.AppRunner | None = None
 
     @property
@@ -82,6 +86,7 @@ class FakePartner:
         """Listen on its port (again, after a stop)."""
         app = web.Application()
         app.router.add_get("/ocpi/versions", self._versions)
+        app.router.add_get("/ocpi/2.1.1", self._details)
         app.router.add_route("*", "/ocpi/emsp/2.1.1/locations/{tail:.*}", self._receiver)
         app.router.add_get("/ocpi/cpo/2.1.1/locations", self._sender)
         self._runner = web.AppRunner(app, access_log=None)
@@ -115,14 +120,24 @@ class FakePartner:
         if self.delay:
             await asyncio.sleep(random.uniform(0, self.delay))
 
-    async def _versions(self, request: web.Request) -> web.Response:
+    async def _versions(self, request: web.Request) -> web.StreamResponse:
+        if self.answer is not None:
+            await self._record(request, 0)
+            return await self.answer(request)
         await self._record(request, 503 if self.down else 200)
         if self.down:
             return web.Response(status=503, text="down")
         return envelope([{"version": "2.1.1", "url": f"{self.base}/2.1.1"}])
 
-    async def _receiver(self, request: web.Request) -> web.Response:
+    async def _details(self, request: web.Request) -> web.Response:
+        endpoints = [{"identifier": k, "url": v} for k, v in self.endpoints(self.role).items()]
+        return envelope({"version": "2.1.1", "endpoints": endpoints})
+
+    async def _receiver(self, request: web.Request) -> web.StreamResponse:
         await self._pause()
+        if self.answer is not None:
+            await self._record(request, 0)
+            return await self.answer(request)
         if self.down:
             await self._record(request, 503)
             return web.Response(status=503, text="maintenance")
@@ -151,7 +166,10 @@ class FakePartner:
         stored["last_updated"] = max(stored["last_updated"], new["last_updated"])
         return envelope()
 
-    async def _sender(self, request: web.Request) -> web.Response:
+    async def _sender(self, request: web.Request) -> web.StreamResponse:
+        if self.answer is not None:
+            await self._record(request, 0)
+            return await self.answer(request)
         if self.down:
             await self._record(request, 503)
             return web.Response(status=503, text="down")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,14 +123,33 @@ async def _delete_namespace(broker: Broker) -> None:
     await channel.close()
 
 
-@pytest.fixture
-async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[Harness]:
+@contextlib.asynccontextmanager
+async def locations_service(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[None]:
+    """The locations service running in this process; its database dropped when it stops."""
     settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
     ctx = ServiceContext("locations", settings)
     await ctx.broker.connect()
     components = await build(ctx)
     for component in components:
         await component.start()
+    try:
+        yield
+    finally:
+        for component in reversed(components):
+            await component.stop()
+        await ctx.mongo.drop_database(ctx.db.name)
+        await ctx.broker.close()
+        await ctx.mongo.close()
+
+
+@pytest.fixture
+async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[Harness]:
+    async with locations_service(amqp_url, mongo_url, namespace):
+        yield await _harness(broker)
+    await _delete_namespace(broker)
+
+
+async def _harness(broker: Broker) -> Harness:
     events: asyncio.Queue[LocationChanged | PartnerLocationChanged] = asyncio.Queue()
 
     async def on_event(message: AbstractIncomingMessage) -> None:
@@ -143,15 +163,7 @@ async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str)
     # at today's epoch; a long client timeout keeps it in the future, and `call` bounds the wait.
     rpc = RpcClient(broker, timeout=RPC_DEADLINE)
     await rpc.start()
-    try:
-        yield Harness(broker, rpc, events)
-    finally:
-        for component in reversed(components):
-            await component.stop()
-        await ctx.mongo.drop_database(ctx.db.name)
-        await ctx.broker.close()
-        await ctx.mongo.close()
-        await _delete_namespace(broker)
+    return Harness(broker, rpc, events)
 
 
 def ids(reply: RpcReply) -> list[str]:
@@ -317,23 +329,60 @@ async def test_an_input_published_before_the_service_first_ran_is_kept(
     """Any process's connect declares the input queue: an input sent before locations ever started
     waits there and is applied when it starts."""
     await broker.publish_internal(LocationUpsert(event_id="early", location=location("EARLY")))
-    settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
-    ctx = ServiceContext("locations", settings)
-    await ctx.broker.connect()
-    components = await build(ctx)
-    for component in components:
-        await component.start()
-    rpc = RpcClient(broker, timeout=RPC_DEADLINE)
-    await rpc.start()
-    try:
+    async with locations_service(amqp_url, mongo_url, namespace):
+        rpc = RpcClient(broker, timeout=RPC_DEADLINE)
+        await rpc.start()
 
         async def stored() -> bool:
             reply = await rpc.call("locations", SenderGet(location_id="EARLY"))
             return reply.status_code == 1000
 
         await eventually(stored, WAIT, "the early input applied")
-    finally:
-        for component in reversed(components):
-            await component.stop()
-        await ctx.mongo.drop_database(ctx.db.name)
-        await ctx.broker.close()
+
+
+async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_alone(
+    broker: Broker, amqp_url: str, mongo_url: str, namespace: str
+) -> None:
+    """199 of our inputs and one partner import carrying a connector voltage BSON cannot store wait in
+    the queue before the service starts, so they arrive together (in one or two batches, as the
+    prefetch fills): the 199 are applied and the import alone is dead-lettered with a reason naming
+    the field."""
+    poison = location("BAD")
+    poison.evses[0].connectors[0].voltage = 2**63  # Struct init does not validate; decoding does
+    for n in range(100):
+        await broker.publish_internal(LocationUpsert(event_id=f"up-{n}", location=location(f"L{n:03}")))
+    await broker.publish_internal(PartnerLocationImport(country_code="DE", party_id="CPO", location=poison))
+    for n in range(100, 199):
+        await broker.publish_internal(LocationUpsert(event_id=f"up-{n}", location=location(f"L{n:03}")))
+    async with locations_service(amqp_url, mongo_url, namespace):
+        rpc = RpcClient(broker, timeout=RPC_DEADLINE)
+        await rpc.start()
+        channel = await broker.channel()
+
+        missing = {f"L{n:03}" for n in range(199)}
+
+        async def all_stored() -> bool:
+            for location_id in sorted(missing):
+                if (await rpc.call("locations", SenderGet(location_id=location_id))).status_code == 1000:
+                    missing.discard(location_id)
+            return not missing
+
+        await eventually(all_stored, 3 * WAIT, "the 199 inputs applied", pause=0.5)
+        dead = await channel.get_queue(broker.topology.dead_letter_queue)
+        dead_letters: list[AbstractIncomingMessage] = []
+
+        async def dead_lettered() -> bool:
+            message = await dead.get(no_ack=True, fail=False)
+            if message is not None:
+                dead_letters.append(message)
+            return bool(dead_letters)
+
+        await eventually(dead_lettered, WAIT, "the poison dead-lettered")
+        message = dead_letters[0]
+        assert message.routing_key == "locations.partner_location.import"
+        assert "voltage" in str((message.headers or {}).get(ERROR))
+        await asyncio.sleep(0.5)
+        assert await dead.get(no_ack=True, fail=False) is None, "only the poison is dead-lettered"
+        got = await rpc.call("locations", ReceiverGet(country_code="DE", party_id="CPO", location_id="BAD"))
+        assert got.status_code != 1000
+        await channel.close()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pymongo import AsyncMongoClient
+
+from shared.contracts.locations import LocationUpsert
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from tests.conftest import Connection
 from tests.support.http import request
-from tests.support.objects import comparable
+from tests.support.objects import comparable, event_id, location, publish
 from tests.support.waiting import eventually
 
 
@@ -54,3 +58,35 @@ async def converged(connection: Connection, location_ids: list[str], seconds: fl
         return True
 
     await eventually(equal, seconds, pause=0.5)
+
+
+async def seed(connection: Connection, amqp_url: str, prefix: str, locations: int, evses: int) -> list[str]:
+    """Load `locations` locations of `evses` EVSEs each at A and wait until B has them all."""
+    ids = [f"{prefix}{event_id()[:6]}-{i}" for i in range(locations)]
+    async with cpo_broker(connection, amqp_url) as broker:
+        for location_id in ids:
+            made = location(location_id, [f"E{j}" for j in range(evses)])
+            await publish(broker, LocationUpsert(event_id=event_id(), location=made))
+
+    async def all_at_b() -> bool:
+        return all([await at_b(connection, location_id) is not None for location_id in ids])
+
+    await eventually(all_at_b, 90, pause=1.0)
+    return ids
+
+
+async def applied_events(mongo_url: str, namespace: str, ids: list[str]) -> Counter[str]:
+    """How often each input event id is stored with a deployment's own locations (test oracle, read
+    from its database).
+
+    A location stores the ids of the inputs that changed it with each new version; an input applied
+    twice would be there twice. Several inputs applied together make one version, so versions do
+    not count inputs.
+    """
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        database = client[f"{namespace}_locations"]
+        cursor = database["own_locations"].find({"_id": {"$in": ids}}, {"recent_event_ids": 1})
+        return Counter(event for doc in await cursor.to_list() for event in doc["recent_event_ids"])
+    finally:
+        await client.close()

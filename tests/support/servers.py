@@ -88,6 +88,46 @@ def mongo_server() -> Iterator[str]:
         log.close()
 
 
+class StoppableMongo:
+    """A SecantusDB process keeping its data on disk, that a fault test stops and starts again on the
+    same port: a database outage with nothing lost, as a restarted MongoDB would behave."""
+
+    def __init__(self, storage: Path) -> None:
+        self.port = free_port()
+        self.url = f"mongodb://127.0.0.1:{self.port}"
+        self._storage = storage
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [
+                *_secantus_command(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self._storage),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port("127.0.0.1", self.port, 30)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._proc = None
+
+
 def amqp_url() -> str:
     url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     return url

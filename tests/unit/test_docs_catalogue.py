@@ -111,10 +111,12 @@ def test_messages_md_examples_decode_and_cover_every_input() -> None:
 
 def test_operations_and_deploy_files_name_every_setting() -> None:
     operations = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     k8s = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")))
     for variable in env_names().values():
         assert variable in operations, f"docs/operations.md does not mention {variable}"
+        assert f"`{variable}`" in readme, f"README.md's settings table does not list {variable}"
         assert f"{variable}:" in compose, f"docker-compose.yml does not set {variable}"
         assert f"{variable}:" in k8s, f"deploy/k8s does not set {variable}"
 

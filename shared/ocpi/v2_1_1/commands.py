@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 from shared.ocpi.v2_1_1.tokens import Token
-from shared.ocpi.v2_1_1.types import URL, DateTime, OcpiStruct, String36, String39
+from shared.ocpi.v2_1_1.types import URL, DateTime, NonNegativeInt, OcpiStruct, String36, String39
 
 __all__ = [
     "CommandResponse",
@@ -49,7 +49,7 @@ class ReserveNow(OcpiStruct, kw_only=True):
     response_url: URL
     token: Token
     expiry_date: DateTime
-    reservation_id: int
+    reservation_id: NonNegativeInt
     location_id: String39
     evse_uid: String39 | None = None
 

@@ -25,6 +25,7 @@ from shared.ocpi.v2_1_1.types import (
     DisplayText,
     Image,
     ImageCategory,
+    NonNegativeInt,
     OcpiStruct,
     String3,
     String4,
@@ -297,8 +298,8 @@ class Connector(OcpiStruct, kw_only=True):
     standard: ConnectorType
     format: ConnectorFormat
     power_type: PowerType
-    voltage: int
-    amperage: int
+    voltage: NonNegativeInt
+    amperage: NonNegativeInt
     tariff_id: String36 | None = None
     terms_and_conditions: URL | None = None
     last_updated: DateTime
@@ -358,8 +359,8 @@ class ConnectorPatch(OcpiStruct, kw_only=True):
     standard: ConnectorType | UnsetType = UNSET
     format: ConnectorFormat | UnsetType = UNSET
     power_type: PowerType | UnsetType = UNSET
-    voltage: int | UnsetType = UNSET
-    amperage: int | UnsetType = UNSET
+    voltage: NonNegativeInt | UnsetType = UNSET
+    amperage: NonNegativeInt | UnsetType = UNSET
     tariff_id: String36 | UnsetType | None = UNSET
     terms_and_conditions: URL | UnsetType | None = UNSET
     last_updated: DateTime | UnsetType = UNSET

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Generic, TypeVar
 
-from shared.ocpi.v2_1_1.types import DateTime, OcpiStruct, utc_now
+from shared.ocpi.v2_1_1.types import DateTime, Int64, OcpiStruct, utc_now
 
 __all__ = ["OcpiResponse", "OcpiStatus", "ocpi_response"]
 
@@ -29,14 +29,14 @@ class OcpiStatus(enum.IntEnum):
 class OcpiResponse(OcpiStruct, Generic[T], kw_only=True):
     """The JSON object wrapping every OCPI response.
 
-    ``data`` is omitted when ``None`` (error responses carry no data). ``status_code`` is a plain
-    ``int`` so that a partner's response with a code outside the 2.1.1 list can still be read;
-    ``OcpiStatus`` members are ints and can be passed in directly. Decode a partner's response with
-    e.g. ``decode(body, OcpiResponse[list[Location]])``.
+    ``data`` is omitted when ``None`` (error responses carry no data). ``status_code`` is any
+    int the database can store (``Int64``), so that a partner's response with a code outside the
+    2.1.1 list can still be read; ``OcpiStatus`` members are ints and can be passed in directly.
+    Decode a partner's response with e.g. ``decode(body, OcpiResponse[list[Location]])``.
     """
 
     data: T | None = None
-    status_code: int
+    status_code: Int64
     status_message: str | None = None
     timestamp: DateTime
 

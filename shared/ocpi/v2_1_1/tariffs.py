@@ -17,6 +17,7 @@ from shared.ocpi.v2_1_1.types import (
     CurrencyCode,
     DateTime,
     DisplayText,
+    NonNegativeInt,
     OcpiStruct,
     String10,
     String36,
@@ -60,7 +61,7 @@ class PriceComponent(OcpiStruct, kw_only=True):
 
     type: TariffDimensionType
     price: float  # per unit, excluding VAT
-    step_size: int
+    step_size: NonNegativeInt
 
 
 class TariffRestrictions(OcpiStruct, kw_only=True):
@@ -74,8 +75,8 @@ class TariffRestrictions(OcpiStruct, kw_only=True):
     max_kwh: float | None = None
     min_power: float | None = None
     max_power: float | None = None
-    min_duration: int | None = None  # seconds
-    max_duration: int | None = None
+    min_duration: NonNegativeInt | None = None  # seconds
+    max_duration: NonNegativeInt | None = None
     day_of_week: list[DayOfWeek] | None = None
 
 

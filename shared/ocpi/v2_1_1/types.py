@@ -19,6 +19,11 @@ Numbers
 -------
 OCPI ``number``/``decimal`` fields (prices, kWh, hours, percentages) are ``float``: msgspec writes
 the shortest text that reads back to the same float, so values round-trip exactly through JSON.
+
+Every ``int`` field is bounded (``NonNegativeInt``, ``Int64``, ...): Python ints are unbounded and
+msgspec would decode ``9223372036854775808`` happily, but BSON stores signed 64-bit integers at most
+and raises ``OverflowError`` on anything larger. Decoding refuses such values with a
+``ValidationError`` that names the field, so no value the database cannot store gets in.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from typing import Annotated, Any, TypeAlias, TypeVar, Union, get_args, get_orig
 import msgspec
 
 __all__ = [
+    "INT32_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
     "URL",
     "BusinessDetails",
     "CiString36",
@@ -40,7 +48,10 @@ __all__ = [
     "DisplayText",
     "Image",
     "ImageCategory",
+    "Int64",
     "LanguageCode",
+    "NonNegativeInt",
+    "NonNegativeInt64",
     "OcpiStruct",
     "PartyId",
     "String2",
@@ -64,6 +75,22 @@ __all__ = [
     "to_utc",
     "utc_now",
 ]
+
+# --- integers ------------------------------------------------------------------------------------
+# BSON (so MongoDB) stores signed 64-bit integers at most; a larger Python int makes every write of
+# the document fail with OverflowError. Every int of a model or message contract takes one of these.
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+#: Any integer the database can store (e.g. a partner's status code, which we only read).
+Int64: TypeAlias = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+#: A count or measure that is never negative: volts, amperes, seconds, Wh, ids, offsets; 0..2^31-1.
+#: The spec gives no maximum for these; 2^31-1 is far above any real value and fits every store.
+NonNegativeInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
+#: A number that grows without end in our own records (versions, totals): 0..2^63-1.
+NonNegativeInt64: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 # --- strings -------------------------------------------------------------------------------------
 # string(n) in the spec is a case sensitive string of at most n characters; CiString(n) is the same
