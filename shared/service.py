@@ -96,7 +96,11 @@ async def run_service(name: str, settings: Settings, build: Build) -> None:
     await stop.wait()
     log.info("service_stopping")
     for component in reversed(components):
-        await component.stop()
+        try:
+            await component.stop()
+        except Exception:
+            # The others must still stop (and drain) when one cannot, e.g. with the broker away.
+            log.exception("component_stop_failed", component=type(component).__name__)
     await context.broker.close()
     await context.mongo.close()
     await health.cleanup()

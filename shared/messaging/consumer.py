@@ -215,6 +215,8 @@ async def consuming(broker: Broker, queue: AbstractQueue, tag: str | None) -> bo
 
 async def hand_back(message: AbstractIncomingMessage) -> None:
     """Return a message to the queue; if its channel is gone the broker does that by itself."""
+    if message.processed:
+        return  # already acked (or dead-lettered and acked): nothing to hand back
     try:
         await message.nack(requeue=True)
     except Exception:
