@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import structlog
 
+from shared.ocpi.v2_1_1.codec import encode
+
 log = structlog.get_logger(__name__)
 
 # Only what we can inflate with a bound; without brotli or zstd installed aiohttp might still ask
@@ -86,6 +88,26 @@ async def fetch(
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         # Refused connections, resets, bad URLs: the partner is down or misconfigured, as before.
         raise PartnerCallFailed("unreachable", f"{type(exc).__name__}: {exc}".strip()) from exc
+
+
+async def call_partner(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    token: str,
+    *,
+    body: object,
+    request_id: str,
+    seconds: float,
+    max_body: int,
+) -> PartnerAnswer:
+    """One OCPI call to a partner with the token it gave us: `fetch` with the OCPI headers and body."""
+    headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
+    data = None
+    if body is not None:
+        data = encode(body)
+        headers["Content-Type"] = "application/json"
+    return await fetch(session, method, url, headers=headers, data=data, seconds=seconds, max_body=max_body)
 
 
 async def read_body(response: aiohttp.ClientResponse, max_body: int) -> bytes:

@@ -9,8 +9,7 @@ import aiohttp
 import msgspec
 import structlog
 
-from shared.ocpi.v2_1_1.codec import encode
-from shared.outbound_http import PartnerCallFailed, fetch
+from shared.outbound_http import PartnerCallFailed, call_partner
 
 log = structlog.get_logger(__name__)
 # A partner's status_message travels on in details, events and documents: keep it short (L8).
@@ -56,18 +55,14 @@ class OcpiClient:
     async def call(self, method: str, url: str, token: str, body: object = None) -> Reply:
         """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK."""
         request_id = uuid.uuid4().hex
-        headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
-        data = None
-        if body is not None:
-            data = encode(body)
-            headers["Content-Type"] = "application/json"
         try:
-            answer = await fetch(
+            answer = await call_partner(
                 self._session,
                 method,
                 url,
-                headers=headers,
-                data=data,
+                token,
+                body=body,
+                request_id=request_id,
                 seconds=self._timeout,
                 max_body=self._max_body,
             )

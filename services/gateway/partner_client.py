@@ -8,11 +8,11 @@ import aiohttp
 import msgspec
 import structlog
 
-from shared.ocpi.v2_1_1.codec import decode, encode
+from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiResponse, OcpiStatus
 from shared.ocpi.v2_1_1.versions import Version, VersionDetail, VersionNumber
-from shared.outbound_http import PartnerAnswer, PartnerCallFailed, fetch
+from shared.outbound_http import PartnerAnswer, PartnerCallFailed, call_partner
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -36,17 +36,14 @@ class PartnerClient:
         self, method: str, url: str, token: str, body: Any = None, request_id: str = ""
     ) -> PartnerAnswer:
         """One bounded call (see shared.outbound_http); any failure is a PartnerApiError."""
-        headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id or ""}
-        data = encode(body) if body is not None else None
-        if data is not None:
-            headers["Content-Type"] = "application/json"
         try:
-            return await fetch(
+            return await call_partner(
                 self._session,
                 method,
                 url,
-                headers=headers,
-                data=data,
+                token,
+                body=body,
+                request_id=request_id,
                 seconds=self._timeout,
                 max_body=self._max_body,
             )

@@ -6,12 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
 from shared.ocpi.v2_1_1.codec import encode, to_builtins
 from tests.conftest import Connection
 from tests.support.http import Reply, request
 from tests.support.objects import location
+from tests.support.roaming import stored_at_b
 
 
 def _receiver_url(connection: Connection, location_id: str) -> str:
@@ -26,16 +25,6 @@ async def _put_as_cpo(connection: Connection, location_id: str, raw: bytes) -> R
     return await request(
         "PUT", _receiver_url(connection, location_id), token=connection.cpo_to_emsp_token, data=raw
     )
-
-
-async def _stored_at_b(connection: Connection, location_id: str) -> int:
-    """How many copies of a location id B's locations service holds (test oracle)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(connection.pair.mongo_url)
-    try:
-        database = client[f"{connection.pair.emsp.namespace}_locations"]
-        return await database["partner_locations"].count_documents({"id": location_id})
-    finally:
-        await client.close()
 
 
 def _location_json(location_id: str) -> dict[str, Any]:
@@ -60,7 +49,7 @@ async def test_voltage_beyond_64_bits_is_2001_naming_the_field(connection: Conne
     reply = await _put_as_cpo(connection, location_id, encode(body))
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert "voltage" in reply.message
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0
 
 
 async def test_deeply_nested_unknown_field_is_2001(connection: Connection) -> None:
@@ -70,7 +59,7 @@ async def test_deeply_nested_unknown_field_is_2001(connection: Connection) -> No
     reply = await _put_as_cpo(connection, location_id, raw)
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert "nested deeper" in reply.message
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0
 
 
 async def test_last_updated_in_year_9999_is_2001(connection: Connection) -> None:
@@ -82,7 +71,7 @@ async def test_last_updated_in_year_9999_is_2001(connection: Connection) -> None
     reply = await _put_as_cpo(connection, location_id, encode(body))
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert "last_updated" in reply.message
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0
 
     patch = {"status": "CHARGING", "last_updated": "9999-12-31T23:59:59Z"}
     refused = await request(

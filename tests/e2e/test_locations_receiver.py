@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from shared.ocpi.v2_1_1.codec import to_builtins
 from tests.conftest import Connection
 from tests.support.http import Reply, request
 from tests.support.objects import evse, location, now
+from tests.support.roaming import stored_at_b
 
 
 def _url(connection: Connection, *ids: str, party: str | None = None) -> str:
@@ -29,16 +29,6 @@ async def _as_a(
 
 def _new_id() -> str:
     return f"RCV-{uuid.uuid4().hex[:8]}"
-
-
-async def _stored_at_b(connection: Connection, location_id: str) -> int:
-    """How many copies of a location id B's locations service holds (test oracle)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(connection.pair.mongo_url)
-    try:
-        database = client[f"{connection.pair.emsp.namespace}_locations"]
-        return await database["partner_locations"].count_documents({"id": location_id})
-    finally:
-        await client.close()
 
 
 async def test_put_get_patch_and_fallback_signal(connection: Connection) -> None:
@@ -73,7 +63,7 @@ async def test_another_partys_object_is_refused_and_nothing_is_stored(connection
     refused = await _as_a(connection, "PUT", _url(connection, location_id, party="DE/OTH"), body)
     assert refused.status == 403 and refused.status_code == 2000
     assert (await _as_a(connection, "GET", _url(connection, location_id, party="DE/OTH"))).status == 403
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0
 
 
 async def test_id_in_body_must_match_the_url(connection: Connection) -> None:
@@ -82,7 +72,7 @@ async def test_id_in_body_must_match_the_url(connection: Connection) -> None:
     body = to_builtins(location("SOMETHING-ELSE", ["E1"]))
     reply = await _as_a(connection, "PUT", _url(connection, location_id), body)
     assert (reply.status, reply.status_code) == (400, 2001) and "differs" in reply.message
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0
 
     await _as_a(connection, "PUT", _url(connection, location_id), to_builtins(location(location_id, ["E1"])))
     wrong_evse = await _as_a(connection, "PUT", _url(connection, location_id, "E9"), to_builtins(evse("E1")))
@@ -137,4 +127,4 @@ async def test_invalid_bodies_are_2001_and_store_nothing(
         reply = await _as_a(connection, "PUT", _url(connection, location_id), bad)
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert field in reply.message
-    assert await _stored_at_b(connection, location_id) == 0
+    assert await stored_at_b(connection, location_id) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,12 +14,11 @@ import pytest
 from deploy.local_stack import Stack
 from shared.contracts.locations import EvseStatusSet, LocationUpsert
 from shared.messaging.broker import Broker
-from shared.messaging.topology import Topology
 from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
 from tests.support.http import request
 from tests.support.objects import event_id, location, now, publish
-from tests.support.roaming import applied_events
+from tests.support.roaming import applied_events, company_broker
 from tests.support.servers import StoppableMongo
 from tests.support.waiting import eventually
 
@@ -46,16 +45,6 @@ def stack(amqp_url: str, database: StoppableMongo) -> Iterator[Stack]:
     NAMESPACES.add(deployment.namespace)
     with running(deployment, "D ", SERVICES) as running_stack:
         yield running_stack
-
-
-@contextlib.asynccontextmanager
-async def charger_backend(amqp_url: str, namespace: str) -> AsyncIterator[Broker]:
-    broker = Broker(amqp_url, Topology(namespace, queue_type="quorum"))
-    await broker.connect()
-    try:
-        yield broker
-    finally:
-        await broker.close()
 
 
 async def _readiness(stack: Stack, service: str) -> int:
@@ -93,7 +82,7 @@ async def test_database_stopped_for_30_seconds_costs_no_input(
                 readiness[service].append((phase, await _readiness(stack, service)))
             await asyncio.sleep(0.5)
 
-    async with charger_backend(amqp_url, namespace) as broker:
+    async with company_broker(amqp_url, namespace) as broker:
         loaded = [LocationUpsert(event_id=event_id(), location=location(i, ["E0"])) for i in ids]
         for upsert in loaded:
             await publish(broker, upsert)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -19,14 +19,29 @@ from tests.support.waiting import eventually
 
 
 @asynccontextmanager
-async def cpo_broker(connection: Connection, amqp_url: str) -> AsyncIterator[Broker]:
-    """A's broker, as the company's charger backend sees it."""
-    broker = Broker(amqp_url, Topology(connection.pair.cpo.namespace, queue_type="quorum"))
+async def company_broker(amqp_url: str, namespace: str) -> AsyncIterator[Broker]:
+    """A deployment's broker, as the company's systems (a charger backend) see it."""
+    broker = Broker(amqp_url, Topology(namespace, queue_type="quorum"))
     await broker.connect()
     try:
         yield broker
     finally:
         await broker.close()
+
+
+def cpo_broker(connection: Connection, amqp_url: str) -> AbstractAsyncContextManager[Broker]:
+    """A's broker, as the company's charger backend sees it."""
+    return company_broker(amqp_url, connection.pair.cpo.namespace)
+
+
+async def stored_at_b(connection: Connection, location_id: str) -> int:
+    """How many copies of a location id B's locations service holds (test oracle)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(connection.pair.mongo_url)
+    try:
+        database = client[f"{connection.pair.emsp.namespace}_locations"]
+        return await database["partner_locations"].count_documents({"id": location_id})
+    finally:
+        await client.close()
 
 
 async def at_b(connection: Connection, location_id: str) -> Any:
