@@ -120,6 +120,13 @@ class BatchConsumer:
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         """Handle `batch` until every message in it is settled, held back only by outages."""
+        try:
+            await self._settle_all(batch)
+        finally:
+            # Also when the held messages went with their channel: the broker has them again.
+            self._holding = False
+
+    async def _settle_all(self, batch: list[AbstractIncomingMessage]) -> None:
         pending = batch
         backoff = Backoff()
         while True:
@@ -133,7 +140,6 @@ class BatchConsumer:
             deliveries = [delivery_of(message) for message in pending]
             verdicts, failure = await self._attempt(deliveries)
             if verdicts is not None:
-                self._holding = False
                 for message, delivery, reason in zip(pending, deliveries, verdicts, strict=True):
                     await self._settle(message, delivery, reason)
                 log.debug("batch_handled", consumer=self._name, size=len(pending))
@@ -141,7 +147,6 @@ class BatchConsumer:
             if failure is not None and not is_transient(failure):
                 pending = await self._one_by_one(pending)
                 if not pending:
-                    self._holding = False
                     return
             await self._hold(failure, backoff)
 
@@ -194,7 +199,7 @@ class BatchConsumer:
     async def _settle(self, message: AbstractIncomingMessage, delivery: Delivery, reason: str | None) -> None:
         """Ack a handled message, dead-lettering it first when the handler gave a reason. Each
         message is settled on its own: one that cannot be (its channel closed, the dead-letter
-        publish failed) stays unacked and comes back, and the others are not held up by it."""
+        publish failed) goes back to the queue, and the others are not held up by it."""
         try:
             if reason is not None:
                 log.warning(

@@ -15,6 +15,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.consumer import POISON_ATTEMPTS, Delivery
 from shared.messaging.headers import ERROR
 from shared.messaging.topology import Topology, declare_work_queue
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +250,34 @@ async def test_an_outage_holds_the_batch_without_dead_lettering_it(any_broker: B
     assert redelivered == set(), "held messages must not go back to the broker"
     assert await message_count(broker, queue.name) == 0
     assert await message_count(broker, broker.topology.dead_letter_queue) == 0
+
+
+async def test_readiness_is_off_while_a_batch_is_held_and_back_after(broker: Broker) -> None:
+    """A consumer holding a batch for an outage is not ready; once the batch goes through it is."""
+    queue = await work_queue(broker, "ready")
+    outage = asyncio.Event()
+    outage.set()
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> list[str | None]:
+        if outage.is_set():
+            raise AutoReconnect("database away")
+        handled.set()
+        return [None] * len(batch)
+
+    consumer = BatchConsumer(broker, queue, handle, queue.name, MAX_BATCH)
+    await consumer.start()
+    try:
+        assert await consumer.ready()
+        await publish(broker, "ready", ["a"])
+
+        async def not_ready() -> bool:
+            return not await consumer.ready()
+
+        await eventually(not_ready, WAIT, "not ready while holding")
+        outage.clear()
+        async with asyncio.timeout(WAIT):
+            await handled.wait()
+        await eventually(consumer.ready, WAIT, "ready again")
+    finally:
+        await consumer.stop()
