@@ -90,24 +90,32 @@ async def fetch(
         raise PartnerCallFailed("unreachable", f"{type(exc).__name__}: {exc}".strip()) from exc
 
 
-async def call_partner(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    token: str,
-    *,
-    body: object,
-    request_id: str,
-    seconds: float,
-    max_body: int,
-) -> PartnerAnswer:
-    """One OCPI call to a partner with the token it gave us: `fetch` with the OCPI headers and body."""
-    headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
-    data = None
-    if body is not None:
-        data = encode(body)
-        headers["Content-Type"] = "application/json"
-    return await fetch(session, method, url, headers=headers, data=data, seconds=seconds, max_body=max_body)
+@dataclass(frozen=True)
+class PartnerCaller:
+    """OCPI calls to partners with the process's session and limits: `fetch` with the OCPI headers
+    (the token the partner gave us, X-Request-ID) and a JSON body."""
+
+    session: aiohttp.ClientSession
+    seconds: float
+    max_body: int
+
+    async def call(
+        self, method: str, url: str, token: str, *, body: object = None, request_id: str = ""
+    ) -> PartnerAnswer:
+        headers = {"Authorization": f"Token {token}", "X-Request-ID": request_id}
+        data = None
+        if body is not None:
+            data = encode(body)
+            headers["Content-Type"] = "application/json"
+        return await fetch(
+            self.session,
+            method,
+            url,
+            headers=headers,
+            data=data,
+            seconds=self.seconds,
+            max_body=self.max_body,
+        )
 
 
 async def read_body(response: aiohttp.ClientResponse, max_body: int) -> bytes:

@@ -9,7 +9,7 @@ import aiohttp
 import msgspec
 import structlog
 
-from shared.outbound_http import PartnerCallFailed, call_partner
+from shared.outbound_http import PartnerCaller, PartnerCallFailed
 
 log = structlog.get_logger(__name__)
 # A partner's status_message travels on in details, events and documents: keep it short (L8).
@@ -48,24 +48,13 @@ class OcpiClient:
     """Calls partners with their token; every call has a timeout, a body cap and an X-Request-ID."""
 
     def __init__(self, session: aiohttp.ClientSession, timeout: float, max_body: int) -> None:
-        self._session = session
-        self._timeout = timeout
-        self._max_body = max_body
+        self._caller = PartnerCaller(session, timeout, max_body)
 
     async def call(self, method: str, url: str, token: str, body: object = None) -> Reply:
         """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK."""
         request_id = uuid.uuid4().hex
         try:
-            answer = await call_partner(
-                self._session,
-                method,
-                url,
-                token,
-                body=body,
-                request_id=request_id,
-                seconds=self._timeout,
-                max_body=self._max_body,
-            )
+            answer = await self._caller.call(method, url, token, body=body, request_id=request_id)
         except PartnerCallFailed as exc:
             # A redirect keeps its 3xx status for the detail; classify() counts it as failed.
             return Reply(exc.http_status, None, str(exc)[:MAX_MESSAGE], request_id)

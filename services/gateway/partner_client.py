@@ -12,7 +12,7 @@ from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiResponse, OcpiStatus
 from shared.ocpi.v2_1_1.versions import Version, VersionDetail, VersionNumber
-from shared.outbound_http import PartnerAnswer, PartnerCallFailed, call_partner
+from shared.outbound_http import PartnerAnswer, PartnerCaller, PartnerCallFailed
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -28,25 +28,14 @@ class PartnerClient:
     """A thin OCPI client for versions and credentials; one aiohttp session per gateway."""
 
     def __init__(self, session: aiohttp.ClientSession, *, max_body: int, timeout: float = 10.0) -> None:
-        self._session = session
-        self._timeout = timeout
-        self._max_body = max_body
+        self._caller = PartnerCaller(session, timeout, max_body)
 
     async def _send(
         self, method: str, url: str, token: str, body: Any = None, request_id: str = ""
     ) -> PartnerAnswer:
         """One bounded call (see shared.outbound_http); any failure is a PartnerApiError."""
         try:
-            return await call_partner(
-                self._session,
-                method,
-                url,
-                token,
-                body=body,
-                request_id=request_id,
-                seconds=self._timeout,
-                max_body=self._max_body,
-            )
+            return await self._caller.call(method, url, token, body=body, request_id=request_id)
         except PartnerCallFailed as exc:
             raise PartnerApiError(f"{method} {url} failed: {exc}") from exc
 
