@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from services.gateway.responses import OcpiError, envelope
+from shared.errors import OcpiFailure, answer_of
 from shared.messaging.headers import current_request_id, new_request_id
 
 log = structlog.get_logger("gateway.http")
@@ -27,6 +28,9 @@ async def ocpi_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = await handler(request)
         except OcpiError as exc:
             response = envelope(None, exc.status_code, exc.message, exc.http_status)
+        except OcpiFailure as exc:
+            http_status, status_code = answer_of(exc)
+            response = envelope(None, status_code, exc.message, http_status)
         except web.HTTPException as exc:
             # Unknown route (404), wrong method (405), body too large (413): still an OCPI envelope.
             response = envelope(None, 2000, exc.reason, exc.status)

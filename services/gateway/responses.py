@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from shared.errors import InvalidInput, MethodNotAllowed, OcpiFailure, Unauthorized
 from shared.ocpi.v2_1_1.codec import encode
 
 
@@ -55,7 +56,9 @@ def success(data: Any = None, headers: dict[str, str] | None = None) -> web.Resp
 
 
 class OcpiError(Exception):
-    """Raised anywhere in a request; the middleware renders it as an OCPI envelope."""
+    """Raised anywhere in a request with a code of its own (the credentials handshake's 3001-3003);
+    the middleware renders it as an OCPI envelope. Failures in shared/errors.py's table are raised
+    as themselves."""
 
     def __init__(self, status_code: int, message: str, http_status: int = 200) -> None:
         super().__init__(message)
@@ -64,20 +67,20 @@ class OcpiError(Exception):
         self.http_status = http_status
 
 
-def unauthorized(message: str = "Unknown or missing token") -> OcpiError:
-    return OcpiError(2000, message, http_status=401)
+def unauthorized(message: str = "Unknown or missing token") -> OcpiFailure:
+    return Unauthorized(message)
 
 
-def not_allowed(message: str) -> OcpiError:
-    return OcpiError(2000, message, http_status=405)
+def not_allowed(message: str) -> OcpiFailure:
+    return MethodNotAllowed(message)
 
 
-def invalid(message: str) -> OcpiError:
+def invalid(message: str) -> OcpiFailure:
     """2001: invalid or missing parameters; HTTP 400 so clients that only read HTTP see it too."""
-    return OcpiError(2001, message, http_status=400)
+    return InvalidInput(message)
 
 
-def bad_body(what: str, exc: msgspec.DecodeError) -> OcpiError:
+def bad_body(what: str, exc: msgspec.DecodeError) -> OcpiFailure:
     """A 2001 that tells broken JSON apart from a valid document that breaks the schema."""
     if isinstance(exc, msgspec.ValidationError):
         return invalid(f"Invalid {what}: {exc}")

@@ -9,14 +9,14 @@ catalogue, so a new input type is bound where it is declared.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
 
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from shared.contracts.base import tag_of
-from shared.contracts.locations import LocationChanged, LocationInput, PartnerLocationImport
+from shared.contracts.catalogue import IMPORTS, INPUTS, PUSHED, flat
 from shared.contracts.partners import PartnerRegistered, PartnerSyncStateChanged, PullRequested
 from shared.messaging.topology import Exchanges, Topology, declare_work_queue
+from shared.ocpi.v2_1_1.modules import MODULES
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,30 @@ class WorkQueue:
         return topology.queue(self.service, self.purpose)
 
 
-LOCATIONS_INPUT = WorkQueue(
-    "locations",
-    "input",
-    "internal",
-    tuple(tag_of(kind) for kind in (*get_args(LocationInput), PartnerLocationImport)),
-)
+# Each module's service takes the company's inputs and the re-sync imports of its module.
+MODULE_INPUTS: dict[str, WorkQueue] = {
+    module.service: WorkQueue(
+        module.service,
+        "input",
+        "internal",
+        tuple(tag_of(kind) for kind in (*INPUTS[module_id], IMPORTS[module_id])),
+    )
+    for module_id, module in MODULES.items()
+}
+LOCATIONS_INPUT = MODULE_INPUTS["locations"]
 DISPATCHER_EVENTS = WorkQueue(
     "dispatcher",
     "events",
     "events",
     (
         tag_of(PartnerRegistered).rsplit(".", 1)[0] + ".*",  # credentials.partner.*
-        tag_of(LocationChanged),
+        *(tag_of(kind) for kind in flat(PUSHED)),
         tag_of(PullRequested),
     ),
 )
 GATEWAY_PARTNER_STATES = WorkQueue("gateway", "partner-states", "events", (tag_of(PartnerSyncStateChanged),))
 
-WORK_QUEUES = (LOCATIONS_INPUT, DISPATCHER_EVENTS, GATEWAY_PARTNER_STATES)
+WORK_QUEUES = (*MODULE_INPUTS.values(), DISPATCHER_EVENTS, GATEWAY_PARTNER_STATES)
 
 
 async def declare(

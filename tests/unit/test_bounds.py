@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from pymongo.errors import DocumentTooLarge
 
 from services.gateway.module_calls import QUERY_INT_MAX, page_query, parse_body, refuse_future_last_updated
-from services.gateway.responses import OcpiError
 from services.locations.app import InputHandler
 from services.locations.handlers import dispatch
 from services.locations.repository import PartnerRecord, Repository, in_memory_repository
@@ -29,6 +28,7 @@ from shared.contracts.locations import (
     ReceiverPut,
     SenderList,
 )
+from shared.errors import OcpiFailure, answer_of
 from shared.messaging.consumer import Delivery
 from shared.ocpi.v2_1_1.codec import MAX_DEPTH, TooDeep, check_depth, decode, encode, to_builtins
 from shared.ocpi.v2_1_1.commands import ReserveNow
@@ -181,9 +181,9 @@ def test_depth_check_agrees_with_the_true_depth(value: Any, limit: int) -> None:
 def test_out_of_range_query_ints_are_2001_naming_the_parameter(query: str) -> None:
     """offset and limit beyond 0..2^31-1 are refused with 400/2001 naming the parameter."""
     request = make_mocked_request("GET", f"/ocpi/cpo/2.1.1/locations?{query}")
-    with pytest.raises(OcpiError) as caught:
+    with pytest.raises(OcpiFailure) as caught:
         page_query(request, 100)
-    assert (caught.value.http_status, caught.value.status_code) == (400, 2001)
+    assert answer_of(caught.value) == (400, 2001)
     assert query.split("=")[0] in caught.value.message
 
 
@@ -197,9 +197,9 @@ def test_largest_query_ints_pass() -> None:
 def test_parse_body_turns_deep_json_into_2001() -> None:
     """A body with 1000-deep nesting is a 400/2001, not a RecursionError (a 500)."""
     raw = encode(to_builtins(location()))[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}"
-    with pytest.raises(OcpiError) as caught:
+    with pytest.raises(OcpiFailure) as caught:
         parse_body(raw, Location, "Location")
-    assert (caught.value.http_status, caught.value.status_code) == (400, 2001)
+    assert answer_of(caught.value) == (400, 2001)
     assert "nested deeper" in caught.value.message
 
 
@@ -207,11 +207,11 @@ def test_future_last_updated_is_refused_naming_the_field() -> None:
     """A last_updated more than the tolerance ahead, at any depth, is a 2001 with its JSON path."""
     later = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
     deep = location(evses=[evse(), msgspec.structs.replace(evse("E2"), last_updated=later)])
-    with pytest.raises(OcpiError) as caught:
+    with pytest.raises(OcpiFailure) as caught:
         refuse_future_last_updated(deep)
-    assert caught.value.status_code == 2001
+    assert answer_of(caught.value)[1] == 2001
     assert "`$.evses[1].last_updated`" in caught.value.message and "9999-12-31" in caught.value.message
-    with pytest.raises(OcpiError, match=r"`\$.last_updated`"):
+    with pytest.raises(OcpiFailure, match=r"`\$.last_updated`"):
         refuse_future_last_updated(ConnectorPatch(last_updated=later))
 
 

@@ -23,10 +23,12 @@ def delivery(body: bytes, key: str = "credentials.partner.registered") -> Delive
 
 
 def test_bindings_come_from_the_message_catalogue() -> None:
-    """The queue is bound to the partner events, location changes and pull requests."""
+    """The queue is bound to the partner events, changes of our objects and pull requests."""
     assert DISPATCHER_EVENTS.routing_keys == (
         "credentials.partner.*",
         "locations.location.changed",
+        "tariffs.tariff.changed",
+        "tariffs.tariff.removed",
         "dispatcher.module.pull",
     )
 

@@ -1,0 +1,84 @@
+"""The message catalogue: every message type of the platform, listed once.
+
+Queue bindings (shared/messaging/queues.py), the dispatcher's decoder and the AsyncAPI document
+(docs/generate_asyncapi.py) derive from these tables, so a new message is bound, decoded and documented
+where it is listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import msgspec
+
+from shared.contracts.base import Message
+from shared.contracts.locations import (
+    LocationChanged,
+    LocationInput,
+    PartnerLocationChanged,
+    PartnerLocationImport,
+)
+from shared.contracts.partners import (
+    PartnerRegistered,
+    PartnerSyncStateChanged,
+    PartnerUnregistered,
+    PullRequested,
+    TokensRevoked,
+)
+from shared.contracts.tariffs import (
+    PartnerTariffChanged,
+    PartnerTariffImport,
+    PartnerTariffRemoved,
+    TariffChanged,
+    TariffInput,
+    TariffRemoved,
+)
+from shared.ocpi.v2_1_1.versions import ModuleID
+
+# What the company's systems publish on the internal exchange, per module (its service consumes them).
+INPUTS: dict[ModuleID, tuple[type[Message], ...]] = {
+    ModuleID.LOCATIONS: get_args(LocationInput),
+    ModuleID.TARIFFS: get_args(TariffInput),
+}
+
+# The message a re-sync pull publishes (internal exchange) for each object it reads from a partner.
+IMPORTS: dict[ModuleID, type[Message]] = {
+    ModuleID.LOCATIONS: PartnerLocationImport,
+    ModuleID.TARIFFS: PartnerTariffImport,
+}
+
+# Events about our own objects (events exchange): the dispatcher pushes them to partners.
+PUSHED: dict[ModuleID, tuple[type[Message], ...]] = {
+    ModuleID.LOCATIONS: (LocationChanged,),
+    ModuleID.TARIFFS: (TariffChanged, TariffRemoved),
+}
+
+# Events about partners' objects as we store them (events exchange), for internal consumers.
+PARTNER_OBJECT_EVENTS: dict[ModuleID, tuple[type[Message], ...]] = {
+    ModuleID.LOCATIONS: (PartnerLocationChanged,),
+    ModuleID.TARIFFS: (PartnerTariffChanged, PartnerTariffRemoved),
+}
+
+# Events about the partners themselves (events exchange).
+PARTNER_EVENTS: tuple[type[Message], ...] = (
+    PartnerRegistered,
+    PartnerUnregistered,
+    PartnerSyncStateChanged,
+    TokensRevoked,
+)
+
+# Requests between the platform's own processes (events exchange; the operator's, via the gateway).
+PLATFORM_REQUESTS: tuple[type[Message], ...] = (PullRequested,)
+
+
+def flat(table: dict[ModuleID, tuple[type[Message], ...]]) -> tuple[type[Message], ...]:
+    """The message types of every module of a table, in table order."""
+    return tuple(kind for kinds in table.values() for kind in kinds)
+
+
+def decoder(*types: type[Message]) -> msgspec.json.Decoder[Any]:
+    """A decoder of the tagged union of `types`."""
+    union: Any = types[0]
+    for kind in types[1:]:
+        union = union | kind
+    return msgspec.json.Decoder(union)
