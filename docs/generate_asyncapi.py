@@ -18,12 +18,13 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
 
 from shared.contracts.base import Message, routing_key
+from shared.contracts.catalogue import INPUTS, PARTNER_EVENTS, PARTNER_OBJECT_EVENTS, PUSHED, flat
 from shared.contracts.locations import (
     ChangeScope,
     ConnectorRemove,
@@ -33,7 +34,6 @@ from shared.contracts.locations import (
     EvseUpsert,
     LocationChange,
     LocationChanged,
-    LocationInput,
     LocationRemove,
     LocationUpsert,
     PartnerLocationChanged,
@@ -44,6 +44,15 @@ from shared.contracts.partners import (
     PartnerUnregistered,
     Party,
     SyncState,
+    TokensRevoked,
+)
+from shared.contracts.tariffs import (
+    PartnerTariffChanged,
+    PartnerTariffRemoved,
+    TariffChanged,
+    TariffRemove,
+    TariffRemoved,
+    TariffUpsert,
 )
 from shared.messaging.headers import ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID
 from shared.messaging.topology import DELIVERY_LIMIT, Topology
@@ -59,6 +68,8 @@ from shared.ocpi.v2_1_1.locations import (
     PowerType,
     Status,
 )
+from shared.ocpi.v2_1_1.modules import MODULES
+from shared.ocpi.v2_1_1.tariffs import PriceComponent, Tariff, TariffDimensionType, TariffElement
 from shared.settings import Role
 
 OUTPUT = Path(__file__).resolve().parent / "asyncapi.yaml"
@@ -67,16 +78,13 @@ NAMESPACE = "ocpi"
 CATALOGUE_VERSION = "1"
 AMQP_BINDING_VERSION = "0.2.0"
 
-# What the company's systems publish on the internal exchange (the locations service consumes it).
-INPUT_TYPES: tuple[type[Message], ...] = get_args(LocationInput)
+# What the company's systems publish on the internal exchange, and which service consumes each.
+INPUT_TYPES: tuple[type[Message], ...] = flat(INPUTS)
+CONSUMED_BY: dict[type[Message], str] = {
+    kind: MODULES[module_id].service for module_id, kinds in INPUTS.items() for kind in kinds
+}
 # Domain events on the events exchange that internal consumers may bind to.
-EVENT_TYPES: tuple[type[Message], ...] = (
-    LocationChanged,
-    PartnerLocationChanged,
-    PartnerRegistered,
-    PartnerUnregistered,
-    PartnerSyncStateChanged,
-)
+EVENT_TYPES: tuple[type[Message], ...] = (*flat(PUSHED), *flat(PARTNER_OBJECT_EVENTS), *PARTNER_EVENTS)
 
 EVENT_NOTES: dict[type[Message], str] = {
     LocationChanged: (
@@ -88,6 +96,24 @@ EVENT_NOTES: dict[type[Message], str] = {
     PartnerLocationChanged: (
         "Published by the locations service after a partner's location changed in our copy "
         "(eMSP side): a PUT or PATCH from the partner, or a location pulled during a re-sync."
+    ),
+    TariffChanged: (
+        "Published by the tariffs service after every committed change of one of our tariffs (CPO "
+        "side), with the full tariff and its version (a counter per tariff, +1 per stored change, "
+        "removals included). Consumers drop versions they have already seen."
+    ),
+    TariffRemoved: (
+        "Published by the tariffs service when one of our tariffs was removed, with the version of "
+        "the removal; a later TariffChanged of the same id has a higher version."
+    ),
+    PartnerTariffChanged: (
+        "Published by the tariffs service after a partner's tariff changed in our copy (eMSP "
+        "side): a PUT or PATCH from the partner, or a tariff pulled during a re-sync."
+    ),
+    PartnerTariffRemoved: "Published by the tariffs service after a partner deleted one of its tariffs.",
+    TokensRevoked: (
+        "Published by the gateway when tokens stop working (rotation, unregistration): every "
+        "gateway replica drops them from its cache. Only token hashes travel."
     ),
     PartnerRegistered: (
         "Published by the gateway when a credentials handshake with a partner completes or is "
@@ -127,6 +153,15 @@ INPUT_NOTES: dict[type[Message], str] = {
     ConnectorUpsert: (
         "Adds the connector to the EVSE or replaces it; ignored when older than the stored "
         "connector. Unknown location or EVSE: dead-lettered."
+    ),
+    TariffUpsert: (
+        "Creates the tariff or replaces it as a whole. Ignored when `tariff.last_updated` is older "
+        "than the stored tariff's (or its removal's), or when nothing changed."
+    ),
+    TariffRemove: (
+        "Removes the tariff: it leaves our tariffs list and every eMSP partner gets a DELETE. "
+        "Changes nothing when the tariff is unknown or removed already, or when `at` is older than "
+        "its `last_updated`."
     ),
     ConnectorRemove: (
         "Removes the connector from the EVSE. Removing the last connector of an EVSE is "
@@ -182,6 +217,20 @@ def example_location(evse: EVSE | None = None) -> Location:
     )
 
 
+def example_tariff() -> Tariff:
+    """2 EUR per hour, billed per 5 minutes, as in mod_tariffs.md's PUT example."""
+    return Tariff(
+        id="TARIFF-AC-1",
+        currency="EUR",
+        elements=[
+            TariffElement(
+                price_components=[PriceComponent(type=TariffDimensionType.TIME, price=2.0, step_size=300)]
+            )
+        ],
+        last_updated=_T0,
+    )
+
+
 def examples() -> dict[type[Message], Message]:
     """One example of every documented message."""
     charging = example_location(example_evse(Status.CHARGING, _T1))
@@ -233,6 +282,19 @@ def examples() -> dict[type[Message], Message]:
             version=3,
             change=LocationChange(ChangeScope.EVSE, "EVSE-0001-1"),
         ),
+        TariffUpsert: TariffUpsert(event_id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", tariff=example_tariff()),
+        TariffRemove: TariffRemove(
+            event_id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5e", tariff_id="TARIFF-AC-1", at=_T1
+        ),
+        TariffChanged: TariffChanged(tariff=example_tariff(), version=1),
+        TariffRemoved: TariffRemoved(tariff_id="TARIFF-AC-1", version=2, at=_T1),
+        PartnerTariffChanged: PartnerTariffChanged(
+            country_code="DE", party_id="XYZ", tariff=example_tariff(), version=1
+        ),
+        PartnerTariffRemoved: PartnerTariffRemoved(
+            country_code="DE", party_id="XYZ", tariff_id="TARIFF-AC-1", version=2
+        ),
+        TokensRevoked: TokensRevoked(token_hashes=["<sha256 of a token, hex>"]),
         PartnerRegistered: PartnerRegistered(
             partner_id="6f1e2d3c4b5a6978",
             name="acme",
@@ -455,8 +517,8 @@ def build_document() -> dict[str, Any]:
         sample = samples[cls]
         channels[routing_key(sample)] = _channel(
             internal,
-            f"Input on `{topology.internal_exchange}`, consumed by the locations service from the "
-            f"queue `{topology.queue('locations', 'input')}`.",
+            f"Input on `{topology.internal_exchange}`, consumed by the {CONSUMED_BY[cls]} service "
+            f"from the queue `{topology.queue(CONSUMED_BY[cls], 'input')}`.",
             "publish",
             cls,
         )

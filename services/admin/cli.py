@@ -13,6 +13,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+# Modules whose objects of ours an operator loads from a file: POST /admin/<module>.
+LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs"}
+
 
 class AdminError(Exception):
     pass
@@ -77,23 +80,26 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("remove", "unregister and forget a partner"),
         ("rotate", "credentials PUT: new tokens both ways"),
-        ("sync", "pull the partner's locations again"),
+        ("sync", "pull the partner's objects again (every module it offers, or --module)"),
     ):
         sub = partner.add_parser(name, help=text)
         sub.add_argument("partner", help="name or id")
+        if name == "sync":
+            sub.add_argument("--module", choices=list(LOADABLE), help="only this module")
 
-    locations = groups.add_parser("locations").add_subparsers(dest="command", required=True)
-    load = locations.add_parser("load", help="load our own locations from a JSON file (a list)")
-    load.add_argument("file")
+    for module, what in LOADABLE.items():
+        commands = groups.add_parser(module).add_subparsers(dest="command", required=True)
+        load = commands.add_parser("load", help=f"load our own {module} from a JSON file (a list of {what})")
+        load.add_argument("file")
     return parser
 
 
 def run(argv: list[str] | None = None) -> Any:
     args = _parser().parse_args(argv)
     client = AdminClient(args.url, args.token)
-    if args.group == "locations":
+    if args.group in LOADABLE:
         with open(args.file, "rb") as handle:
-            return client.call("POST", "/admin/locations", raw=handle.read())
+            return client.call("POST", f"/admin/{args.group}", raw=handle.read())
     if args.command == "add":
         parties = [dict(zip(("country_code", "party_id"), p.split("/", 1), strict=True)) for p in args.party]
         return client.call(
@@ -115,7 +121,8 @@ def run(argv: list[str] | None = None) -> Any:
         return client.call("GET", "/admin/partners")
     if args.command == "remove":
         return client.call("DELETE", f"/admin/partners/{args.partner}")
-    return client.call("POST", f"/admin/partners/{args.partner}/{args.command}")
+    query = f"?module={args.module}" if args.command == "sync" and args.module else ""
+    return client.call("POST", f"/admin/partners/{args.partner}/{args.command}{query}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     except AdminError as exc:
         print(f"ocpi-admin: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    if args.json or args.group == "locations" or args.command in ("remove", "sync"):
+    if args.json or args.group in LOADABLE or args.command in ("remove", "sync"):
         print(json.dumps(result, indent=2))
     elif args.command == "add":
         _print_partner(result["partner"])

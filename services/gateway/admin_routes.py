@@ -16,6 +16,7 @@ from services.gateway.responses import OcpiError, bad_body, invalid, success, un
 from services.gateway.state import gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
 from shared.contracts.partners import PullRequested
+from shared.ocpi.v2_1_1.modules import MODULES, module_named
 
 T = TypeVar("T")
 
@@ -124,13 +125,18 @@ async def remove_partner(request: web.Request) -> web.Response:
 
 
 async def sync_partner(request: web.Request) -> web.Response:
-    """Ask the dispatcher to pull the partner's objects again (a full re-sync)."""
+    """Ask the dispatcher to pull the partner's objects again (a full re-sync): of one module with
+    `?module=`, else of every module of the table the partner offers."""
     partner = await _partner(request)
-    module = request.query.get("module", "locations")
-    await gateway_of(request).broker.publish_event(
-        PullRequested(partner_id=partner.id, module=module, full=True)
-    )
-    return success({"requested": module})
+    named = request.query.get("module")
+    if named is not None and module_named(named) is None:
+        raise invalid(f"module must be one of {', '.join(sorted(MODULES))}")
+    modules = [named] if named else [m for m in MODULES if m in partner.endpoints]
+    for module in modules:
+        await gateway_of(request).broker.publish_event(
+            PullRequested(partner_id=partner.id, module=module, full=True)
+        )
+    return success({"requested": modules})
 
 
 def add_routes(app: web.Application) -> None:

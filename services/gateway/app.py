@@ -9,10 +9,10 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from services.gateway import (
-    admin_locations,
+    admin_loads,
     admin_routes,
     credentials_routes,
-    locations_routes,
+    module_routes,
     versions_routes,
 )
 from services.gateway.auth import TokenCache
@@ -44,9 +44,9 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     )
     versions_routes.add_routes(ocpi)
     credentials_routes.add_routes(ocpi)
-    locations_routes.add_routes(ocpi)
+    module_routes.add_routes(ocpi)
     admin_routes.add_routes(admin)
-    admin_locations.add_routes(admin)
+    admin_loads.add_routes(admin)
     for app in (ocpi, admin):
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)

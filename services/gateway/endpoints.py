@@ -7,15 +7,17 @@ partner the interface of the role it plays towards that partner: an eMSP partner
 
 from __future__ import annotations
 
+from shared.ocpi.v2_1_1.modules import MODULES as OBJECT_MODULES
 from shared.ocpi.v2_1_1.versions import Endpoint, ModuleID
 from shared.settings import Role, Settings
 
 VERSION = "2.1.1"
 
-# Modules we implement for each of our roles (the receiving side for CPO partners, etc).
+# Modules we implement for each of our roles, from the module table: a module is offered under our
+# CPO URLs when the CPO sends or receives it, likewise for the eMSP.
 MODULES: dict[Role, tuple[ModuleID, ...]] = {
-    Role.CPO: (ModuleID.LOCATIONS,),
-    Role.EMSP: (ModuleID.LOCATIONS,),
+    role: tuple(m.id for m in OBJECT_MODULES.values() if role in (m.sender_role, m.receiver_role))
+    for role in Role
 }
 
 # Modules a partner must offer before we can work with it, by the partner's role.
