@@ -44,7 +44,6 @@ from shared.contracts.partners import (
     PartnerUnregistered,
     Party,
     SyncState,
-    TokensRevoked,
 )
 from shared.contracts.tariffs import (
     PartnerTariffChanged,
@@ -111,10 +110,6 @@ EVENT_NOTES: dict[type[Message], str] = {
         "side): a PUT or PATCH from the partner, or a tariff pulled during a re-sync."
     ),
     PartnerTariffRemoved: "Published by the tariffs service after a partner deleted one of its tariffs.",
-    TokensRevoked: (
-        "Published by the gateway when tokens stop working (rotation, unregistration): every "
-        "gateway replica drops them from its cache. Only token hashes travel."
-    ),
     PartnerRegistered: (
         "Published by the gateway when a credentials handshake with a partner completes or is "
         "updated. It carries the token we use to call the partner in clear: restrict who may bind "
@@ -294,7 +289,6 @@ def examples() -> dict[type[Message], Message]:
         PartnerTariffRemoved: PartnerTariffRemoved(
             country_code="DE", party_id="XYZ", tariff_id="TARIFF-AC-1", version=2
         ),
-        TokensRevoked: TokensRevoked(token_hashes=["<sha256 of a token, hex>"]),
         PartnerRegistered: PartnerRegistered(
             partner_id="6f1e2d3c4b5a6978",
             name="acme",

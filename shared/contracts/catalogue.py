@@ -60,15 +60,12 @@ PARTNER_OBJECT_EVENTS: dict[ModuleID, tuple[type[Message], ...]] = {
 }
 
 # Events about the partners themselves (events exchange).
-PARTNER_EVENTS: tuple[type[Message], ...] = (
-    PartnerRegistered,
-    PartnerUnregistered,
-    PartnerSyncStateChanged,
-    TokensRevoked,
-)
+PARTNER_EVENTS: tuple[type[Message], ...] = (PartnerRegistered, PartnerUnregistered, PartnerSyncStateChanged)
 
-# Requests between the platform's own processes (events exchange; the operator's, via the gateway).
-PLATFORM_REQUESTS: tuple[type[Message], ...] = (PullRequested,)
+# Traffic between the platform's own processes, not part of the documented catalogue (it may change
+# without a new tag): cache invalidation across gateway replicas and the operator's re-sync requests
+# (events exchange); the imports of IMPORTS travel on the internal exchange.
+PLATFORM_INTERNAL: tuple[type[Message], ...] = (TokensRevoked, PullRequested)
 
 
 def flat(table: dict[ModuleID, tuple[type[Message], ...]]) -> tuple[type[Message], ...]:

@@ -11,6 +11,7 @@ import msgspec
 from shared.contracts.base import Message
 from shared.messaging.broker import Broker
 from shared.ocpi.v2_1_1.locations import EVSE, Location
+from shared.ocpi.v2_1_1.tariffs import Tariff
 
 
 def now() -> datetime:
@@ -57,6 +58,19 @@ def location(location_id: str, evse_uids: list[str], at: datetime | None = None)
             "last_updated": stamp,
         },
         Location,
+    )
+
+
+def tariff(tariff_id: str, price: float = 0.25, at: datetime | None = None) -> Tariff:
+    """A tariff of `price` EUR per kWh, billed per Wh."""
+    return msgspec.convert(
+        {
+            "id": tariff_id,
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": price, "step_size": 1}]}],
+            "last_updated": at or now(),
+        },
+        Tariff,
     )
 
 

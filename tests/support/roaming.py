@@ -53,6 +53,15 @@ async def at_b(connection: Connection, location_id: str) -> Any:
     return reply.data if reply.status_code == 1000 else None
 
 
+async def tariff_at_b(connection: Connection, tariff_id: str) -> Any:
+    """B's copy of one of A's tariffs (None when B has none), read through B's receiver GET."""
+    pair = connection.pair
+    party = f"{pair.cpo.country_code}/{pair.cpo.party_id}"
+    url = f"{pair.emsp.public_url}/ocpi/emsp/2.1.1/tariffs/{party}/{tariff_id}"
+    reply = await request("GET", url, token=connection.cpo_to_emsp_token)
+    return reply.data if reply.status_code == 1000 else None
+
+
 async def at_a(connection: Connection, location_id: str) -> Any:
     """A's own location, read through A's sender GET as B."""
     url = f"{connection.pair.cpo.public_url}/ocpi/cpo/2.1.1/locations/{location_id}"
