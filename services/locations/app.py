@@ -13,14 +13,17 @@ import structlog
 from services.locations.announcer import Announcer
 from services.locations.handlers import InputsOutcome, dispatch, handle_location_inputs
 from services.locations.mongo import mongo_repository
+from services.locations.objects import failure, translate
 from services.locations.repository import UNSTORABLE, Repository
 from shared.contracts.base import Message, Outcome, tag_of
 from shared.contracts.locations import LocationChanged, LocationInput, LocationsRequest, PartnerLocationImport
+from shared.contracts.objects import ObjectRequest
+from shared.errors import OcpiFailure
 from shared.messaging.batch import BatchConsumer
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import LOCATIONS_INPUT, declare
-from shared.rpc_service import rpc_server
+from shared.rpc_service import RpcHandler, rpc_server
 from shared.service import Component, ServiceContext
 
 log = structlog.get_logger(__name__)
@@ -114,9 +117,17 @@ async def build(ctx: ServiceContext) -> list[Component]:
     async def handle_request(request: Any) -> Outcome:
         return await dispatch(request, repo)
 
+    async def handle_object_request(request: Any) -> Outcome:
+        try:
+            translated = translate(request)
+        except OcpiFailure as exc:
+            return failure(exc)
+        return await dispatch(translated, repo)
+
     announcer = Announcer(repo.partners, ctx.broker.publish_event)
-    handlers = {request_type: handle_request for request_type in REQUEST_TYPES}
-    rpc = rpc_server(ctx, LocationsRequest, handlers, on_published=announcer.published)
+    handlers: dict[type[Message], RpcHandler] = {kind: handle_request for kind in REQUEST_TYPES}
+    handlers.update({kind: handle_object_request for kind in get_args(ObjectRequest)})
+    rpc = rpc_server(ctx, LocationsRequest | ObjectRequest, handlers, on_published=announcer.published)
     channel = await ctx.broker.channel(2 * INPUT_BATCH)
     queue = await declare(channel, ctx.broker.topology, ctx.broker.exchanges, LOCATIONS_INPUT)
     handler = InputHandler(ctx.broker, repo, announcer)

@@ -386,3 +386,30 @@ async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_al
         got = await rpc.call("locations", ReceiverGet(country_code="DE", party_id="CPO", location_id="BAD"))
         assert got.status_code != 1000
         await channel.close()
+
+
+async def test_generic_object_requests_are_answered(harness: Harness) -> None:
+    """The gateway's generic `objects.*` requests for module "locations" reach the same rules."""
+    from shared.contracts import objects
+    from shared.contracts.partners import Party
+    from shared.ocpi.v2_1_1.codec import encode
+
+    party = Party("DE", "CPO")
+    body = msgspec.Raw(encode(location("L1")))
+    created = await harness.call(objects.ReceiverPut(module="locations", party=party, path=["L1"], body=body))
+    assert (created.status_code, created.http_status) == (1000, 201)
+    status = msgspec.Raw(b'{"status": "CHARGING"}')
+    patched = await harness.call(
+        objects.ReceiverPatch(module="locations", party=party, path=["L1", "E1"], body=status)
+    )
+    assert patched.status_code == 1000
+    got = await harness.call(objects.ReceiverGet(module="locations", party=party, path=["L1", "E1"]))
+    assert msgspec.json.decode(got.data)["status"] == "CHARGING"
+    assert len(await harness.take(2)) == 2  # the PUT's and the PATCH's PartnerLocationChanged
+    await harness.create(location("O1"))
+    listed = await harness.call(objects.SenderList(module="locations", limit=10))
+    assert ids(listed) == ["O1"]
+    one = await harness.call(objects.SenderGet(module="locations", path=["O1", "E1", "1"]))
+    assert msgspec.json.decode(one.data)["id"] == "1"
+    missing = await harness.call(objects.SenderGet(module="locations", path=["O9"]))
+    assert (missing.status_code, missing.http_status) == (2003, 404)
