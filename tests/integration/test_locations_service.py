@@ -23,12 +23,8 @@ from shared.contracts.locations import (
     LocationUpsert,
     PartnerLocationChanged,
     PartnerLocationImport,
-    ReceiverGet,
-    ReceiverPatch,
-    ReceiverPut,
-    SenderGet,
-    SenderList,
 )
+from shared.contracts.objects import ReceiverPatch, ReceiverPut
 from shared.messaging.broker import Broker
 from shared.messaging.headers import ERROR
 from shared.messaging.rpc import RpcClient
@@ -36,6 +32,7 @@ from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
 from shared.service import ServiceContext
 from shared.settings import load_settings
 from shared.storage import connect_mongo, service_database
+from tests.support.object_requests import receiver_get, receiver_patch, receiver_put, sender_get, sender_list
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -97,7 +94,7 @@ class Harness:
         pages: list[list[str]] = []
         query: dict[str, Any] = {"limit": limit, **filters}
         for _ in range(50):
-            reply = await self.call(msgspec.convert(query, SenderList, strict=False))
+            reply = await self.call(sender_list(**query))
             assert reply.status_code == 1000, reply.status_message
             pages.append([item["id"] for item in msgspec.json.decode(reply.data)])
             if reply.next_query is None:
@@ -179,7 +176,7 @@ async def test_pages_around_the_limit(harness: Harness) -> None:
         pages = await harness.crawl(limit)
         assert [len(page) for page in pages] == sizes
         assert [i for page in pages for i in page] == expected
-    first = await harness.call(SenderList(limit=3))
+    first = await harness.call(sender_list(limit=3))
     assert (first.total_count, first.limit) == (4, 3)
     assert first.next_query is not None and first.next_query["offset"] == "3" and first.next_query["cursor"]
 
@@ -210,7 +207,7 @@ async def test_crawl_during_updates_neither_skips_nor_repeats(harness: Harness) 
 async def test_date_filters_and_next_query(harness: Harness) -> None:
     """date_from is inclusive, date_to exclusive, the total counts the filter and the Link keeps it."""
     await harness.create(*[location(f"L{i}", T0 + timedelta(minutes=i)) for i in range(5)])
-    window = SenderList(limit=2, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=4))
+    window = sender_list(limit=2, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=4))
     reply = await harness.call(window)
     assert ids(reply) == ["L1", "L2"] and reply.total_count == 3
     assert reply.next_query is not None
@@ -218,7 +215,7 @@ async def test_date_filters_and_next_query(harness: Harness) -> None:
         "2024-05-01T12:01:00Z",
         "2024-05-01T12:04:00Z",
     )
-    last = await harness.call(msgspec.convert(reply.next_query, SenderList, strict=False))
+    last = await harness.call(sender_list(**reply.next_query))
     assert ids(last) == ["L3"] and last.next_query is None
 
 
@@ -237,16 +234,18 @@ async def test_redelivered_input_applies_once(harness: Harness) -> None:
     await harness.publish(later, message_id="s2")
     (third,) = await harness.take(1)
     assert isinstance(third, LocationChanged) and third.version == 3
-    got = await harness.call(SenderGet(location_id="L1", evse_uid="E1"))
+    got = await harness.call(sender_get(location_id="L1", evse_uid="E1"))
     assert msgspec.json.decode(got.data)["status"] == "AVAILABLE"
 
 
 def put(location_id: str = "L1", **body: Any) -> ReceiverPut:
-    return ReceiverPut(country_code="DE", party_id="CPO", location_id=location_id, **body)
+    return receiver_put(country_code="DE", party_id="CPO", location_id=location_id, **body)
 
 
 def patch(fields: dict[str, Any], evse_uid: str) -> ReceiverPatch:
-    return ReceiverPatch(country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields)
+    return receiver_patch(
+        country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields
+    )
 
 
 async def test_published_partner_changes_lose_their_outbox_mark(
@@ -284,7 +283,7 @@ async def test_receiver_guard_and_merge(harness: Harness) -> None:
     assert patch_event.change.scope is ChangeScope.EVSE_STATUS
     assert patch_event.location.last_updated == T0 + timedelta(hours=1, minutes=30)
     await harness.nothing_more()
-    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"))
+    got = await harness.call(receiver_get(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"))
     stored = msgspec.json.decode(got.data)
     assert stored["status"] == "CHARGING" and stored["last_updated"] == "2024-05-01T13:30:00Z"
     unknown_evse = await harness.call(patch({"status": "BLOCKED"}, "E9"))
@@ -298,7 +297,7 @@ async def test_partner_import_from_the_input_queue(harness: Harness) -> None:
     await harness.publish(PartnerLocationImport(country_code="DE", party_id="CPO", location=location("P1")))
     (event,) = await harness.take(1)
     assert isinstance(event, PartnerLocationChanged) and event.location.id == "P1"
-    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="P1"))
+    got = await harness.call(receiver_get(country_code="DE", party_id="CPO", location_id="P1"))
     assert got.status_code == 1000 and msgspec.json.decode(got.data)["id"] == "P1"
 
 
@@ -334,7 +333,7 @@ async def test_an_input_published_before_the_service_first_ran_is_kept(
         await rpc.start()
 
         async def stored() -> bool:
-            reply = await rpc.call("locations", SenderGet(location_id="EARLY"))
+            reply = await rpc.call("locations", sender_get(location_id="EARLY"))
             return reply.status_code == 1000
 
         await eventually(stored, WAIT, "the early input applied")
@@ -363,7 +362,7 @@ async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_al
 
         async def all_stored() -> bool:
             for location_id in sorted(missing):
-                if (await rpc.call("locations", SenderGet(location_id=location_id))).status_code == 1000:
+                if (await rpc.call("locations", sender_get(location_id=location_id))).status_code == 1000:
                     missing.discard(location_id)
             return not missing
 
@@ -383,7 +382,7 @@ async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_al
         assert "voltage" in str((message.headers or {}).get(ERROR))
         await asyncio.sleep(0.5)
         assert await dead.get(no_ack=True, fail=False) is None, "only the poison is dead-lettered"
-        got = await rpc.call("locations", ReceiverGet(country_code="DE", party_id="CPO", location_id="BAD"))
+        got = await rpc.call("locations", receiver_get(country_code="DE", party_id="CPO", location_id="BAD"))
         assert got.status_code != 1000
         await channel.close()
 
