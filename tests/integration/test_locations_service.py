@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from services.locations.app import build
 from shared.contracts.base import Message, RpcReply
@@ -121,10 +123,19 @@ async def _delete_namespace(broker: Broker) -> None:
 
 
 @contextlib.asynccontextmanager
-async def locations_service(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[None]:
-    """The locations service running in this process; its database dropped when it stops."""
+async def locations_service(
+    amqp_url: str, mongo_url: str, namespace: str, listeners: Sequence[CommandListener] = ()
+) -> AsyncIterator[None]:
+    """The locations service running in this process; its database dropped when it stops.
+
+    `listeners` see every command the service sends to MongoDB.
+    """
     settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
     ctx = ServiceContext("locations", settings)
+    if listeners:
+        await ctx.mongo.close()
+        ctx.mongo = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=list(listeners))
+        ctx.db = service_database(ctx.mongo, namespace, "locations")
     await ctx.broker.connect()
     components = await build(ctx)
     for component in components:
@@ -412,3 +423,46 @@ async def test_generic_object_requests_are_answered(harness: Harness) -> None:
     assert msgspec.json.decode(one.data)["id"] == "1"
     missing = await harness.call(objects.SenderGet(module="locations", path=["O9"]))
     assert (missing.status_code, missing.http_status) == (2003, 404)
+
+
+class CommandCounter(CommandListener):
+    """Counts the commands a client sends to one database, by name."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.commands: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.database_name == self.database:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_status_change_costs_one_database_operation(
+    broker: Broker, amqp_url: str, mongo_url: str, namespace: str
+) -> None:
+    """In the steady state each EVSE status change (a batch of one) is one bulk write: the location is
+    known from the write that created it, and nothing is read back."""
+    counter = CommandCounter(f"{namespace}_locations")
+    async with locations_service(amqp_url, mongo_url, namespace, [counter]):
+        harness = await _harness(broker)
+        await harness.create(location("L1"))
+        changes = 20
+        before = len(counter.commands)
+        for n in range(changes):
+            status = Status.CHARGING if n % 2 == 0 else Status.AVAILABLE
+            at = T0 + timedelta(minutes=n + 1)
+            await harness.publish(
+                EvseStatusSet(event_id=f"s{n}", location_id="L1", evse_uid="E1", status=status, at=at)
+            )
+            (event,) = await harness.take(1)
+            assert isinstance(event, LocationChanged) and event.version == n + 2
+        spent = counter.commands[before:]
+        assert len(spent) <= changes, spent
+        assert set(spent) == {"update"}, spent
+    await _delete_namespace(broker)
