@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from pymongo import AsyncMongoClient
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from pymongo.monitoring import CommandListener
 
 from services.locations.app import build
-from shared.contracts.base import Message, RpcReply
+from shared.contracts.base import RpcReply
 from shared.contracts.locations import (
     ChangeScope,
     EvseStatusSet,
@@ -31,18 +29,21 @@ from shared.messaging.broker import Broker
 from shared.messaging.headers import ERROR
 from shared.messaging.rpc import RpcClient
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
-from shared.service import ServiceContext
-from shared.settings import load_settings
 from shared.storage import connect_mongo, service_database
+from tests.support.module_service import (
+    RPC_DEADLINE,
+    WAIT,
+    CommandCounter,
+    ServiceClient,
+    delete_namespace,
+    module_service,
+)
 from tests.support.object_requests import receiver_get, receiver_patch, receiver_put, sender_get, sender_list
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-WAIT = 10.0  # upper bound of every wait for the service
-RPC_DEADLINE = 300.0
-_events = msgspec.json.Decoder(LocationChanged | PartnerLocationChanged)
 
 
 def location(lid: str, at: datetime = T0) -> Location:
@@ -59,30 +60,8 @@ def location(lid: str, at: datetime = T0) -> Location:
     )  # fmt: skip
 
 
-@dataclass
-class Harness:
+class Harness(ServiceClient):
     """A running locations service and a client's view of it."""
-
-    broker: Broker
-    rpc: RpcClient
-    events: asyncio.Queue[LocationChanged | PartnerLocationChanged]
-
-    async def call(self, request: Message) -> RpcReply:
-        async with asyncio.timeout(WAIT):
-            return await self.rpc.call("locations", request)
-
-    async def publish(self, message: Message, message_id: str | None = None) -> None:
-        await self.broker.publish_internal(message, message_id=message_id)
-
-    async def take(self, count: int) -> list[LocationChanged | PartnerLocationChanged]:
-        """The next `count` events, or fail after WAIT seconds."""
-        async with asyncio.timeout(WAIT):
-            return [await self.events.get() for _ in range(count)]
-
-    async def nothing_more(self, pause: float = 0.5) -> None:
-        """No further event arrives within `pause` seconds."""
-        await asyncio.sleep(pause)
-        assert self.events.empty(), self.events.get_nowait()
 
     async def create(self, *locations: Location) -> None:
         """Create locations one after the other (the service runs inputs concurrently), each announced."""
@@ -107,47 +86,15 @@ class Harness:
         raise AssertionError("crawl did not end")
 
 
-async def _delete_namespace(broker: Broker) -> None:
-    channel = await broker.connection.channel()
-    topology = broker.topology
-    for queue in (
-        topology.rpc_queue("locations"),
-        topology.queue("locations", "input"),
-        topology.dead_letter_queue,
-    ):
-        await channel.queue_delete(queue)
-    for exchange in (topology.rpc_exchange, topology.events_exchange, topology.internal_exchange,
-                     topology.dead_letter_exchange):  # fmt: skip
-        await channel.exchange_delete(exchange)
-    await channel.close()
-
-
-@contextlib.asynccontextmanager
-async def locations_service(
+def locations_service(
     amqp_url: str, mongo_url: str, namespace: str, listeners: Sequence[CommandListener] = ()
-) -> AsyncIterator[None]:
-    """The locations service running in this process; its database dropped when it stops.
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The locations service running in this process; its database dropped when it stops."""
+    return module_service("locations", build, amqp_url, mongo_url, namespace, listeners)
 
-    `listeners` see every command the service sends to MongoDB.
-    """
-    settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
-    ctx = ServiceContext("locations", settings)
-    if listeners:
-        await ctx.mongo.close()
-        ctx.mongo = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=list(listeners))
-        ctx.db = service_database(ctx.mongo, namespace, "locations")
-    await ctx.broker.connect()
-    components = await build(ctx)
-    for component in components:
-        await component.start()
-    try:
-        yield
-    finally:
-        for component in reversed(components):
-            await component.stop()
-        await ctx.mongo.drop_database(ctx.db.name)
-        await ctx.broker.close()
-        await ctx.mongo.close()
+
+async def _delete_namespace(broker: Broker) -> None:
+    await delete_namespace(broker, "locations")
 
 
 @pytest.fixture
@@ -158,20 +105,8 @@ async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str)
 
 
 async def _harness(broker: Broker) -> Harness:
-    events: asyncio.Queue[LocationChanged | PartnerLocationChanged] = asyncio.Queue()
-
-    async def on_event(message: AbstractIncomingMessage) -> None:
-        events.put_nowait(_events.decode(message.body))
-
-    channel = await broker.channel()
-    queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
-    await queue.bind(broker.topology.events_exchange, "locations.#")
-    await queue.consume(on_event, no_ack=True)
-    # The client's x-deadline header travels as a 32-bit float (pamqp), which is off by up to 64 s
-    # at today's epoch; a long client timeout keeps it in the future, and `call` bounds the wait.
-    rpc = RpcClient(broker, timeout=RPC_DEADLINE)
-    await rpc.start()
-    return Harness(broker, rpc, events)
+    harness: Harness = await Harness.start(broker, "locations", [LocationChanged, PartnerLocationChanged])
+    return harness
 
 
 def ids(reply: RpcReply) -> list[str]:
@@ -423,24 +358,6 @@ async def test_generic_object_requests_are_answered(harness: Harness) -> None:
     assert msgspec.json.decode(one.data)["id"] == "1"
     missing = await harness.call(objects.SenderGet(module="locations", path=["O9"]))
     assert (missing.status_code, missing.http_status) == (2003, 404)
-
-
-class CommandCounter(CommandListener):
-    """Counts the commands a client sends to one database, by name."""
-
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.commands: list[str] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.database_name == self.database:
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
 
 
 async def test_a_status_change_costs_one_database_operation(
