@@ -1,4 +1,7 @@
-"""Contract of the MongoDB features the locations repository relies on, run against the fixtures' server."""
+"""The stores of the locations service, in memory and in MongoDB (the fixtures' server): one contract.
+
+Tests that look at MongoDB itself (indexes, query plans, the counter document) run on MongoDB only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import msgspec
 import pytest
 
 from services.locations.mongo import OWN, mongo_repository
-from services.locations.repository import Repository
+from services.locations.repository import Repository, in_memory_repository
 from shared.contracts.partners import Party
 from shared.modules.mongo import MongoSenderStore
 from shared.modules.sender import RECENT_EVENTS, OwnRecord, OwnWrite, Window
@@ -36,8 +39,11 @@ def location(lid: str, at: datetime = T0, status: Status = Status.AVAILABLE) -> 
     )  # fmt: skip
 
 
-@pytest.fixture
-async def repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+@pytest.fixture(params=["memory", "mongo"])
+async def repo(request: pytest.FixtureRequest, mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+    if request.param == "memory":
+        yield in_memory_repository()
+        return
     client = connect_mongo(mongo_url)
     db = service_database(client, namespace, "locations")
     try:
@@ -48,6 +54,13 @@ async def repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
 
 
 DE = Party("DE", "CPO")
+
+
+def mongo_only(repo: Repository) -> MongoSenderStore[Location]:
+    """The MongoDB store of our locations; the test is skipped for the in-memory one."""
+    if not isinstance(repo.own, MongoSenderStore):
+        pytest.skip("looks at MongoDB itself")
+    return repo.own
 
 
 def write(changed: Location, version: int | None, *event_ids: str) -> OwnWrite[Location]:
@@ -146,7 +159,7 @@ async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
     """$push with $slice keeps only the newest event ids."""
     record = await add(repo, location("L1"), "e0")
     assert record is not None
-    collection = repo.own.collection  # type: ignore[attr-defined]
+    collection = mongo_only(repo).collection
     ids = [f"x{i}" for i in range(RECENT_EVENTS + 5)]
     await collection.update_one({"_id": "L1"}, {"$set": {"recent_event_ids": ids[:-2]}})
     assert await update(repo, location("L1"), record.version, *ids[-2:]) == 2
@@ -181,10 +194,9 @@ def _stages(plan: object) -> list[str]:
 
 async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
     """A page after a cursor is read by an index scan of created_seq: no skip and no in-memory sort."""
+    own = mongo_only(repo)
     for i in range(30):
         await add(repo, location(f"L{i}"), f"e{i}")
-    own = repo.own
-    assert isinstance(own, MongoSenderStore)
     plan = (await own.page_cursor(Window(limit=5, offset=25, after_seq=25), upto=30).explain())[
         "queryPlanner"
     ]
@@ -195,7 +207,7 @@ async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
 async def test_keyset_pages_cross_gaps_in_creation_numbers(repo: Repository) -> None:
     """Creation numbers far apart (numbers taken by failed creations): pages still fill up, in order,
     with and without a date filter, and end at the last location."""
-    collection = repo.own.counters  # type: ignore[attr-defined]
+    collection = mongo_only(repo).counters
     for i in range(12):
         await add(repo, location(f"L{i:02d}", T0 + timedelta(minutes=i % 3)), f"e{i}")
         await collection.update_one({"_id": OWN}, {"$inc": {"seq": 37 * i}})
@@ -242,7 +254,7 @@ async def test_partner_changes_stay_marked_until_announced(repo: Repository) -> 
 
 async def test_indexes_exist(repo: Repository) -> None:
     """created_seq (unique) and last_updated are indexed for the pull API."""
-    collection = repo.own.collection  # type: ignore[attr-defined]
+    collection = mongo_only(repo).collection
     keys = [dict(index["key"]) for index in (await collection.index_information()).values()]
     assert {"created_seq": 1} in keys and {"last_updated": 1} in keys
     assert collection.name == OWN
