@@ -55,7 +55,7 @@ def input_handler(
 
     async def import_one(msg: PartnerTariffImport) -> Outcome:
         party = Party(msg.country_code, msg.party_id)
-        return await import_whole(partners, party, msg.tariff, msg.tariff.id, partner_event)
+        return await import_whole(TARIFFS, partners, party, msg.tariff, msg.tariff.id, partner_event)
 
     return InputHandler(TARIFFS, own, RULES, import_one, publish, announcer)
 
