@@ -248,6 +248,8 @@ class InputsOutcome:
     events: list[Message] = field(default_factory=list)
     # Batch index of each rejected input, with the reason.
     rejected: dict[int, str] = field(default_factory=dict)
+    # The version each changed object was stored at, by id (for the log line of the batch).
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 def _write(key: str, record: OwnRecord[T] | None, applied: Applied[T]) -> OwnWrite[T] | None:
@@ -293,6 +295,7 @@ async def apply_inputs(store: SenderStore[T], rules: InputRules[T, I], inputs: S
                 outcome.rejected.update(applied.rejected)
                 seq = 0 if record is None else record.created_seq
                 after = OwnRecord(write.value, saved[key], seq, (), write.removed)
+                outcome.versions[key] = saved[key]
                 outcome.events.append(rules.changed(after, applied.parts))
         runs = {key: runs[key] for key in writes if key not in saved}
     raise ConcurrentChanges(f"objects {sorted(runs)} kept changing")

@@ -105,7 +105,7 @@ class InputHandler(Generic[T]):
             "inputs_handled",
             inputs=len(inputs),
             imports=len(imports),
-            events=len(events),
+            versions=outcome.versions,
             store_ms=round(1000 * (stored - began), 1),
             publish_ms=round(1000 * (time.perf_counter() - stored), 1),
         )
