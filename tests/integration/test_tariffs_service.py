@@ -140,3 +140,24 @@ async def test_partner_import_is_stored_like_a_put(client: ServiceClient) -> Non
     await client.nothing_more()
     got = await client.call(objects.ReceiverGet(module="tariffs", party=CPO, path=["T1"]))
     assert data(got)["last_updated"] == "2024-05-01T13:00:00Z"
+
+
+async def test_pages_skip_removed_tariffs(client: ServiceClient) -> None:
+    """A crawl by the Link's query pages over live tariffs only; the total counts them."""
+    for n in range(1, 5):
+        await client.publish(
+            TariffUpsert(event_id=f"c{n}", tariff=tariff(f"T{n}", T0 + timedelta(minutes=n)))
+        )
+        await client.take(1)
+    await client.publish(TariffRemove(event_id="r2", tariff_id="T2", at=T0 + timedelta(hours=1)))
+    await client.take(1)
+    pages: list[list[str]] = []
+    query: dict[str, Any] = {"limit": 2}
+    while True:
+        reply = await client.call(sender_list("tariffs", **query))
+        assert reply.total_count == 3
+        pages.append([item["id"] for item in data(reply)])
+        if reply.next_query is None:
+            break
+        query = dict(reply.next_query)
+    assert pages == [["T1", "T3"], ["T4"]]
