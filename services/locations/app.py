@@ -1,125 +1,50 @@
-"""Composition root of the locations service: repository, the gateway's RPC server, the input queue."""
+"""Composition root of the locations service: repository, outbox, the RPC server, the input queue."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Any
 
-import msgspec
-import structlog
-
-from services.locations.announcer import Announcer
-from services.locations.handlers import InputsOutcome, dispatch, handle_location_inputs
+from services.locations.handlers import (
+    REQUESTS,
+    RULES,
+    Handler,
+    handle_partner_location_import,
+    mark_of,
+    partner_changed,
+)
 from services.locations.mongo import mongo_repository
-from services.locations.repository import UNSTORABLE, Repository
-from shared.contracts.base import Message, Outcome, tag_of
-from shared.contracts.locations import LocationChanged, LocationInput, LocationsRequest, PartnerLocationImport
-from shared.messaging.batch import BatchConsumer
-from shared.messaging.broker import Broker
-from shared.messaging.consumer import Delivery
-from shared.messaging.queues import LOCATIONS_INPUT, declare
-from shared.rpc_service import rpc_server
+from services.locations.repository import Repository
+from shared.contracts.base import Message, Outcome
+from shared.modules.outbox import Announcer
+from shared.modules.service import InputHandler, Publish, module_service
+from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.modules import LOCATIONS
+from shared.rpc_service import RpcHandler
 from shared.service import Component, ServiceContext
 
-log = structlog.get_logger(__name__)
 
-SERVICE = "locations"
-# The largest batch of inputs applied together: at most RECENT_EVENTS, so that within a replica
-# the inputs stored after a redelivered one (the rest of its batch) cannot push its id out. Across
-# replicas more may have been stored; the last_updated guard keeps it from undoing them. The
-# channel holds two batches.
-INPUT_BATCH = 200
-REQUEST_TYPES: tuple[type[Message], ...] = get_args(LocationsRequest)
+def input_handler(repo: Repository, publish: Publish, announcer: Announcer[Any]) -> InputHandler[Location]:
+    """The handler of the input queue: our inputs in batches, partners' imports one by one."""
 
+    async def import_one(msg: Any) -> Outcome:
+        return await handle_partner_location_import(msg, repo)
 
-class InputHandler:
-    """Handles a batch of the input queue: decode, apply our inputs together, store imports, publish.
-
-    A message whose values the database can never store (UNSTORABLE) is dead-lettered with the
-    reason rather than retried. Msgspec bounds on the contracts refuse most such values at decode
-    time already. Imports are stored one by one, so their storage errors are theirs. Our inputs are
-    stored in one bulk write: a storage error there is attributed only when the batch holds one
-    input; with more, it is raised, so that the batch consumer tries the messages one by one.
-    """
-
-    def __init__(self, broker: Broker, repo: Repository, announcer: Announcer) -> None:
-        self._broker = broker
-        self._repo = repo
-        self._announcer = announcer
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(LocationInput | PartnerLocationImport)
-
-    async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
-        """The verdict of every delivery: None when handled, else why it is dead-lettered."""
-        began = time.perf_counter()
-        verdicts: list[str | None] = [None] * len(deliveries)
-        inputs: list[tuple[int, LocationInput]] = []
-        imports: list[tuple[int, PartnerLocationImport]] = []
-        for index, delivery in enumerate(deliveries):
-            try:
-                message = self._decoder.decode(delivery.body)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
-                continue
-            if isinstance(message, PartnerLocationImport):
-                imports.append((index, message))
-            else:
-                inputs.append((index, message))
-        try:
-            outcome = await handle_location_inputs([message for _, message in inputs], self._repo)
-        except UNSTORABLE as exc:
-            if len(inputs) != 1:
-                raise  # not attributable to one message: the batch consumer tries them one by one
-            index, message = inputs[0]
-            verdicts[index] = _unstorable(message, exc)
-            outcome = InputsOutcome()
-        for position, reason in outcome.rejected.items():
-            index, message = inputs[position]
-            verdicts[index] = f"{tag_of(type(message))} rejected: {reason}"
-        stored = time.perf_counter()
-        events = list(outcome.events)
-        # Imports come from re-sync pulls, a page at a time: one by one is fast enough.
-        for index, imported in imports:
-            try:
-                events.extend((await dispatch(imported, self._repo)).events)
-            except UNSTORABLE as exc:
-                verdicts[index] = _unstorable(imported, exc)
-        await asyncio.gather(*(self._broker.publish_event(event) for event in events))
-        self._announcer.published(events)
-        versions = {
-            event.location.id: event.version for event in events if isinstance(event, LocationChanged)
-        }
-        log.info(
-            "inputs_handled",
-            inputs=len(inputs),
-            imports=len(imports),
-            versions=versions,
-            store_ms=round(1000 * (stored - began), 1),
-            publish_ms=round(1000 * (time.perf_counter() - stored), 1),
-        )
-        return verdicts
-
-
-def _unstorable(message: Message, exc: Exception) -> str:
-    """The dead-letter reason of a message the database can never store."""
-    log.warning("input_unstorable", type=tag_of(type(message)), error=f"{type(exc).__name__}: {exc}")
-    return f"{tag_of(type(message))} cannot be stored: {type(exc).__name__}: {exc}"
+    return InputHandler(LOCATIONS, repo.own, RULES, import_one, publish, announcer)
 
 
 async def build(ctx: ServiceContext) -> list[Component]:
-    """Wire the repository into the RPC server and the consumer of the company's inputs."""
+    """Wire the repository into the generic module service."""
     repo = await mongo_repository(ctx.db)
+    announcer: Announcer[Location] = Announcer(
+        repo.partners, ctx.broker.publish_event, partner_changed, mark_of
+    )
 
-    async def handle_request(request: Any) -> Outcome:
-        return await dispatch(request, repo)
+    def bound(handler: Handler) -> RpcHandler:
+        async def handle(request: Any) -> Outcome:
+            return await handler(request, repo)
 
-    announcer = Announcer(repo.partners, ctx.broker.publish_event)
-    handlers = {request_type: handle_request for request_type in REQUEST_TYPES}
-    rpc = rpc_server(ctx, LocationsRequest, handlers, on_published=announcer.published)
-    channel = await ctx.broker.channel(2 * INPUT_BATCH)
-    queue = await declare(channel, ctx.broker.topology, ctx.broker.exchanges, LOCATIONS_INPUT)
-    handler = InputHandler(ctx.broker, repo, announcer)
-    inputs = BatchConsumer(ctx.broker, queue, handler, f"{SERVICE}.input", INPUT_BATCH)
-    # The announcer starts first and stops last: it clears the marks of what the others published.
-    return [announcer, rpc, inputs]
+        return handle
+
+    requests: dict[type[Message], RpcHandler] = {kind: bound(handler) for kind, handler in REQUESTS.items()}
+    inputs = input_handler(repo, ctx.broker.publish_event, announcer)
+    return await module_service(ctx, LOCATIONS, announcer, requests, inputs)

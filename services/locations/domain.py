@@ -11,6 +11,8 @@ from datetime import datetime
 import msgspec
 from msgspec import UNSET
 
+from shared import errors
+from shared.modules.receiver import is_stale, patch_time
 from shared.ocpi.v2_1_1.locations import (
     EVSE,
     Connector,
@@ -19,28 +21,25 @@ from shared.ocpi.v2_1_1.locations import (
     Location,
     LocationPatch,
 )
-from shared.ocpi.v2_1_1.types import apply_patch, to_utc
+from shared.ocpi.v2_1_1.modules import LOCATIONS
+from shared.ocpi.v2_1_1.types import apply_patch
 
 replace = msgspec.structs.replace
+__all__ = ["InvalidChange", "UnknownObject", "is_stale"]
 
 
-class InvalidChange(Exception):
+class InvalidChange(errors.InvalidInput):
     """A PUT or PATCH body that contradicts its URL (OCPI 2001)."""
 
 
-class UnknownObject(Exception):
+class UnknownObject(errors.UnknownObject):
     """The location, EVSE or connector addressed is not stored (OCPI 2003, HTTP 404)."""
 
     def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"Unknown {kind}: {key}")
+        super().__init__(f"Unknown {kind}: {key}", LOCATIONS.unknown_status)
 
 
-# ---- guard and navigation -------------------------------------------------------------------------
-
-
-def is_stale(incoming: datetime, stored: datetime) -> bool:
-    """True when a change is older than what is stored; equal timestamps are applied (idempotent)."""
-    return to_utc(incoming) < to_utc(stored)
+# ---- navigation -----------------------------------------------------------------------------------
 
 
 def find_evse(location: Location, evse_uid: str) -> EVSE | None:
@@ -112,6 +111,7 @@ def with_connector(location: Location, evse_uid: str, connector: Connector) -> L
 
 
 def _check_id(kind: str, in_body: object, in_url: str) -> None:
+    # Not the generic check_id: the locations rules raise their own InvalidChange.
     if in_body is not UNSET and in_body != in_url:
         raise InvalidChange(f"{kind} {in_body!r} in the body differs from {in_url!r} in the URL")
 
@@ -143,20 +143,10 @@ def put_connector(stored: Location, evse_uid: str, incoming: Connector, connecto
     return with_connector(stored, evse_uid, incoming)
 
 
-def _patch_time(
-    patch: LocationPatch | EVSEPatch | ConnectorPatch, stored: datetime, now: datetime
-) -> datetime | None:
-    """The last_updated a PATCH sets, or None when the PATCH is older than the stored object."""
-    if isinstance(patch.last_updated, datetime):
-        return None if is_stale(patch.last_updated, stored) else patch.last_updated
-    # 2.1.1 does not require last_updated in a PATCH: the change happens now (never going backwards).
-    return max(to_utc(now), stored)
-
-
 def patch_location(stored: Location, patch: LocationPatch, now: datetime) -> Location | None:
     """Fields present in the PATCH replace the stored ones (a list field replaces the whole list)."""
     _check_id("id", patch.id, stored.id)
-    at = _patch_time(patch, stored.last_updated, now)
+    at = patch_time(patch, stored.last_updated, now)
     return None if at is None else replace(apply_patch(stored, patch), last_updated=at)
 
 
@@ -165,7 +155,7 @@ def patch_evse(stored: Location, evse_uid: str, patch: EVSEPatch, now: datetime)
     _check_id("uid", patch.uid, evse_uid)
     evse = addressed(stored, evse_uid, None)
     assert isinstance(evse, EVSE)
-    at = _patch_time(patch, evse.last_updated, now)
+    at = patch_time(patch, evse.last_updated, now)
     return None if at is None else with_evse(stored, replace(apply_patch(evse, patch), last_updated=at))
 
 
@@ -176,7 +166,7 @@ def patch_connector(
     _check_id("id", patch.id, connector_id)
     connector = addressed(stored, evse_uid, connector_id)
     assert isinstance(connector, Connector)
-    at = _patch_time(patch, connector.last_updated, now)
+    at = patch_time(patch, connector.last_updated, now)
     if at is None:
         return None
     return with_connector(stored, evse_uid, replace(apply_patch(connector, patch), last_updated=at))

@@ -27,18 +27,17 @@ from shared.contracts.locations import (
     EvseStatusSet,
     EvseUpsert,
     LocationChange,
+    LocationChanged,
     LocationInput,
     LocationRemove,
     LocationUpsert,
 )
+from shared.modules.sender import OwnRecord, Rejected, Removed
 from shared.ocpi.v2_1_1.locations import Location, Status
 from shared.ocpi.v2_1_1.types import to_utc
 
 replace = msgspec.structs.replace
-
-
-class Rejected(Exception):
-    """An internal input that can never be applied to the stored state: it is dead-lettered."""
+__all__ = ["LocationInputs", "Rejected", "apply_input", "change_of", "location_id_of"]
 
 
 def location_id_of(msg: LocationInput) -> str:
@@ -138,46 +137,23 @@ def apply_input(msg: LocationInput, stored: Location | None) -> Location | None:
     return _remove_connector(stored, msg.evse_uid, msg.connector_id, to_utc(msg.at))
 
 
-class Applied(msgspec.Struct, kw_only=True):
-    """What a run of inputs does to one location: the state to store (None: unchanged) and why."""
+class LocationInputs:
+    """The input rules of the locations module, for the generic input loop (shared/modules/sender.py)."""
 
-    location: Location | None = None
-    # Inputs that changed the location, in order: their ids are stored with the new state.
-    event_ids: list[str] = msgspec.field(default_factory=list)
-    # The parts that changed, each once, for the announcement (of replayed inputs too).
-    changes: list[LocationChange] = msgspec.field(default_factory=list)
-    # Some input was applied before (a redelivery): the current state is announced again.
-    replayed: bool = False
-    rejected: list[tuple[int, str]] = msgspec.field(default_factory=list)
+    def key_of(self, msg: LocationInput) -> str:
+        """The id of the location an input changes."""
+        return location_id_of(msg)
 
+    def apply(
+        self, msg: LocationInput, stored: Location | Removed[Location] | None
+    ) -> Location | Removed[Location] | None:
+        """The location after an input (locations are never removed as a whole in 2.1.1)."""
+        return apply_input(msg, None if isinstance(stored, Removed) else stored)
 
-def apply_inputs(
-    stored: Location | None, recent_event_ids: tuple[str, ...], inputs: list[tuple[int, LocationInput]]
-) -> Applied:
-    """Apply the inputs for one location in order; `inputs` pairs each input with its batch index.
+    def part_of(self, msg: LocationInput) -> LocationChange:
+        """What part of the location an input changes."""
+        return change_of(msg)
 
-    An input whose event id the location remembers (or that came twice in the run) changes nothing
-    again. A rejected input is reported with its index and skipped; the others still apply.
-    """
-    applied = Applied()
-    seen = set(recent_event_ids)
-    current = stored
-    for index, msg in inputs:
-        change = change_of(msg)
-        if msg.event_id in seen:
-            applied.replayed = True
-        else:
-            try:
-                after = apply_input(msg, current)
-            except Rejected as exc:
-                applied.rejected.append((index, str(exc)))
-                continue
-            if after is None:
-                continue
-            seen.add(msg.event_id)
-            current = after
-            applied.location = after
-            applied.event_ids.append(msg.event_id)
-        if change not in applied.changes:
-            applied.changes.append(change)
-    return applied
+    def changed(self, record: OwnRecord[Location], parts: list[LocationChange]) -> LocationChanged:
+        """The announcement of a stored location and its changed parts."""
+        return LocationChanged(location=record.value, version=record.version, changes=parts)

@@ -1,9 +1,15 @@
-"""Which domain rule an eMSP receiver PUT or PATCH applies, chosen by the URL's level (pure)."""
+"""Which domain rule an eMSP receiver PUT or PATCH applies, chosen by the URL's level (pure).
+
+`path` holds location_id, [evse_uid, [connector_id]]; the body is the partner's JSON, validated at the
+gateway against the level's type and decoded here once more into it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
+from typing import Any
+
+import msgspec
 
 from services.locations.domain import (
     InvalidChange,
@@ -15,62 +21,74 @@ from services.locations.domain import (
     put_location,
     require,
 )
-from shared.contracts.locations import ChangeScope, ReceiverPatch, ReceiverPut
-from shared.ocpi.v2_1_1.codec import convert
-from shared.ocpi.v2_1_1.locations import ConnectorPatch, EVSEPatch, Location, LocationPatch
-
-# stored copy (None when absent) -> the copy to store, or None when nothing changes
-Rule = Callable[[Location | None], Location | None]
+from shared.contracts.locations import ChangeScope, LocationChange
+from shared.modules.receiver import Rule
+from shared.ocpi.v2_1_1.codec import convert, decode
+from shared.ocpi.v2_1_1.locations import EVSE, Connector, ConnectorPatch, EVSEPatch, Location, LocationPatch
 
 _STATUS_ONLY = {"status", "last_updated"}
 
 
-def _check_level(msg: ReceiverPut | ReceiverPatch) -> None:
-    if msg.connector_id is not None and msg.evse_uid is None:
-        raise InvalidChange("a connector is addressed by location_id, evse_uid and connector_id")
+def ids_of(path: list[str]) -> tuple[str, str | None, str | None]:
+    """(location_id, evse_uid, connector_id) of a URL path below {country_code}/{party_id}."""
+    if not 1 <= len(path) <= 3 or not all(path):
+        raise InvalidChange("a location is addressed by location_id, [evse_uid, [connector_id]]")
+    evse_uid, connector_id = (*path[1:], None, None)[:2]
+    return path[0], evse_uid, connector_id
 
 
-def put_rule(msg: ReceiverPut) -> tuple[Rule, ChangeScope]:
+def _body(body: bytes, type_: type[Any]) -> Any:
+    try:
+        return decode(body, type_)
+    except msgspec.DecodeError as exc:
+        raise InvalidChange(f"Invalid {type_.__name__}: {exc}") from exc
+
+
+def put_rule(path: list[str], body: bytes) -> tuple[Rule[Location], LocationChange]:
     """The rule of a PUT: the body must be the object the URL names (a location, EVSE or connector)."""
-    _check_level(msg)
-    location_id, evse_uid, connector_id = msg.location_id, msg.evse_uid, msg.connector_id
+    location_id, evse_uid, connector_id = ids_of(path)
     if evse_uid is not None and connector_id is not None:
-        connector = msg.connector
-        if connector is None or msg.location is not None or msg.evse is not None:
-            raise InvalidChange("a PUT to a connector URL carries a Connector")
+        connector: Connector = _body(body, Connector)
         return (
             lambda stored: put_connector(require(stored, location_id), evse_uid, connector, connector_id),
-            ChangeScope.CONNECTOR,
+            LocationChange(ChangeScope.CONNECTOR, evse_uid, connector_id),
         )
     if evse_uid is not None:
-        evse = msg.evse
-        if evse is None or msg.location is not None or msg.connector is not None:
-            raise InvalidChange("a PUT to an EVSE URL carries an EVSE")
-        return lambda stored: put_evse(require(stored, location_id), evse, evse_uid), ChangeScope.EVSE
-    location = msg.location
-    if location is None or msg.evse is not None or msg.connector is not None:
-        raise InvalidChange("a PUT to a location URL carries a Location")
-    return lambda stored: put_location(stored, location, location_id), ChangeScope.LOCATION
+        evse: EVSE = _body(body, EVSE)
+        return (
+            lambda stored: put_evse(require(stored, location_id), evse, evse_uid),
+            LocationChange(ChangeScope.EVSE, evse_uid),
+        )
+    location: Location = _body(body, Location)
+    return lambda stored: put_location(stored, location, location_id), LocationChange(ChangeScope.LOCATION)
 
 
-def patch_rule(msg: ReceiverPatch, now: datetime) -> tuple[Rule, ChangeScope]:
-    """The rule of a PATCH; raises msgspec.ValidationError (naming the field) for a bad body."""
-    _check_level(msg)
-    location_id, evse_uid, connector_id = msg.location_id, msg.evse_uid, msg.connector_id
-    if evse_uid is not None and connector_id is not None:
-        connector_patch = convert(msg.patch, ConnectorPatch)
+def patch_rule(path: list[str], body: bytes, now: datetime) -> tuple[Rule[Location], LocationChange]:
+    """The rule of a PATCH; raises InvalidChange (naming the field) for a bad body."""
+    location_id, evse_uid, connector_id = ids_of(path)
+    fields = _body(body, dict)
+    try:
+        if evse_uid is not None and connector_id is not None:
+            connector_patch = convert(fields, ConnectorPatch)
 
-        def rule(stored: Location | None) -> Location | None:
-            return patch_connector(require(stored, location_id), evse_uid, connector_id, connector_patch, now)
+            def rule(stored: Location | None) -> Location | None:
+                return patch_connector(
+                    require(stored, location_id), evse_uid, connector_id, connector_patch, now
+                )
 
-        return rule, ChangeScope.CONNECTOR
-    if evse_uid is not None:
-        evse_patch = convert(msg.patch, EVSEPatch)
-        status_only = "status" in msg.patch and set(msg.patch) <= _STATUS_ONLY
-        scope = ChangeScope.EVSE_STATUS if status_only else ChangeScope.EVSE
-        return lambda stored: patch_evse(require(stored, location_id), evse_uid, evse_patch, now), scope
-    location_patch = convert(msg.patch, LocationPatch)
+            return rule, LocationChange(ChangeScope.CONNECTOR, evse_uid, connector_id)
+        if evse_uid is not None:
+            evse_patch = convert(fields, EVSEPatch)
+            status_only = "status" in fields and set(fields) <= _STATUS_ONLY
+            scope = ChangeScope.EVSE_STATUS if status_only else ChangeScope.EVSE
+            return (
+                lambda stored: patch_evse(require(stored, location_id), evse_uid, evse_patch, now),
+                LocationChange(scope, evse_uid),
+            )
+        location_patch = convert(fields, LocationPatch)
+    except msgspec.ValidationError as exc:
+        raise InvalidChange(f"Invalid PATCH: {exc}") from exc
     return (
         lambda stored: patch_location(require(stored, location_id), location_patch, now),
-        ChangeScope.LOCATION,
+        LocationChange(ChangeScope.LOCATION),
     )

@@ -1,1 +1,1 @@
-"""The tariffs service: owns the tariffs module's state in its own MongoDB database."""
+"""The tariffs service: our tariffs (CPO sender) and partners' tariffs (eMSP receiver)."""

@@ -1,4 +1,4 @@
-"""Entrypoint: python -m services.tariffs"""
+"""Run the tariffs service: `python -m services.tariffs` (settings from the environment)."""
 
 import asyncio
 
@@ -7,6 +7,13 @@ from shared.logging import configure_logging
 from shared.service import run_service
 from shared.settings import load_settings
 
-settings = load_settings()
-configure_logging("tariffs", settings.log_format, settings.log_level)
-asyncio.run(run_service("tariffs", settings, build))
+
+def main() -> None:
+    """Load settings, configure logging and serve until SIGTERM."""
+    settings = load_settings()
+    configure_logging("tariffs", settings.log_format, settings.log_level)
+    asyncio.run(run_service("tariffs", settings, build))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from pymongo.monitoring import CommandListener
 
 from services.locations.app import build
-from shared.contracts.base import Message, RpcReply
+from shared.contracts.base import RpcReply
 from shared.contracts.locations import (
     ChangeScope,
     EvseStatusSet,
@@ -23,27 +23,27 @@ from shared.contracts.locations import (
     LocationUpsert,
     PartnerLocationChanged,
     PartnerLocationImport,
-    ReceiverGet,
-    ReceiverPatch,
-    ReceiverPut,
-    SenderGet,
-    SenderList,
 )
+from shared.contracts.objects import ReceiverPatch, ReceiverPut
 from shared.messaging.broker import Broker
 from shared.messaging.headers import ERROR
 from shared.messaging.rpc import RpcClient
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
-from shared.service import ServiceContext
-from shared.settings import load_settings
 from shared.storage import connect_mongo, service_database
+from tests.support.module_service import (
+    RPC_DEADLINE,
+    WAIT,
+    CommandCounter,
+    ServiceClient,
+    delete_namespace,
+    module_service,
+)
+from tests.support.object_requests import receiver_get, receiver_patch, receiver_put, sender_get, sender_list
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-WAIT = 10.0  # upper bound of every wait for the service
-RPC_DEADLINE = 300.0
-_events = msgspec.json.Decoder(LocationChanged | PartnerLocationChanged)
 
 
 def location(lid: str, at: datetime = T0) -> Location:
@@ -60,30 +60,8 @@ def location(lid: str, at: datetime = T0) -> Location:
     )  # fmt: skip
 
 
-@dataclass
-class Harness:
+class Harness(ServiceClient):
     """A running locations service and a client's view of it."""
-
-    broker: Broker
-    rpc: RpcClient
-    events: asyncio.Queue[LocationChanged | PartnerLocationChanged]
-
-    async def call(self, request: Message) -> RpcReply:
-        async with asyncio.timeout(WAIT):
-            return await self.rpc.call("locations", request)
-
-    async def publish(self, message: Message, message_id: str | None = None) -> None:
-        await self.broker.publish_internal(message, message_id=message_id)
-
-    async def take(self, count: int) -> list[LocationChanged | PartnerLocationChanged]:
-        """The next `count` events, or fail after WAIT seconds."""
-        async with asyncio.timeout(WAIT):
-            return [await self.events.get() for _ in range(count)]
-
-    async def nothing_more(self, pause: float = 0.5) -> None:
-        """No further event arrives within `pause` seconds."""
-        await asyncio.sleep(pause)
-        assert self.events.empty(), self.events.get_nowait()
 
     async def create(self, *locations: Location) -> None:
         """Create locations one after the other (the service runs inputs concurrently), each announced."""
@@ -97,7 +75,7 @@ class Harness:
         pages: list[list[str]] = []
         query: dict[str, Any] = {"limit": limit, **filters}
         for _ in range(50):
-            reply = await self.call(msgspec.convert(query, SenderList, strict=False))
+            reply = await self.call(sender_list(**query))
             assert reply.status_code == 1000, reply.status_message
             pages.append([item["id"] for item in msgspec.json.decode(reply.data)])
             if reply.next_query is None:
@@ -108,38 +86,15 @@ class Harness:
         raise AssertionError("crawl did not end")
 
 
-async def _delete_namespace(broker: Broker) -> None:
-    channel = await broker.connection.channel()
-    topology = broker.topology
-    for queue in (
-        topology.rpc_queue("locations"),
-        topology.queue("locations", "input"),
-        topology.dead_letter_queue,
-    ):
-        await channel.queue_delete(queue)
-    for exchange in (topology.rpc_exchange, topology.events_exchange, topology.internal_exchange,
-                     topology.dead_letter_exchange):  # fmt: skip
-        await channel.exchange_delete(exchange)
-    await channel.close()
-
-
-@contextlib.asynccontextmanager
-async def locations_service(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[None]:
+def locations_service(
+    amqp_url: str, mongo_url: str, namespace: str, listeners: Sequence[CommandListener] = ()
+) -> contextlib.AbstractAsyncContextManager[None]:
     """The locations service running in this process; its database dropped when it stops."""
-    settings = load_settings(namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
-    ctx = ServiceContext("locations", settings)
-    await ctx.broker.connect()
-    components = await build(ctx)
-    for component in components:
-        await component.start()
-    try:
-        yield
-    finally:
-        for component in reversed(components):
-            await component.stop()
-        await ctx.mongo.drop_database(ctx.db.name)
-        await ctx.broker.close()
-        await ctx.mongo.close()
+    return module_service("locations", build, amqp_url, mongo_url, namespace, listeners)
+
+
+async def _delete_namespace(broker: Broker) -> None:
+    await delete_namespace(broker, "locations")
 
 
 @pytest.fixture
@@ -150,20 +105,8 @@ async def harness(broker: Broker, amqp_url: str, mongo_url: str, namespace: str)
 
 
 async def _harness(broker: Broker) -> Harness:
-    events: asyncio.Queue[LocationChanged | PartnerLocationChanged] = asyncio.Queue()
-
-    async def on_event(message: AbstractIncomingMessage) -> None:
-        events.put_nowait(_events.decode(message.body))
-
-    channel = await broker.channel()
-    queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
-    await queue.bind(broker.topology.events_exchange, "locations.#")
-    await queue.consume(on_event, no_ack=True)
-    # The client's x-deadline header travels as a 32-bit float (pamqp), which is off by up to 64 s
-    # at today's epoch; a long client timeout keeps it in the future, and `call` bounds the wait.
-    rpc = RpcClient(broker, timeout=RPC_DEADLINE)
-    await rpc.start()
-    return Harness(broker, rpc, events)
+    harness: Harness = await Harness.start(broker, "locations", [LocationChanged, PartnerLocationChanged])
+    return harness
 
 
 def ids(reply: RpcReply) -> list[str]:
@@ -179,7 +122,7 @@ async def test_pages_around_the_limit(harness: Harness) -> None:
         pages = await harness.crawl(limit)
         assert [len(page) for page in pages] == sizes
         assert [i for page in pages for i in page] == expected
-    first = await harness.call(SenderList(limit=3))
+    first = await harness.call(sender_list(limit=3))
     assert (first.total_count, first.limit) == (4, 3)
     assert first.next_query is not None and first.next_query["offset"] == "3" and first.next_query["cursor"]
 
@@ -210,7 +153,7 @@ async def test_crawl_during_updates_neither_skips_nor_repeats(harness: Harness) 
 async def test_date_filters_and_next_query(harness: Harness) -> None:
     """date_from is inclusive, date_to exclusive, the total counts the filter and the Link keeps it."""
     await harness.create(*[location(f"L{i}", T0 + timedelta(minutes=i)) for i in range(5)])
-    window = SenderList(limit=2, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=4))
+    window = sender_list(limit=2, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=4))
     reply = await harness.call(window)
     assert ids(reply) == ["L1", "L2"] and reply.total_count == 3
     assert reply.next_query is not None
@@ -218,7 +161,7 @@ async def test_date_filters_and_next_query(harness: Harness) -> None:
         "2024-05-01T12:01:00Z",
         "2024-05-01T12:04:00Z",
     )
-    last = await harness.call(msgspec.convert(reply.next_query, SenderList, strict=False))
+    last = await harness.call(sender_list(**reply.next_query))
     assert ids(last) == ["L3"] and last.next_query is None
 
 
@@ -237,16 +180,18 @@ async def test_redelivered_input_applies_once(harness: Harness) -> None:
     await harness.publish(later, message_id="s2")
     (third,) = await harness.take(1)
     assert isinstance(third, LocationChanged) and third.version == 3
-    got = await harness.call(SenderGet(location_id="L1", evse_uid="E1"))
+    got = await harness.call(sender_get(location_id="L1", evse_uid="E1"))
     assert msgspec.json.decode(got.data)["status"] == "AVAILABLE"
 
 
 def put(location_id: str = "L1", **body: Any) -> ReceiverPut:
-    return ReceiverPut(country_code="DE", party_id="CPO", location_id=location_id, **body)
+    return receiver_put(country_code="DE", party_id="CPO", location_id=location_id, **body)
 
 
 def patch(fields: dict[str, Any], evse_uid: str) -> ReceiverPatch:
-    return ReceiverPatch(country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields)
+    return receiver_patch(
+        country_code="DE", party_id="CPO", location_id="L1", evse_uid=evse_uid, patch=fields
+    )
 
 
 async def test_published_partner_changes_lose_their_outbox_mark(
@@ -284,7 +229,7 @@ async def test_receiver_guard_and_merge(harness: Harness) -> None:
     assert patch_event.change.scope is ChangeScope.EVSE_STATUS
     assert patch_event.location.last_updated == T0 + timedelta(hours=1, minutes=30)
     await harness.nothing_more()
-    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"))
+    got = await harness.call(receiver_get(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"))
     stored = msgspec.json.decode(got.data)
     assert stored["status"] == "CHARGING" and stored["last_updated"] == "2024-05-01T13:30:00Z"
     unknown_evse = await harness.call(patch({"status": "BLOCKED"}, "E9"))
@@ -298,7 +243,7 @@ async def test_partner_import_from_the_input_queue(harness: Harness) -> None:
     await harness.publish(PartnerLocationImport(country_code="DE", party_id="CPO", location=location("P1")))
     (event,) = await harness.take(1)
     assert isinstance(event, PartnerLocationChanged) and event.location.id == "P1"
-    got = await harness.call(ReceiverGet(country_code="DE", party_id="CPO", location_id="P1"))
+    got = await harness.call(receiver_get(country_code="DE", party_id="CPO", location_id="P1"))
     assert got.status_code == 1000 and msgspec.json.decode(got.data)["id"] == "P1"
 
 
@@ -334,7 +279,7 @@ async def test_an_input_published_before_the_service_first_ran_is_kept(
         await rpc.start()
 
         async def stored() -> bool:
-            reply = await rpc.call("locations", SenderGet(location_id="EARLY"))
+            reply = await rpc.call("locations", sender_get(location_id="EARLY"))
             return reply.status_code == 1000
 
         await eventually(stored, WAIT, "the early input applied")
@@ -363,7 +308,7 @@ async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_al
 
         async def all_stored() -> bool:
             for location_id in sorted(missing):
-                if (await rpc.call("locations", SenderGet(location_id=location_id))).status_code == 1000:
+                if (await rpc.call("locations", sender_get(location_id=location_id))).status_code == 1000:
                     missing.discard(location_id)
             return not missing
 
@@ -383,6 +328,58 @@ async def test_a_poison_import_among_199_inputs_in_one_batch_is_dead_lettered_al
         assert "voltage" in str((message.headers or {}).get(ERROR))
         await asyncio.sleep(0.5)
         assert await dead.get(no_ack=True, fail=False) is None, "only the poison is dead-lettered"
-        got = await rpc.call("locations", ReceiverGet(country_code="DE", party_id="CPO", location_id="BAD"))
+        got = await rpc.call("locations", receiver_get(country_code="DE", party_id="CPO", location_id="BAD"))
         assert got.status_code != 1000
         await channel.close()
+
+
+async def test_generic_object_requests_are_answered(harness: Harness) -> None:
+    """The gateway's generic `objects.*` requests for module "locations" reach the same rules."""
+    from shared.contracts import objects
+    from shared.contracts.partners import Party
+    from shared.ocpi.v2_1_1.codec import encode
+
+    party = Party("DE", "CPO")
+    body = msgspec.Raw(encode(location("L1")))
+    created = await harness.call(objects.ReceiverPut(module="locations", party=party, path=["L1"], body=body))
+    assert (created.status_code, created.http_status) == (1000, 201)
+    status = msgspec.Raw(b'{"status": "CHARGING"}')
+    patched = await harness.call(
+        objects.ReceiverPatch(module="locations", party=party, path=["L1", "E1"], body=status)
+    )
+    assert patched.status_code == 1000
+    got = await harness.call(objects.ReceiverGet(module="locations", party=party, path=["L1", "E1"]))
+    assert msgspec.json.decode(got.data)["status"] == "CHARGING"
+    assert len(await harness.take(2)) == 2  # the PUT's and the PATCH's PartnerLocationChanged
+    await harness.create(location("O1"))
+    listed = await harness.call(objects.SenderList(module="locations", limit=10))
+    assert ids(listed) == ["O1"]
+    one = await harness.call(objects.SenderGet(module="locations", path=["O1", "E1", "1"]))
+    assert msgspec.json.decode(one.data)["id"] == "1"
+    missing = await harness.call(objects.SenderGet(module="locations", path=["O9"]))
+    assert (missing.status_code, missing.http_status) == (2003, 404)
+
+
+async def test_a_status_change_costs_one_database_operation(
+    broker: Broker, amqp_url: str, mongo_url: str, namespace: str
+) -> None:
+    """In the steady state each EVSE status change (a batch of one) is one bulk write: the location is
+    known from the write that created it, and nothing is read back."""
+    counter = CommandCounter(f"{namespace}_locations")
+    async with locations_service(amqp_url, mongo_url, namespace, [counter]):
+        harness = await _harness(broker)
+        await harness.create(location("L1"))
+        changes = 20
+        before = len(counter.commands)
+        for n in range(changes):
+            status = Status.CHARGING if n % 2 == 0 else Status.AVAILABLE
+            at = T0 + timedelta(minutes=n + 1)
+            await harness.publish(
+                EvseStatusSet(event_id=f"s{n}", location_id="L1", evse_uid="E1", status=status, at=at)
+            )
+            (event,) = await harness.take(1)
+            assert isinstance(event, LocationChanged) and event.version == n + 2
+        spent = counter.commands[before:]
+        assert len(spent) <= changes, spent
+        assert set(spent) == {"update"}, spent
+    await _delete_namespace(broker)

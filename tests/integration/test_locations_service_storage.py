@@ -1,4 +1,7 @@
-"""Contract of the MongoDB features the locations repository relies on, run against the fixtures' server."""
+"""The stores of the locations service, in memory and in MongoDB (the fixtures' server): one contract.
+
+Tests that look at MongoDB itself (indexes, query plans, the counter document) run on MongoDB only.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from services.locations.mongo import OWN, MongoOwnLocations, mongo_repository
-from services.locations.repository import RECENT_EVENTS, OwnRecord, OwnWrite, Repository, Window
+from services.locations.mongo import OWN, mongo_repository
+from services.locations.repository import Repository, in_memory_repository
+from shared.contracts.partners import Party
+from shared.modules.mongo import MongoSenderStore
+from shared.modules.sender import RECENT_EVENTS, OwnRecord, OwnWrite, Window
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
 from shared.storage import connect_mongo, service_database
 
@@ -33,8 +39,11 @@ def location(lid: str, at: datetime = T0, status: Status = Status.AVAILABLE) -> 
     )  # fmt: skip
 
 
-@pytest.fixture
-async def repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+@pytest.fixture(params=["memory", "mongo"])
+async def repo(request: pytest.FixtureRequest, mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+    if request.param == "memory":
+        yield in_memory_repository()
+        return
     client = connect_mongo(mongo_url)
     db = service_database(client, namespace, "locations")
     try:
@@ -44,15 +53,29 @@ async def repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
         await client.close()
 
 
-async def add(repo: Repository, new: Location, event_id: str) -> OwnRecord | None:
+DE = Party("DE", "CPO")
+
+
+def mongo_only(repo: Repository) -> MongoSenderStore[Location]:
+    """The MongoDB store of our locations; the test is skipped for the in-memory one."""
+    if not isinstance(repo.own, MongoSenderStore):
+        pytest.skip("looks at MongoDB itself")
+    return repo.own
+
+
+def write(changed: Location, version: int | None, *event_ids: str) -> OwnWrite[Location]:
+    return OwnWrite(changed.id, changed, version, event_ids)
+
+
+async def add(repo: Repository, new: Location, event_id: str) -> OwnRecord[Location] | None:
     """Store a new location alone; its record, or None when it exists already."""
-    saved = await repo.own.save_many([OwnWrite(location=new, version=None, event_ids=(event_id,))])
+    saved = await repo.own.save_many([write(new, None, event_id)])
     return await repo.own.get(new.id) if saved == {new.id: 1} else None
 
 
 async def update(repo: Repository, changed: Location, version: int, *event_ids: str) -> int | None:
     """Store a new state alone; its version, or None when the precondition failed."""
-    saved = await repo.own.save_many([OwnWrite(location=changed, version=version, event_ids=event_ids)])
+    saved = await repo.own.save_many([write(changed, version, *event_ids)])
     return saved.get(changed.id)
 
 
@@ -62,7 +85,7 @@ async def test_own_round_trip_keeps_the_ocpi_object(repo: Repository) -> None:
     assert stored is not None
     record = await repo.own.get("L1")
     assert record is not None
-    assert record.location == location("L1") and record.location.last_updated.tzinfo is not None
+    assert record.value == location("L1") and record.value.last_updated.tzinfo is not None
     assert (record.version, record.recent_event_ids) == (1, ("e1",))
 
 
@@ -90,7 +113,7 @@ async def test_own_update_is_compare_and_set_on_version(repo: Repository) -> Non
     assert await update(repo, charging, 1, "e2", "e3") == 2
     assert await update(repo, charging, 1, "e4") is None  # version moved on
     record = await repo.own.get("L1")
-    assert record is not None and record.version == 2 and record.location == charging
+    assert record is not None and record.version == 2 and record.value == charging
     assert record.recent_event_ids == ("e1", "e2", "e3")
 
 
@@ -101,15 +124,15 @@ async def test_one_bulk_write_decides_each_write_on_its_own(repo: Repository) ->
     await update(repo, location("L2", T0 + timedelta(minutes=1)), 1, "e3")
     later = T0 + timedelta(minutes=5)
     writes = [
-        OwnWrite(location=location("L3", later), version=None, event_ids=("n1",)),  # new: stored
-        OwnWrite(location=location("L1", later), version=None, event_ids=("n2",)),  # exists: refused
-        OwnWrite(location=location("L1", later), version=1, event_ids=("n3",)),  # current: stored
-        OwnWrite(location=location("L2", later), version=1, event_ids=("n4",)),  # outdated: refused
-        OwnWrite(location=location("L4", later), version=None, event_ids=("n5",)),  # new: stored
+        write(location("L3", later), None, "n1"),  # new: stored
+        write(location("L1", later), None, "n2"),  # exists: refused
+        write(location("L1", later), 1, "n3"),  # current: stored
+        write(location("L2", later), 1, "n4"),  # outdated: refused
+        write(location("L4", later), None, "n5"),  # new: stored
     ]
     assert await repo.own.save_many(writes) == {"L3": 1, "L1": 2, "L4": 1}
     records = await repo.own.get_many(["L1", "L2", "L3", "L4", "L5"])
-    assert {k: (r.version, r.location.last_updated) for k, r in records.items()} == {
+    assert {k: (r.version, r.value.last_updated) for k, r in records.items()} == {
         "L1": (2, later),
         "L2": (2, T0 + timedelta(minutes=1)),
         "L3": (1, later),
@@ -124,19 +147,19 @@ async def test_a_lost_race_is_told_apart_when_the_winner_applied_the_same_input(
     await add(repo, location("L2"), "e2")
     assert await update(repo, location("L1", T0 + timedelta(minutes=1)), 1, "X", "Z") == 2
     writes = [
-        OwnWrite(location=location("L1", T0 + timedelta(minutes=2)), version=1, event_ids=("X", "Y")),
-        OwnWrite(location=location("L2", T0 + timedelta(minutes=2)), version=1, event_ids=("W",)),
+        write(location("L1", T0 + timedelta(minutes=2)), 1, "X", "Y"),
+        write(location("L2", T0 + timedelta(minutes=2)), 1, "W"),
     ]
     assert await repo.own.save_many(writes) == {"L2": 2}
     record = await repo.own.get("L1")
-    assert record is not None and record.location.last_updated == T0 + timedelta(minutes=1)
+    assert record is not None and record.value.last_updated == T0 + timedelta(minutes=1)
 
 
 async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
     """$push with $slice keeps only the newest event ids."""
     record = await add(repo, location("L1"), "e0")
     assert record is not None
-    collection = repo.own._locations  # type: ignore[attr-defined]
+    collection = mongo_only(repo).collection
     ids = [f"x{i}" for i in range(RECENT_EVENTS + 5)]
     await collection.update_one({"_id": "L1"}, {"$set": {"recent_event_ids": ids[:-2]}})
     assert await update(repo, location("L1"), record.version, *ids[-2:]) == 2
@@ -171,10 +194,9 @@ def _stages(plan: object) -> list[str]:
 
 async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
     """A page after a cursor is read by an index scan of created_seq: no skip and no in-memory sort."""
+    own = mongo_only(repo)
     for i in range(30):
         await add(repo, location(f"L{i}"), f"e{i}")
-    own = repo.own
-    assert isinstance(own, MongoOwnLocations)
     plan = (await own.page_cursor(Window(limit=5, offset=25, after_seq=25), upto=30).explain())[
         "queryPlanner"
     ]
@@ -185,7 +207,7 @@ async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
 async def test_keyset_pages_cross_gaps_in_creation_numbers(repo: Repository) -> None:
     """Creation numbers far apart (numbers taken by failed creations): pages still fill up, in order,
     with and without a date filter, and end at the last location."""
-    collection = repo.own._counters  # type: ignore[attr-defined]
+    collection = mongo_only(repo).counters
     for i in range(12):
         await add(repo, location(f"L{i:02d}", T0 + timedelta(minutes=i % 3)), f"e{i}")
         await collection.update_one({"_id": OWN}, {"$inc": {"seq": 37 * i}})
@@ -216,15 +238,15 @@ async def test_partner_changes_stay_marked_until_announced(repo: Repository) -> 
     """Every stored partner change is marked; clearing needs its version; the sweep query finds
     the marks older than a time, oldest first."""
     partners = repo.partners
-    first = await partners.add("DE", "CPO", location("P1"))
-    await partners.add("DE", "CPO", location("P2"))
+    first = await partners.save(DE, "P1", location("P1"), None)
+    await partners.save(DE, "P2", location("P2"), None)
     assert first is not None
     later = datetime.now(UTC) + timedelta(seconds=5)
-    assert [r.location.id for r in await partners.unannounced(later, 10)] == ["P1", "P2"]
-    changed = await partners.update("DE", "CPO", location("P1", T0 + timedelta(minutes=1)), 1)
+    assert [r.value.id for r in await partners.unannounced(later, 10)] == ["P1", "P2"]
+    changed = await partners.save(DE, "P1", location("P1", T0 + timedelta(minutes=1)), 1)
     assert changed is not None and changed.version == 2
     await partners.announced([("DE", "CPO", "P1", 1), ("DE", "CPO", "P2", 1)])
-    assert [(r.location.id, r.version) for r in await partners.unannounced(later, 10)] == [("P1", 2)]
+    assert [(r.value.id, r.version) for r in await partners.unannounced(later, 10)] == [("P1", 2)]
     assert await partners.unannounced(datetime.now(UTC) - timedelta(minutes=1), 10) == []
     await partners.announced([("DE", "CPO", "P1", 2)])
     assert await partners.unannounced(later, 10) == []
@@ -232,7 +254,7 @@ async def test_partner_changes_stay_marked_until_announced(repo: Repository) -> 
 
 async def test_indexes_exist(repo: Repository) -> None:
     """created_seq (unique) and last_updated are indexed for the pull API."""
-    collection = repo.own._locations  # type: ignore[attr-defined]
+    collection = mongo_only(repo).collection
     keys = [dict(index["key"]) for index in (await collection.index_information()).values()]
     assert {"created_seq": 1} in keys and {"last_updated": 1} in keys
     assert collection.name == OWN
@@ -240,13 +262,14 @@ async def test_indexes_exist(repo: Repository) -> None:
 
 async def test_partner_natural_key_and_compare_and_set(repo: Repository) -> None:
     """Partner copies are unique per (country_code, party_id, id) and updated by version."""
-    assert await repo.partners.add("DE", "CPO", location("L1")) is not None
-    assert await repo.partners.add("DE", "CPO", location("L1")) is None
-    assert await repo.partners.add("NL", "CPO", location("L1")) is not None
+    nl = Party("NL", "CPO")
+    assert await repo.partners.save(DE, "L1", location("L1"), None) is not None
+    assert await repo.partners.save(DE, "L1", location("L1"), None) is None
+    assert await repo.partners.save(nl, "L1", location("L1"), None) is not None
     newer = location("L1", T0 + timedelta(minutes=1), Status.CHARGING)
-    assert await repo.partners.update("DE", "CPO", newer, 1) is not None
-    assert await repo.partners.update("DE", "CPO", newer, 1) is None
-    record = await repo.partners.get("DE", "CPO", "L1")
-    assert record is not None and record.version == 2 and record.location == newer
-    other = await repo.partners.get("NL", "CPO", "L1")
-    assert other is not None and other.location == location("L1")
+    assert await repo.partners.save(DE, "L1", newer, 1) is not None
+    assert await repo.partners.save(DE, "L1", newer, 1) is None
+    record = await repo.partners.get(DE, "L1")
+    assert record is not None and record.version == 2 and record.value == newer
+    other = await repo.partners.get(nl, "L1")
+    assert other is not None and other.value == location("L1")

@@ -17,25 +17,24 @@ from hypothesis import strategies as st
 from pymongo.errors import DocumentTooLarge
 
 from services.gateway.module_calls import QUERY_INT_MAX, page_query, parse_body, refuse_future_last_updated
-from services.locations.app import InputHandler
+from services.locations.app import input_handler
 from services.locations.handlers import dispatch
-from services.locations.repository import PartnerRecord, Repository, in_memory_repository
+from services.locations.repository import Repository, in_memory_repository
 from shared.contracts.base import Message, RpcReply
-from shared.contracts.locations import (
-    LocationChanged,
-    LocationUpsert,
-    PartnerLocationImport,
-    ReceiverPut,
-    SenderList,
-)
+from shared.contracts.locations import LocationChanged, LocationUpsert, PartnerLocationImport
+from shared.contracts.objects import SenderList
+from shared.contracts.partners import Party
 from shared.errors import OcpiFailure, answer_of
 from shared.messaging.consumer import Delivery
+from shared.modules.receiver import PartnerRecord
+from shared.modules.sender import Removed
 from shared.ocpi.v2_1_1.codec import MAX_DEPTH, TooDeep, check_depth, decode, encode, to_builtins
 from shared.ocpi.v2_1_1.commands import ReserveNow
 from shared.ocpi.v2_1_1.locations import Connector, ConnectorPatch, Location
 from shared.ocpi.v2_1_1.status import OcpiResponse
 from shared.ocpi.v2_1_1.tariffs import PriceComponent
 from shared.ocpi.v2_1_1.types import INT32_MAX, INT64_MAX, utc_now
+from tests.support.object_requests import receiver_put
 from tests.unit.test_locations_handlers import connector, evse, location
 
 BIG = 2**63  # one more than BSON can store
@@ -109,7 +108,7 @@ def test_other_model_and_contract_ints_are_bounded() -> None:
     with pytest.raises(msgspec.ValidationError, match="status_code"):
         decode(encode({"status_code": BIG, "timestamp": "2024-05-01T12:00:00Z"}), OcpiResponse[None])
     with pytest.raises(msgspec.ValidationError, match="offset"):
-        body = encode({"type": "locations.sender.list", "offset": BIG, "limit": 1})
+        body = encode({"type": "objects.sender.list", "module": "locations", "offset": BIG, "limit": 1})
         msgspec.json.decode(body, type=SenderList)
     changed = to_builtins(LocationChanged(location=location(), version=INT64_MAX, changes=[]))
     with pytest.raises(msgspec.ValidationError, match="version"):
@@ -227,20 +226,18 @@ def test_last_updated_within_the_tolerance_passes() -> None:
 
 def bson_checked(repo: Repository) -> Repository:
     """The in-memory repository, encoding each partner location with BSON first, as MongoDB would."""
-    add, update = repo.partners.add, repo.partners.update
+    save = repo.partners.save
 
-    async def checked_add(country_code: str, party_id: str, loc: Location) -> PartnerRecord | None:
+    async def checked_save(
+        party: Party, key: str, state: Location | Removed[Location], version: int | None
+    ) -> PartnerRecord[Location] | None:
+        loc = state.last if isinstance(state, Removed) else state
+        if loc.name == "too large":
+            raise DocumentTooLarge("BSON document too large")
         bson.encode(to_builtins(loc, keep_datetimes=True))
-        return await add(country_code, party_id, loc)
+        return await save(party, key, state, version)
 
-    async def checked_update(
-        country_code: str, party_id: str, loc: Location, version: int
-    ) -> PartnerRecord | None:
-        bson.encode(to_builtins(loc, keep_datetimes=True))
-        return await update(country_code, party_id, loc, version)
-
-    repo.partners.add = checked_add  # type: ignore[method-assign]
-    repo.partners.update = checked_update  # type: ignore[method-assign]
+    repo.partners.save = checked_save  # type: ignore[method-assign]
     return repo
 
 
@@ -253,10 +250,16 @@ def unstorable_location(lid: str = "L1") -> Location:
 async def test_rpc_put_that_cannot_be_stored_is_a_2001_reply() -> None:
     """A receiver PUT whose value BSON refuses gets an OCPI 2001 reply instead of an exception."""
     repo = bson_checked(in_memory_repository())
-    message = ReceiverPut(country_code="NL", party_id="CPA", location_id="L1", location=unstorable_location())
+    message = receiver_put("NL", "CPA", "L1", location=unstorable_location())
     outcome = await dispatch(message, repo)
+    # The body travels as JSON now: its bounds refuse 2^63 at decode, naming the field.
     assert outcome.reply is not None and outcome.reply.status_code == 2001
-    assert "OverflowError" in (outcome.reply.status_message or "")
+    assert "voltage" in (outcome.reply.status_message or "")
+    assert outcome.events == []
+    large = msgspec.structs.replace(location(), name="too large")
+    outcome = await dispatch(receiver_put("NL", "CPA", "L1", location=large), repo)
+    assert outcome.reply is not None and outcome.reply.status_code == 2001
+    assert "DocumentTooLarge" in (outcome.reply.status_message or "")
     assert outcome.events == []
 
 
@@ -268,7 +271,7 @@ async def test_sender_list_with_an_unstorable_offset_is_a_2001_reply() -> None:
         raise OverflowError("MongoDB can only handle up to 8-byte ints")
 
     repo.own.page = page  # type: ignore[method-assign]
-    outcome = await dispatch(SenderList(offset=BIG, limit=10), repo)
+    outcome = await dispatch(SenderList(module="locations", offset=BIG, limit=10), repo)
     assert outcome.reply is not None and outcome.reply.status_code == 2001
 
 
@@ -293,26 +296,28 @@ def delivery(message: Message) -> Delivery:
 async def test_input_handler_dead_letters_an_unstorable_import_and_stores_the_rest() -> None:
     """An import the database refuses (too large) is dead-lettered with a reason; the good one is stored."""
     repo = in_memory_repository()
-    add = repo.partners.add
+    save = repo.partners.save
 
-    async def too_large(country_code: str, party_id: str, loc: Location) -> PartnerRecord | None:
-        if loc.id == "BAD":
+    async def too_large(
+        party: Party, key: str, state: Location | Removed[Location], version: int | None
+    ) -> PartnerRecord[Location] | None:
+        if key == "BAD":
             raise DocumentTooLarge("BSON document too large")
-        return await add(country_code, party_id, loc)
+        return await save(party, key, state, version)
 
-    repo.partners.add = too_large  # type: ignore[method-assign]
-    handler = InputHandler(_Broker(), repo, _Announcer())  # type: ignore[arg-type]
+    repo.partners.save = too_large  # type: ignore[method-assign]
+    handler = input_handler(repo, _Broker().publish_event, _Announcer())  # type: ignore[arg-type]
     bad = PartnerLocationImport(country_code="NL", party_id="CPA", location=location("BAD"))
     good = PartnerLocationImport(country_code="NL", party_id="CPA", location=location("GOOD"))
     verdicts = await handler([delivery(bad), delivery(good)])
     assert verdicts[0] is not None and "cannot be stored" in verdicts[0] and verdicts[1] is None
-    assert await repo.partners.get("NL", "CPA", "GOOD") is not None
-    assert await repo.partners.get("NL", "CPA", "BAD") is None
+    assert await repo.partners.get(Party("NL", "CPA"), "GOOD") is not None
+    assert await repo.partners.get(Party("NL", "CPA"), "BAD") is None
 
 
 async def test_input_handler_refuses_out_of_range_ints_at_decode() -> None:
     """An import carrying 2^63 in its JSON is dead-lettered at decode time, naming the field."""
-    handler = InputHandler(_Broker(), in_memory_repository(), _Announcer())  # type: ignore[arg-type]
+    handler = input_handler(in_memory_repository(), _Broker().publish_event, _Announcer())  # type: ignore[arg-type]
     raw = msgspec.json.encode(PartnerLocationImport(country_code="NL", party_id="CPA", location=location()))
     raw = raw.replace(b'"voltage":230', b'"voltage":9223372036854775808')
     verdicts = await handler([Delivery(raw, "k", {}, None, False)])
@@ -327,7 +332,7 @@ async def test_input_handler_attributes_a_storage_error_only_to_a_lone_input() -
         raise OverflowError("MongoDB can only handle up to 8-byte ints")
 
     repo.own.save_many = save_many  # type: ignore[method-assign]
-    handler = InputHandler(_Broker(), repo, _Announcer())  # type: ignore[arg-type]
+    handler = input_handler(repo, _Broker().publish_event, _Announcer())  # type: ignore[arg-type]
     upserts = [LocationUpsert(event_id=f"u{i}", location=location(f"L{i}")) for i in (1, 2)]
     verdicts = await handler([delivery(upserts[0])])
     assert verdicts[0] is not None and "cannot be stored" in verdicts[0]

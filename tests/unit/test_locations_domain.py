@@ -22,7 +22,6 @@ from services.locations.domain import (
     put_location,
 )
 from services.locations.inputs import Rejected, apply_input, change_of, location_id_of
-from services.locations.paging import decode_cursor, encode_cursor, next_page_query
 from shared.contracts.locations import (
     ChangeScope,
     ConnectorRemove,
@@ -34,6 +33,7 @@ from shared.contracts.locations import (
     LocationRemove,
     LocationUpsert,
 )
+from shared.modules.paging import decode_cursor, encode_cursor, next_page_query
 from shared.ocpi.v2_1_1.locations import (
     EVSE,
     Connector,

@@ -11,7 +11,7 @@ import pytest
 
 from services.locations.handlers import dispatch, handle_location_inputs
 from services.locations.inputs import Rejected
-from services.locations.repository import InMemoryOwnLocations, OwnWrite, Repository, in_memory_repository
+from services.locations.repository import Repository, in_memory_repository, updated_of
 from shared.contracts.base import Message, Outcome, RpcReply
 from shared.contracts.locations import (
     ChangeScope,
@@ -23,13 +23,12 @@ from shared.contracts.locations import (
     LocationUpsert,
     PartnerLocationChanged,
     PartnerLocationImport,
-    ReceiverGet,
-    ReceiverPatch,
-    ReceiverPut,
-    SenderGet,
-    SenderList,
 )
+from shared.contracts.objects import ReceiverPatch, ReceiverPut
+from shared.modules.memory import MemorySenderStore
+from shared.modules.sender import OwnWrite
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
+from tests.support.object_requests import receiver_get, receiver_patch, receiver_put, sender_get, sender_list
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -85,7 +84,7 @@ async def crawl(repo: Repository, limit: int, between: Any = None, **filters: An
     pages: list[list[str]] = []
     query: dict[str, Any] = {"limit": limit, **filters}
     for _ in range(100):
-        reply = reply_of(await dispatch(msgspec.convert(query, SenderList, strict=False), repo))
+        reply = reply_of(await dispatch(sender_list(**query), repo))
         assert reply.status_code == 1000 and reply.limit == limit
         pages.append([item["id"] for item in data(reply)])
         if reply.next_query is None:
@@ -101,7 +100,7 @@ async def crawl(repo: Repository, limit: int, between: Any = None, **filters: An
 
 async def test_empty_list_is_one_last_page(repo: Repository) -> None:
     """With nothing stored the first page is empty, counts 0 and has no next page."""
-    reply = reply_of(await dispatch(SenderList(limit=10), repo))
+    reply = reply_of(await dispatch(sender_list(limit=10), repo))
     assert data(reply) == [] and reply.total_count == 0 and reply.next_query is None
 
 
@@ -118,7 +117,7 @@ async def test_next_query_carries_offset_limit_filters_and_cursor(repo: Reposito
     """The next page's query keeps the caller's filters, in OCPI DateTime form."""
     await seed(repo, 3)
     date_from = datetime(2024, 1, 1, tzinfo=UTC)
-    reply = reply_of(await dispatch(SenderList(limit=2, date_from=date_from), repo))
+    reply = reply_of(await dispatch(sender_list(limit=2, date_from=date_from), repo))
     assert reply.next_query is not None
     assert reply.next_query["offset"] == "2" and reply.next_query["limit"] == "2"
     assert reply.next_query["date_from"] == "2024-01-01T00:00:00Z" and "date_to" not in reply.next_query
@@ -150,7 +149,8 @@ async def test_date_filters_from_inclusive_to_exclusive(repo: Repository) -> Non
     ids = await seed(repo, 5)
     reply = reply_of(
         await dispatch(
-            SenderList(limit=10, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=3)), repo
+            sender_list(limit=10, date_from=T0 + timedelta(minutes=1), date_to=T0 + timedelta(minutes=3)),
+            repo,
         )
     )
     assert [item["id"] for item in data(reply)] == ids[1:3] and reply.total_count == 2
@@ -175,13 +175,13 @@ async def test_date_window_crawl_survives_objects_leaving_the_window(repo: Repos
 async def test_offset_without_cursor_skips(repo: Repository) -> None:
     """A plain offset (a client that builds its own URLs) still pages in creation order."""
     ids = await seed(repo, 5)
-    reply = reply_of(await dispatch(SenderList(offset=3, limit=10), repo))
+    reply = reply_of(await dispatch(sender_list(offset=3, limit=10), repo))
     assert [item["id"] for item in data(reply)] == ids[3:] and reply.next_query is None
 
 
 async def test_foreign_cursor_is_2001(repo: Repository) -> None:
     """A cursor we did not issue is an invalid parameter."""
-    reply = reply_of(await dispatch(SenderList(limit=2, cursor="bogus"), repo))
+    reply = reply_of(await dispatch(sender_list(limit=2, cursor="bogus"), repo))
     assert reply.status_code == 2001
 
 
@@ -191,14 +191,14 @@ async def test_foreign_cursor_is_2001(repo: Repository) -> None:
 async def test_sender_get_each_level_and_unknown_is_2003_404(repo: Repository) -> None:
     """GET returns the location, EVSE or connector; anything unknown is 2003 with HTTP 404."""
     await seed(repo, 1)
-    assert data(reply_of(await dispatch(SenderGet(location_id="L000"), repo)))["id"] == "L000"
-    assert data(reply_of(await dispatch(SenderGet(location_id="L000", evse_uid="E1"), repo)))["uid"] == "E1"
-    got = reply_of(await dispatch(SenderGet(location_id="L000", evse_uid="E1", connector_id="1"), repo))
+    assert data(reply_of(await dispatch(sender_get(location_id="L000"), repo)))["id"] == "L000"
+    assert data(reply_of(await dispatch(sender_get(location_id="L000", evse_uid="E1"), repo)))["uid"] == "E1"
+    got = reply_of(await dispatch(sender_get(location_id="L000", evse_uid="E1", connector_id="1"), repo))
     assert data(got)["id"] == "1" and data(got)["last_updated"] == "2024-05-01T12:00:00Z"
     for request in (
-        SenderGet(location_id="nope"),
-        SenderGet(location_id="L000", evse_uid="nope"),
-        SenderGet(location_id="L000", evse_uid="E1", connector_id="nope"),
+        sender_get(location_id="nope"),
+        sender_get(location_id="L000", evse_uid="nope"),
+        sender_get(location_id="L000", evse_uid="E1", connector_id="nope"),
     ):
         reply = reply_of(await dispatch(request, repo))
         assert (reply.status_code, reply.http_status) == (2003, 404)
@@ -249,20 +249,20 @@ async def test_input_for_unknown_location_is_rejected(repo: Repository) -> None:
         )
 
 
-class RacingOwnLocations(InMemoryOwnLocations):
+class RacingOwnLocations(MemorySenderStore[Location]):
     """Another replica changes the location right before our first compare-and-set."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(updated_of)
         self.raced = False
 
-    async def save_many(self, writes: Sequence[OwnWrite]) -> dict[str, int]:
+    async def save_many(self, writes: Sequence[OwnWrite[Location]]) -> dict[str, int]:
         if not self.raced and all(write.version is not None for write in writes):
             self.raced = True
             for write in writes:
-                current = self.records[write.location.id]
-                other = msgspec.structs.replace(current.location, name="changed elsewhere")
-                await super().save_many([OwnWrite(location=other, version=current.version, event_ids=("x",))])
+                current = self.records[write.key]
+                other = msgspec.structs.replace(current.value, name="changed elsewhere")
+                await super().save_many([OwnWrite(write.key, other, current.version, ("x",))])
         return await super().save_many(writes)
 
 
@@ -342,11 +342,11 @@ async def test_a_batch_with_a_redelivery_and_a_new_input_stores_only_the_new_one
 
 
 def put(**kwargs: Any) -> ReceiverPut:
-    return ReceiverPut(country_code="DE", party_id="CPO", location_id="L1", **kwargs)
+    return receiver_put(country_code="DE", party_id="CPO", location_id="L1", **kwargs)
 
 
 def patch(fields: dict[str, Any], **kwargs: Any) -> ReceiverPatch:
-    return ReceiverPatch(country_code="DE", party_id="CPO", location_id="L1", patch=fields, **kwargs)
+    return receiver_patch(country_code="DE", party_id="CPO", location_id="L1", patch=fields, **kwargs)
 
 
 def partner_event(outcome: Outcome) -> PartnerLocationChanged:
@@ -366,7 +366,7 @@ async def test_receiver_put_creates_then_replaces_and_guards(repo: Repository) -
     for same_or_older in (newer, location()):
         outcome = await dispatch(put(location=same_or_older), repo)
         assert reply_of(outcome).status_code == 1000 and outcome.events == []
-    stored = await dispatch(ReceiverGet(country_code="DE", party_id="CPO", location_id="L1"), repo)
+    stored = await dispatch(receiver_get(country_code="DE", party_id="CPO", location_id="L1"), repo)
     assert data(reply_of(stored))["name"] == "Newer"
 
 
@@ -392,7 +392,7 @@ async def test_receiver_put_evse_and_connector_update_parents(repo: Repository) 
     outcome = await dispatch(put(evse_uid="E1", connector_id="2", connector=connector("2", later)), repo)
     assert partner_event(outcome).location.last_updated == later
     got = await dispatch(
-        ReceiverGet(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"), repo
+        receiver_get(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"), repo
     )
     assert [c["id"] for c in data(reply_of(got))["connectors"]] == ["1", "2"]
 
@@ -410,7 +410,7 @@ async def test_receiver_patch_merges_and_guards(repo: Repository) -> None:
     )
     assert reply_of(older).status_code == 1000 and older.events == []
     got = await dispatch(
-        ReceiverGet(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"), repo
+        receiver_get(country_code="DE", party_id="CPO", location_id="L1", evse_uid="E1"), repo
     )
     assert data(reply_of(got))["status"] == "CHARGING"
 
@@ -452,10 +452,11 @@ async def test_every_contract_message_has_a_handler(repo: Repository) -> None:
     from typing import get_args
 
     from services.locations.handlers import HANDLERS
-    from shared.contracts.locations import LocationInput, LocationsRequest
+    from shared.contracts.locations import LocationInput
+    from shared.contracts.objects import ObjectRequest, ReceiverDelete
 
     expected: set[type[Message]] = {
-        *get_args(LocationsRequest),
+        *(set(get_args(ObjectRequest)) - {ReceiverDelete}),
         *get_args(LocationInput),
         PartnerLocationImport,
     }

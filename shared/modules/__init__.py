@@ -1,0 +1,1 @@
+"""Generic storage and rules of OCPI object modules (Sender and Receiver interfaces)."""
