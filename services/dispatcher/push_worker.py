@@ -110,6 +110,11 @@ class PushWorker:
             await self._wakeup.wait()
 
     async def _deliver(self, job: PendingPush) -> None:
+        # Every push_* line names the request behind the state it pushes.
+        with structlog.contextvars.bound_contextvars(request_id=job.request_id):
+            await self._deliver_bound(job)
+
+    async def _deliver_bound(self, job: PendingPush) -> None:
         # Three reads at once: each is a round trip, and the push waits for all of them.
         partner, stored, delivered = await asyncio.gather(
             self._partners.get(job.partner_id),
@@ -139,7 +144,7 @@ class PushWorker:
                 await self._pushes.drop(job, self._owner, self._clock())
                 return
         calls = plan.calls(job.key, state, parts, self._tuning.max_evse_calls)
-        sent, detail = await self._send(partner, job.module, plan, state, calls)
+        sent, detail = await self._send(partner, job, plan, state, calls)
         now = self._clock()
         fields = {**ids, "version": version}
         if sent is not None:
@@ -176,23 +181,23 @@ class PushWorker:
         segments = (self._settings.country_code, self._settings.party_id, *call.path)
         return base + "/" + "/".join(quote(s, safe="") for s in segments)
 
-    async def _call(self, partner: Partner, module: ModuleID, call: PushCall) -> Reply:
-        return await self._client.call(
-            call.method, self._url(partner, module, call), partner.token, call.body
-        )
+    async def _call(self, partner: Partner, job: PendingPush, call: PushCall) -> Reply:
+        url = self._url(partner, job.module, call)
+        return await self._client.call(call.method, url, partner.token, call.body, job.request_id)
 
     async def _send(
         self,
         partner: Partner,
-        module: ModuleID,
+        job: PendingPush,
         plan: ModulePlan,
         state: Document | None,
         calls: list[PushCall],
     ) -> tuple[list[PushCall] | None, str]:
         """Run the calls in order; the calls that carried the state, or None and why it failed."""
+        module = job.module
         sent: list[PushCall] = []
         for call in calls:
-            reply = await self._call(partner, module, call)
+            reply = await self._call(partner, job, call)
             answer = classify(reply.http_status, reply.status_code)
             if call.absent_ok and reply.http_status == 404:
                 # A DELETE of an object the partner does not hold: it is where we want it.
@@ -208,7 +213,7 @@ class PushWorker:
                     path="/".join(call.path),
                     request_id=reply.request_id,
                 )
-                reply = await self._call(partner, module, fallback)
+                reply = await self._call(partner, job, fallback)
                 if classify(reply.http_status, reply.status_code) is Answer.OK:
                     return [*sent, fallback], ""
                 answer = Answer.FAILED

@@ -42,6 +42,8 @@ class PendingPush:
     version: int
     parts: list[Part]
     attempts: int
+    # The request behind the newest state queued: the partner call carries it as X-Request-ID.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _replace(partner_id: str, snapshot: Snapshot, on_insert: Document) -> Update
     return UpdateOne(
         {"_id": _id(partner_id, snapshot.module, snapshot.key), "version": {"$lt": snapshot.version}},
         {
-            "$set": {"version": snapshot.version},
+            "$set": {"version": snapshot.version, "request_id": snapshot.request_id},
             "$addToSet": {"parts": {"$each": snapshot.parts}},
             "$setOnInsert": on_insert,
         },
@@ -102,7 +104,8 @@ def _merge(partner_id: str, snapshot: Snapshot, parts: list[Part], on_insert: Do
         {"_id": _id(partner_id, snapshot.module, snapshot.key)},
         {
             "$addToSet": {"parts": {"$each": parts}},
-            "$setOnInsert": {**on_insert, "version": snapshot.version},
+            # An older state keeps the newer state's request id; a new push takes this one's.
+            "$setOnInsert": {**on_insert, "version": snapshot.version, "request_id": snapshot.request_id},
         },
         upsert=True,
     )
@@ -233,6 +236,7 @@ class PushQueue:
             version=int(doc["version"]),
             parts=list(doc.get("parts", [])),
             attempts=int(doc.get("attempts", 0)),
+            request_id=doc.get("request_id"),
         )
 
     async def delivered_state(self, partner_id: str, module: ModuleID, key: str) -> Delivered | None:

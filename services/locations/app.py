@@ -12,13 +12,15 @@ import structlog
 
 from services.locations.announcer import Announcer
 from services.locations.handlers import InputsOutcome, dispatch, handle_location_inputs
+from services.locations.inputs import location_id_of
 from services.locations.mongo import mongo_repository
 from services.locations.repository import UNSTORABLE, Repository
 from shared.contracts.base import Message, Outcome, tag_of
 from shared.contracts.locations import LocationChanged, LocationInput, LocationsRequest, PartnerLocationImport
-from shared.messaging.batch import BatchConsumer
+from shared.messaging.batch import BatchConsumer, request_id_of
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
+from shared.messaging.headers import current_request_id
 from shared.messaging.queues import LOCATIONS_INPUT, declare
 from shared.rpc_service import rpc_server
 from shared.service import Component, ServiceContext
@@ -49,6 +51,12 @@ class InputHandler:
         self._repo = repo
         self._announcer = announcer
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(LocationInput | PartnerLocationImport)
+
+    async def _publish(self, event: Message, changed_by: dict[str, str]) -> None:
+        # Run as its own task by gather: the request id set here is this publish's only.
+        if isinstance(event, LocationChanged) and event.location.id in changed_by:
+            current_request_id.set(changed_by[event.location.id])
+        await self._broker.publish_event(event)
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         """The verdict of every delivery: None when handled, else why it is dead-lettered."""
@@ -85,7 +93,13 @@ class InputHandler:
                 events.extend((await dispatch(imported, self._repo)).events)
             except UNSTORABLE as exc:
                 verdicts[index] = _unstorable(imported, exc)
-        await asyncio.gather(*(self._broker.publish_event(event) for event in events))
+        # Each LocationChanged carries the request id of the newest input that changed the location.
+        changed_by = {
+            location_id_of(message): request_id_of(deliveries[index])
+            for position, (index, message) in enumerate(inputs)
+            if position not in outcome.rejected
+        }
+        await asyncio.gather(*(self._publish(event, changed_by) for event in events))
         self._announcer.published(events)
         versions = {
             event.location.id: event.version for event in events if isinstance(event, LocationChanged)
