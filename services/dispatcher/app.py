@@ -82,9 +82,10 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     tuning = tuning or Tuning.from_settings(settings)
     partners = PartnerProjection(ctx.db)
     pushes = PushQueue(ctx.db)
-    pulls = PullSchedule(partners.collection)
+    pulls = PullSchedule(ctx.db)
     await partners.ensure_indexes()
     await pushes.ensure_indexes()
+    await pulls.ensure_indexes()
     http = HttpSession(outbound_session(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)))
     client = OcpiClient(http.session, tuning.push_timeout, settings.outbound_max_body_bytes)
     # Leases name their holder: host, process, and this instance (tests run two in one process).

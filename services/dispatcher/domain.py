@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from shared.contracts.locations import ChangeScope, LocationChange
-from shared.ocpi.v2_1_1.locations import EVSE, Location
 from shared.ocpi.v2_1_1.status import OcpiStatus
-from shared.ocpi.v2_1_1.types import format_datetime
+from shared.storage import Document
 
 # More EVSEs than this in one coalesced change and a single location PUT is cheaper.
 MAX_EVSE_CALLS = 3
@@ -19,13 +18,15 @@ MAX_EVSE_CALLS = 3
 
 @dataclass(frozen=True)
 class PushCall:
-    """One HTTP call to a partner's locations receiver; `path` follows `{cc}/{party}/`."""
+    """One HTTP call to a partner's receiver of a module; `path` follows `{cc}/{party}/`."""
 
     method: str
     path: tuple[str, ...]
     body: object
     # A PATCH or EVSE PUT the receiver cannot place (unknown object) falls back to a location PUT.
     partial: bool
+    # A DELETE answered "unknown object": the partner does not hold it, which is what we wanted.
+    absent_ok: bool = False
 
 
 class Answer(enum.Enum):
@@ -62,19 +63,20 @@ def change_from_key(doc: dict[str, str | None]) -> LocationChange:
     )
 
 
-def location_put(location: Location) -> PushCall:
-    """PUT of the whole location."""
-    return PushCall(method="PUT", path=(location.id,), body=location, partial=False)
+def location_put(location: Document) -> PushCall:
+    """PUT of the whole location (its stored JSON form)."""
+    return PushCall(method="PUT", path=(str(location["id"]),), body=location, partial=False)
 
 
-def _evse(location: Location, uid: str) -> EVSE | None:
-    return next((e for e in location.evses or () if e.uid == uid), None)
+def _evse(location: Document, uid: str) -> Document | None:
+    return next((e for e in location.get("evses") or () if e.get("uid") == uid), None)
 
 
 def plan_push(
-    location: Location, changes: Iterable[LocationChange], max_evse_calls: int = MAX_EVSE_CALLS
+    location: Document, changes: Iterable[LocationChange], max_evse_calls: int = MAX_EVSE_CALLS
 ) -> list[PushCall]:
-    """Choose the calls that bring a partner from any earlier state to `location`, given what changed."""
+    """Choose the calls that bring a partner from any earlier state to `location` (JSON form), given
+    what changed."""
     per_evse: dict[str, set[ChangeScope]] = {}
     for change in changes:
         if change.scope is ChangeScope.LOCATION or change.evse_uid is None:
@@ -87,9 +89,9 @@ def plan_push(
         evse = _evse(location, uid)
         if evse is None:
             return [location_put(location)]
-        path = (location.id, uid)
+        path = (str(location["id"]), uid)
         if per_evse[uid] == {ChangeScope.EVSE_STATUS}:
-            body = {"status": evse.status.value, "last_updated": format_datetime(evse.last_updated)}
+            body = {"status": evse["status"], "last_updated": evse["last_updated"]}
             calls.append(PushCall(method="PATCH", path=path, body=body, partial=True))
         else:
             calls.append(PushCall(method="PUT", path=path, body=evse, partial=True))

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, get_args
+from dataclasses import dataclass, replace
+from typing import Any
 
 import msgspec
 import structlog
 
-from services.dispatcher.partners import LOCATIONS, PartnerProjection
+from services.dispatcher.partners import PartnerProjection
 from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
 from services.dispatcher.push_worker import Clock, utc_now
-from services.dispatcher.pushes import PushQueue, Snapshot
-from shared.contracts.base import routing_key, tag_of
-from shared.contracts.locations import LocationChange, LocationChanged
+from services.dispatcher.pushes import PushQueue
+from shared.contracts.base import Message, routing_key, tag_of
+from shared.contracts.catalogue import IMPORTS, decoder
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
 from shared.messaging.consumer import Delivery, PoisonMessage
-from shared.settings import Role
+from shared.messaging.headers import REQUEST_ID
+from shared.ocpi.v2_1_1.modules import MODULES, module_named
+from shared.storage import Document
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +39,9 @@ class Deps:
 
 
 async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
-    """Store the partner's connection; a new CPO partner gets its first pull."""
-    first = await deps.partners.register(event, deps.clock(), deps.cpo_probe)
+    """Store the partner's connection; every module a partner sends us gets its first (full) pull."""
+    now = deps.clock()
+    first = await deps.partners.register(event, now, deps.cpo_probe)
     log.info(
         "partner_registered",
         partner_id=event.partner_id,
@@ -45,7 +49,13 @@ async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
         first=first,
         modules=sorted(event.endpoints),
     )
-    if first and event.role is Role.CPO and LOCATIONS in event.endpoints:
+    sent = [
+        module.id
+        for module in MODULES.values()
+        if module.id in IMPORTS and event.role is module.sender_role and module.id in event.endpoints
+    ]
+    if sent:
+        await deps.pulls.first_pulls(event.partner_id, sent, now)
         deps.wake_pulls()
 
 
@@ -53,53 +63,57 @@ async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
     """Forget the partner and everything still waiting for it."""
     known = await deps.partners.unregister(event.partner_id, event.unregistered_at)
     dropped = await deps.pushes.forget_partner(event.partner_id)
+    await deps.pulls.forget_partner(event.partner_id)
     log.info("partner_unregistered", partner_id=event.partner_id, known=known, dropped_pushes=dropped)
 
 
-async def locations_changed(events: Sequence[LocationChanged], deps: Deps) -> None:
-    """Coalesce new states into a pending push for every eMSP partner that receives locations.
+async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
+    """Coalesce new states into a pending push for every partner that receives their module.
 
-    A run of events is coalesced first (the newest state of each location, with every changed part).
+    A run of events is coalesced first (the newest state of each object, with every changed part).
     The states are stored once for all partners; then a burst costs each partner one read and one
     bulk write of small pending records, not a few round trips per event.
     """
     now = deps.clock()
-    snapshots = coalesce(events)
-    await deps.pushes.record_states(snapshots)
-    receivers = await deps.partners.locations_receivers()
-    for partner in receivers:
-        parked = partner.sync_state is SyncState.OUT_OF_SYNC
-        await deps.pushes.enqueue_many(partner.partner_id, snapshots, now, parked=parked)
-    if receivers:
+    coalesced = coalesce(snapshots)
+    await deps.pushes.record_states(coalesced)
+    queued = False
+    for module in dict.fromkeys(s.module for s in coalesced):
+        of_module = [s for s in coalesced if s.module is module]
+        for partner in await deps.partners.receivers(module):
+            parked = partner.sync_state is SyncState.OUT_OF_SYNC
+            await deps.pushes.enqueue_many(partner.partner_id, of_module, now, parked=parked)
+            queued = True
+    if queued:
         deps.wake_pushes()
 
 
-def coalesce(events: Sequence[LocationChanged]) -> list[Snapshot]:
-    """Per location, the newest state of the run with the union of the changed parts, first seen first."""
-    newest: dict[str, LocationChanged] = {}
-    changes: dict[str, list[LocationChange]] = {}
-    for event in events:
-        key = event.location.id
-        if key not in newest or event.version > newest[key].version:
-            newest[key] = event
-        parts = changes.setdefault(key, [])
-        parts.extend(change for change in event.changes if change not in parts)
-    return [
-        Snapshot(location=event.location, version=event.version, changes=changes[key])
-        for key, event in newest.items()
-    ]
+def coalesce(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
+    """Per object, the newest state of the run with the union of the changed parts, first seen first."""
+    newest: dict[tuple[str, str], Snapshot] = {}
+    parts: dict[tuple[str, str], list[Document]] = {}
+    for snapshot in snapshots:
+        ref = (snapshot.module.value, snapshot.key)
+        if ref not in newest or snapshot.version > newest[ref].version:
+            newest[ref] = snapshot
+        union = parts.setdefault(ref, [])
+        union.extend(part for part in snapshot.parts if part not in union)
+    return [replace(snapshot, parts=parts[ref]) for ref, snapshot in newest.items()]
 
 
 async def pull_requested(event: PullRequested, deps: Deps) -> None:
     """The operator asked for a re-sync of a partner's module."""
-    if event.module != LOCATIONS:
+    module = module_named(event.module)
+    if module is None or module.id not in IMPORTS:
         log.warning("pull_unsupported_module", partner_id=event.partner_id, module=event.module)
         return
     partner = await deps.partners.get(event.partner_id)
-    if partner is None or not partner.sends_locations:
-        log.warning("pull_not_possible", partner_id=event.partner_id, reason="no CPO locations endpoint")
+    if partner is None or not partner.sends(module.id):
+        log.warning(
+            "pull_not_possible", partner_id=event.partner_id, module=event.module, reason="not a sender of it"
+        )
         return
-    await deps.pulls.request(event.partner_id, deps.clock(), event.full)
+    await deps.pulls.request(event.partner_id, module.id, deps.clock(), event.full)
     deps.wake_pulls()
 
 
@@ -107,13 +121,14 @@ class _Tagged(msgspec.Struct):
     type: str = ""
 
 
-Event = PartnerRegistered | PartnerUnregistered | LocationChanged | PullRequested
-_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+OTHER_EVENTS: tuple[type[Message], ...] = (PartnerRegistered, PartnerUnregistered, PullRequested)
+EVENT_TYPES: tuple[type[Message], ...] = (*OTHER_EVENTS, *PUSH_PLANS)
+_decoder = decoder(*EVENT_TYPES)
 _tag_decoder = msgspec.json.Decoder(_Tagged)
-_KNOWN = frozenset(tag_of(kind) for kind in get_args(Event))
+_KNOWN = frozenset(tag_of(kind) for kind in EVENT_TYPES)
 
 
-def decode(delivery: Delivery) -> Event | None:
+def decode(delivery: Delivery) -> Message | None:
     """The event of a delivery, None for a kind that is not ours; PoisonMessage when unreadable."""
     try:
         kind = _tag_decoder.decode(delivery.body).type
@@ -121,7 +136,8 @@ def decode(delivery: Delivery) -> Event | None:
             # A newer producer's message under a bound key (e.g. credentials.partner.*): not ours.
             log.info("event_ignored", type=kind)
             return None
-        return _decoder.decode(delivery.body)
+        event: Message = _decoder.decode(delivery.body)
+        return event
     except msgspec.DecodeError as exc:
         raise PoisonMessage(f"not a dispatcher event ({delivery.routing_key}): {exc}") from exc
 
@@ -129,29 +145,32 @@ def decode(delivery: Delivery) -> Event | None:
 async def handle_batch(deliveries: Sequence[Delivery], deps: Deps) -> list[str | None]:
     """Handle a batch in order; the verdict of each delivery (None, or why it is dead-lettered).
 
-    Consecutive location changes are handled together; partner events and pull requests one by one
-    between them, so a change never overtakes the registration or removal of a partner before it.
+    Consecutive changes of our objects (any event of PUSH_PLANS) are handled together; partner events
+    and pull requests one by one between them, so a change never overtakes the registration or
+    removal of a partner before it.
     """
     verdicts: list[str | None] = [None] * len(deliveries)
-    changes: list[LocationChanged] = []
+    changes: list[Snapshot] = []
     for index, delivery in enumerate(deliveries):
         try:
             event = decode(delivery)
         except PoisonMessage as exc:
             verdicts[index] = str(exc)
             continue
-        if isinstance(event, LocationChanged):
-            changes.append(event)
-            continue
         if event is None:
             continue
+        plan = PUSH_PLANS.get(type(event))
+        if plan is not None:
+            request_id = delivery.headers.get(REQUEST_ID)
+            changes.append(plan.snapshot(event, request_id if isinstance(request_id, str) else None))
+            continue
         if changes:
-            await locations_changed(changes, deps)
+            await objects_changed(changes, deps)
             changes = []
         await HANDLERS[type(event)](event, deps)
         log.debug("event_handled", type=routing_key(event))
     if changes:
-        await locations_changed(changes, deps)
+        await objects_changed(changes, deps)
     return verdicts
 
 

@@ -50,9 +50,14 @@ class OcpiClient:
     def __init__(self, session: aiohttp.ClientSession, timeout: float, max_body: int) -> None:
         self._caller = PartnerCaller(session, timeout, max_body)
 
-    async def call(self, method: str, url: str, token: str, body: object = None) -> Reply:
-        """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK."""
-        request_id = uuid.uuid4().hex
+    async def call(
+        self, method: str, url: str, token: str, body: object = None, request_id: str | None = None
+    ) -> Reply:
+        """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK.
+
+        `request_id` (X-Request-ID) is the request behind what is sent, when there is one, so the
+        partner's logs and ours meet; otherwise a fresh one."""
+        request_id = request_id or uuid.uuid4().hex
         try:
             answer = await self._caller.call(method, url, token, body=body, request_id=request_id)
         except PartnerCallFailed as exc:

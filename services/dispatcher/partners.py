@@ -14,11 +14,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.contracts.catalogue import IMPORTS, PUSHED
 from shared.contracts.partners import PartnerRegistered, Party, SyncState
+from shared.ocpi.v2_1_1.modules import MODULES
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role
 from shared.storage import Document
-
-LOCATIONS = "locations"
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,6 @@ class Partner:
     sync_state: SyncState
     reachable: bool
     probe_interval: float
-    last_sync_started: datetime | None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Partner:
@@ -49,18 +49,21 @@ class Partner:
             sync_state=SyncState(doc.get("sync_state", SyncState.IN_SYNC.value)),
             reachable=bool(doc.get("reachable", True)),
             probe_interval=float(doc.get("probe_interval") or 0.0),
-            last_sync_started=doc.get("last_sync_started"),
         )
 
-    @property
-    def receives_locations(self) -> bool:
-        """An eMSP with a locations endpoint gets our locations pushed."""
-        return self.role is Role.EMSP and LOCATIONS in self.endpoints
+    def receives(self, module: ModuleID) -> bool:
+        """We push this module's objects to the partner: it plays the module's receiver role and
+        gave us the module's endpoint (an eMSP with a locations endpoint gets our locations)."""
+        return module in PUSHED and self.role is MODULES[module].receiver_role and module in self.endpoints
 
-    @property
-    def sends_locations(self) -> bool:
-        """A CPO with a locations endpoint is pulled from."""
-        return self.role is Role.CPO and LOCATIONS in self.endpoints
+    def sends(self, module: ModuleID) -> bool:
+        """We pull this module's objects from the partner: it plays the module's sender role and
+        gave us the module's endpoint (a CPO with a locations endpoint is pulled from)."""
+        return module in IMPORTS and self.role is MODULES[module].sender_role and module in self.endpoints
+
+    def sent_modules(self) -> list[ModuleID]:
+        """Every module we pull from the partner."""
+        return [module for module in MODULES if self.sends(module)]
 
 
 class PartnerProjection:
@@ -70,9 +73,8 @@ class PartnerProjection:
         self.collection: AsyncCollection[Document] = db["partners"]
 
     async def ensure_indexes(self) -> None:
-        """Indexes for the probe and pull loops' claims."""
+        """Indexes for the probe loop's claim and the receivers query."""
         await self.collection.create_index("probe_due_at", sparse=True)
-        await self.collection.create_index("pull_due_at", sparse=True)
         await self.collection.create_index("role")
 
     async def register(self, event: PartnerRegistered, now: datetime, cpo_probe: float) -> bool:
@@ -93,12 +95,7 @@ class PartnerProjection:
             "reachable": True,
             "probe_interval": 0.0,
             "probe_due_at": now + timedelta(seconds=cpo_probe) if is_cpo else None,
-            "pull_seq": 0,
-            "pull_attempts": 0,
         }
-        if is_cpo and LOCATIONS in event.endpoints:
-            # The first pull is scheduled by the same atomic write that creates the partner.
-            on_insert.update(pull_due_at=now, pull_full=True, pull_seq=1)
         try:
             before = await self.collection.find_one_and_update(
                 {"_id": event.partner_id, "registered_at": {"$lte": event.registered_at}},
@@ -132,9 +129,10 @@ class PartnerProjection:
         doc = await self.collection.find_one({"_id": partner_id, "tombstone": {"$ne": True}})
         return None if doc is None else Partner.from_doc(doc)
 
-    async def locations_receivers(self) -> list[Partner]:
-        """Every partner that gets our locations pushed."""
-        cursor = self.collection.find({"role": Role.EMSP.value, f"endpoints.{LOCATIONS}": {"$exists": True}})
+    async def receivers(self, module: ModuleID) -> list[Partner]:
+        """Every partner that gets our objects of `module` pushed."""
+        role = MODULES[module].receiver_role
+        cursor = self.collection.find({"role": role.value, f"endpoints.{module.value}": {"$exists": True}})
         return [Partner.from_doc(doc) async for doc in cursor]
 
     async def get_many(self, partner_ids: list[str]) -> list[Partner]:

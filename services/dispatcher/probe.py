@@ -112,9 +112,12 @@ class PartnerProbe:
             if partner.sync_state is not SyncState.IN_SYNC:
                 await self._health.answered(pid, now)
             if partner.role is Role.CPO:
-                if await self._partners.set_reachable(pid, True) and partner.sends_locations:
-                    log.info("partner_back_pulling", partner_id=pid)
-                    await self._pulls.request(pid, now, full=False)
+                modules = partner.sent_modules()
+                if await self._partners.set_reachable(pid, True) and modules:
+                    # Pushes it sent us meanwhile may be lost: a delta pull of every module it sends.
+                    log.info("partner_back_pulling", partner_id=pid, modules=[m.value for m in modules])
+                    for module in modules:
+                        await self._pulls.request(pid, module, now, full=False)
                     self._wake_pulls()
                 await self._partners.schedule_probe(pid, now + timedelta(seconds=self._tuning.cpo_probe), 0.0)
             else:

@@ -1,4 +1,4 @@
-"""The pull runner (eMSP side re-sync): page through a CPO partner's locations and import each one."""
+"""The pull runner (re-sync): page through a partner's objects of one module and import each one."""
 
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import hashlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import structlog
 
 from services.dispatcher.domain import Answer, classify, first_page_url, next_page_url, retry_delay
 from services.dispatcher.ocpi_client import OcpiClient
-from services.dispatcher.partners import LOCATIONS, PartnerProjection
+from services.dispatcher.partners import Partner, PartnerProjection
 from services.dispatcher.pull_schedule import PullJob, PullSchedule
 from services.dispatcher.push_worker import Clock, utc_now
 from services.dispatcher.tuning import Tuning
 from shared.contracts.base import Message
-from shared.contracts.locations import PartnerLocationImport
+from shared.contracts.catalogue import IMPORTS
+from shared.contracts.partners import Party
 from shared.ocpi.v2_1_1.codec import check_depth, decode
-from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.modules import MODULES
 from shared.ocpi.v2_1_1.types import format_datetime
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,6 +39,17 @@ MAX_PAGES = 100_000
 
 class PullFailed(Exception):
     """A page could not be fetched or read; the pull is retried from its first page."""
+
+
+def singular(module: ModuleID) -> str:
+    """How log lines and import messages name one object of a module ("location", "tariff")."""
+    return module.value.removesuffix("s")
+
+
+def import_message(module: ModuleID, party: Party, obj: object) -> Message:
+    """The module's import message (IMPORTS) for one pulled object of `party`."""
+    fields = {"country_code": party.country_code, "party_id": party.party_id, singular(module): obj}
+    return IMPORTS[module](**fields)
 
 
 class PullRunner:
@@ -99,16 +113,25 @@ class PullRunner:
                 await asyncio.wait_for(self._wakeup.wait(), self._tuning.poll)
 
     async def _pull(self, job: PullJob) -> None:
-        partner = job.partner
-        if not partner.sends_locations or not partner.parties:
-            log.warning("pull_skipped", partner_id=partner.partner_id, reason="no locations sender")
+        partner = await self._partners.get(job.partner_id)
+        if partner is None:
+            # Unregistered meanwhile (or a late registration after its removal): nothing to pull.
+            await self._schedule.forget_partner(job.partner_id)
+            log.info(
+                "pull_dropped", partner_id=job.partner_id, module=job.module.value, reason="not registered"
+            )
+            return
+        if not partner.sends(job.module) or not partner.parties:
+            log.warning(
+                "pull_skipped", partner_id=partner.partner_id, module=job.module.value, reason="not a sender"
+            )
             await self._schedule.failed(job, None)
             return
         started = self._clock()
-        since = None if job.full or partner.last_sync_started is None else partner.last_sync_started
+        since = None if job.full or job.last_sync_started is None else job.last_sync_started
         date_from = None if since is None else format_datetime(since)
         try:
-            imported, rejected, pages = await self._pages(job, date_from)
+            imported, rejected, pages = await self._pages(job, partner, date_from)
         except PullFailed as exc:
             await self._failed(job, str(exc))
             return
@@ -116,17 +139,20 @@ class PullRunner:
         log.info(
             "pull_completed",
             partner_id=partner.partner_id,
+            module=job.module.value,
             full=since is None,
             pages=pages,
             imported=imported,
             rejected=rejected,
         )
 
-    async def _pages(self, job: PullJob, date_from: str | None) -> tuple[int, int, int]:
-        partner = job.partner
+    async def _pages(self, job: PullJob, partner: Partner, date_from: str | None) -> tuple[int, int, int]:
         party = partner.parties[0]
+        module = job.module
+        object_type = MODULES[module].levels[0].object_type
+        name = singular(module)
         limit = self._tuning.pull_page_limit
-        url: str | None = first_page_url(partner.endpoints[LOCATIONS], limit, date_from)
+        url: str | None = first_page_url(partner.endpoints[module], limit, date_from)
         # Digests, not URLs: a partner's Link URLs can be kilobytes each, for up to MAX_PAGES pages (L2).
         seen: set[bytes] = set()
         imported = rejected = 0
@@ -146,21 +172,18 @@ class PullRunner:
             for raw in items:
                 try:
                     # Refuses ints the database cannot store and JSON nested too deep (TooDeep).
-                    location = decode(raw, Location)
+                    obj: Any = decode(raw, object_type)
                 except msgspec.DecodeError as exc:
                     rejected += 1
-                    log.warning(
-                        "pulled_location_rejected",
-                        partner_id=partner.partner_id,
-                        location_id=_object_id(raw),
-                        reason=str(exc),
-                    )
+                    fields = {
+                        "partner_id": partner.partner_id,
+                        f"{name}_id": _object_id(raw),
+                        "reason": str(exc),
+                    }
+                    log.warning(f"pulled_{name}_rejected", **fields)
                     continue
-                message_id = f"{partner.partner_id}:{location.id}:{format_datetime(location.last_updated)}"
-                imported_location = PartnerLocationImport(
-                    country_code=party.country_code, party_id=party.party_id, location=location
-                )
-                await self._publish(imported_location, message_id)
+                message_id = f"{partner.partner_id}:{obj.id}:{format_datetime(obj.last_updated)}"
+                await self._publish(import_message(module, party, obj), message_id)
                 imported += 1
             url = next_page_url(reply.link, url)
             await self._schedule.extend(job, self._clock(), self._tuning.pull_lease)
@@ -168,12 +191,18 @@ class PullRunner:
 
     async def _failed(self, job: PullJob, detail: str) -> None:
         attempts = job.attempts + 1
-        partner_id = job.partner.partner_id
+        partner_id = job.partner_id
         if attempts >= self._tuning.pull_max_attempts:
             # Given up until asked again; the probe sees the partner come back and asks.
             await self._schedule.failed(job, None)
             await self._partners.set_reachable(partner_id, False)
-            log.warning("pull_abandoned", partner_id=partner_id, attempts=attempts, detail=detail)
+            log.warning(
+                "pull_abandoned",
+                partner_id=partner_id,
+                module=job.module.value,
+                attempts=attempts,
+                detail=detail,
+            )
             return
         delay = retry_delay(
             job.attempts,
@@ -185,6 +214,7 @@ class PullRunner:
         log.info(
             "pull_failed_will_retry",
             partner_id=partner_id,
+            module=job.module.value,
             attempts=attempts,
             retry_in=round(delay, 3),
             detail=detail,

@@ -10,25 +10,18 @@ from urllib.parse import quote
 
 import structlog
 
-from services.dispatcher.domain import (
-    Answer,
-    PushCall,
-    classify,
-    covers,
-    location_put,
-    plan_push,
-    pushed_changes,
-    retry_delay,
-)
+from services.dispatcher.domain import Answer, PushCall, classify, retry_delay
 from services.dispatcher.health import PartnerHealth
-from services.dispatcher.ocpi_client import OcpiClient
-from services.dispatcher.partners import LOCATIONS, Partner, PartnerProjection
+from services.dispatcher.ocpi_client import OcpiClient, Reply
+from services.dispatcher.partners import Partner, PartnerProjection
+from services.dispatcher.push_plans import MODULE_PLANS, ModulePlan
 from services.dispatcher.pushes import Delivered, PendingPush, PushQueue
 from services.dispatcher.tuning import Tuning
 from services.dispatcher.wakeup import WakeOne
 from shared.contracts.partners import SyncState
-from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Settings
+from shared.storage import Document
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +34,7 @@ def utc_now() -> datetime:
 
 
 class PushWorker:
-    """A few tasks that push pending location states to eMSP partners, in version order per location."""
+    """A few tasks that push pending object states to partners, in version order per object."""
 
     def __init__(
         self,
@@ -117,38 +110,45 @@ class PushWorker:
             await self._wakeup.wait()
 
     async def _deliver(self, job: PendingPush) -> None:
+        # Every push_* line names the request behind the state it pushes.
+        with structlog.contextvars.bound_contextvars(request_id=job.request_id):
+            await self._deliver_bound(job)
+
+    async def _deliver_bound(self, job: PendingPush) -> None:
         # Three reads at once: each is a round trip, and the push waits for all of them.
-        partner, state, delivered = await asyncio.gather(
+        partner, stored, delivered = await asyncio.gather(
             self._partners.get(job.partner_id),
-            self._pushes.newest_state(job.key),
-            self._pushes.delivered_state(job.partner_id, job.key),
+            self._pushes.newest_state(job.module, job.key),
+            self._pushes.delivered_state(job.partner_id, job.module, job.key),
         )
-        if partner is None or not partner.receives_locations:
+        ids = {"partner_id": job.partner_id, "module": job.module.value, "key": job.key}
+        if partner is None or not partner.receives(job.module):
             await self._pushes.drop(job, self._owner, self._clock())
-            log.info("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="not a receiver")
+            log.info("push_dropped", reason="not a receiver", **ids)
             return
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             await self._pushes.park(job, self._owner, job.attempts)
             return
-        if state is None:  # states are stored before pushes are queued: not expected
+        if stored is None:  # states are stored before pushes are queued: not expected
             await self._pushes.drop(job, self._owner, self._clock())
-            log.error("push_dropped", partner_id=job.partner_id, location_id=job.key, reason="no state")
+            log.error("push_dropped", reason="no state", **ids)
             return
         # Always the newest state: never older than anything the partner got, and as current as can be.
-        version, location = state
-        changes = job.changes
+        version, state = stored
+        plan = MODULE_PLANS[job.module]
+        parts = job.parts
         if delivered is not None and delivered.version >= version:
             # The partner has this state: send only the parts no push has carried yet.
-            changes = [c for c in job.changes if not covers(delivered.pushed, c)]
-            if not changes:
+            parts = [p for p in job.parts if not plan.covers(delivered.pushed, p)]
+            if not parts:
                 await self._pushes.drop(job, self._owner, self._clock())
                 return
-        calls = plan_push(location, changes, self._tuning.max_evse_calls)
-        sent, detail = await self._send(partner, location, calls)
+        calls = plan.calls(job.key, state, parts, self._tuning.max_evse_calls)
+        sent, detail = await self._send(partner, job, plan, state, calls)
         now = self._clock()
-        fields = {"partner_id": job.partner_id, "location_id": job.key, "version": version}
+        fields = {**ids, "version": version}
         if sent is not None:
-            record = Delivered(version=version, pushed=pushed_changes(sent, changes))
+            record = Delivered(version=version, pushed=plan.pushed(sent, parts))
             await self._pushes.complete(job, self._owner, record, now)
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
             # A partner read as IN_SYNC needs no write. If another push failed since, that push's
@@ -176,32 +176,46 @@ class PushWorker:
         )
         await self._health.push_failed(job.partner_id, detail, now)
 
-    def _url(self, partner: Partner, call: PushCall) -> str:
-        base = partner.endpoints[LOCATIONS].rstrip("/")
+    def _url(self, partner: Partner, module: ModuleID, call: PushCall) -> str:
+        base = partner.endpoints[module].rstrip("/")
         segments = (self._settings.country_code, self._settings.party_id, *call.path)
         return base + "/" + "/".join(quote(s, safe="") for s in segments)
 
+    async def _call(self, partner: Partner, job: PendingPush, call: PushCall) -> Reply:
+        url = self._url(partner, job.module, call)
+        return await self._client.call(call.method, url, partner.token, call.body, job.request_id)
+
     async def _send(
-        self, partner: Partner, location: Location, calls: list[PushCall]
+        self,
+        partner: Partner,
+        job: PendingPush,
+        plan: ModulePlan,
+        state: Document | None,
+        calls: list[PushCall],
     ) -> tuple[list[PushCall] | None, str]:
         """Run the calls in order; the calls that carried the state, or None and why it failed."""
+        module = job.module
         sent: list[PushCall] = []
         for call in calls:
-            reply = await self._client.call(call.method, self._url(partner, call), partner.token, call.body)
+            reply = await self._call(partner, job, call)
             answer = classify(reply.http_status, reply.status_code)
-            if answer is Answer.UNKNOWN_OBJECT and call.partial:
-                # The receiver lacks the location or EVSE: the whole location puts everything in place.
+            if call.absent_ok and reply.http_status == 404:
+                # A DELETE of an object the partner does not hold: it is where we want it.
+                answer = Answer.OK
+            fallback = plan.fallback(state) if state is not None else None
+            if answer is Answer.UNKNOWN_OBJECT and call.partial and fallback is not None:
+                # The receiver lacks the object or a part of it: the whole object puts everything in place.
                 log.info(
                     "push_unknown_object_fallback",
                     partner_id=partner.partner_id,
+                    module=module.value,
                     method=call.method,
                     path="/".join(call.path),
                     request_id=reply.request_id,
                 )
-                put = location_put(location)
-                reply = await self._client.call(put.method, self._url(partner, put), partner.token, put.body)
+                reply = await self._call(partner, job, fallback)
                 if classify(reply.http_status, reply.status_code) is Answer.OK:
-                    return [*sent, put], ""
+                    return [*sent, fallback], ""
                 answer = Answer.FAILED
             if answer is not Answer.OK:
                 detail = (

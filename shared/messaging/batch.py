@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
@@ -36,9 +36,38 @@ from shared.messaging.consumer import (
     failure_reason,
     hand_back,
 )
+from shared.messaging.headers import REQUEST_ID, current_request_id
 from shared.messaging.transient import Backoff, is_transient
 
 log = structlog.get_logger(__name__)
+
+
+def request_id_of(delivery: Delivery) -> str:
+    """The request a message belongs to: its `x-request-id` header, else its message id."""
+    return str(delivery.headers.get(REQUEST_ID) or delivery.message_id or "")
+
+
+@contextlib.contextmanager
+def bound_request_ids(deliveries: Sequence[Delivery]) -> Iterator[None]:
+    """Log lines written while a batch is handled carry its request ids, as Consumer's do per message.
+
+    A batch of one message is that message's request: `request_id` is bound and becomes the current
+    request id, so what the handler publishes carries it. A larger batch serves several requests:
+    their ids are bound as `request_ids`, and the handler names per event which one it serves.
+    """
+    ids = [request_id_of(delivery) for delivery in deliveries]
+    token = current_request_id.set(ids[0] or None) if len(ids) == 1 else None
+    if len(ids) == 1:
+        bound = structlog.contextvars.bind_contextvars(request_id=ids[0])
+    else:
+        bound = structlog.contextvars.bind_contextvars(request_ids=list(dict.fromkeys(ids)))
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
+        if token is not None:
+            current_request_id.reset(token)
+
 
 # Per delivery of a batch: None when handled, else why it can never be handled (dead-lettered).
 Verdicts = Sequence[str | None]
@@ -175,6 +204,12 @@ class BatchConsumer:
 
     async def _attempt(self, deliveries: list[Delivery]) -> tuple[Verdicts | None, BaseException | None]:
         """The handler's verdicts, or None and what it raised (logged)."""
+        with bound_request_ids(deliveries):
+            return await self._attempt_bound(deliveries)
+
+    async def _attempt_bound(
+        self, deliveries: list[Delivery]
+    ) -> tuple[Verdicts | None, BaseException | None]:
         try:
             verdicts = await self._handler(deliveries)
             if len(verdicts) != len(deliveries):
@@ -200,6 +235,12 @@ class BatchConsumer:
         """Ack a handled message, dead-lettering it first when the handler gave a reason. Each
         message is settled on its own: one that cannot be (its channel closed, the dead-letter
         publish failed) goes back to the queue, and the others are not held up by it."""
+        with bound_request_ids([delivery]):
+            await self._settle_bound(message, delivery, reason)
+
+    async def _settle_bound(
+        self, message: AbstractIncomingMessage, delivery: Delivery, reason: str | None
+    ) -> None:
         try:
             if reason is not None:
                 log.warning(

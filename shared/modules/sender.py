@@ -246,6 +246,8 @@ class InputsOutcome:
     """What a batch of inputs did: the events to publish, and the inputs that can never apply."""
 
     events: list[Message] = field(default_factory=list)
+    # The id of the object each event announces, in the order of `events`.
+    keys: list[str] = field(default_factory=list)
     # Batch index of each rejected input, with the reason.
     rejected: dict[int, str] = field(default_factory=dict)
     # The version each changed object was stored at, by id (for the log line of the batch).
@@ -289,6 +291,7 @@ async def apply_inputs(store: SenderStore[T], rules: InputRules[T, I], inputs: S
             outcome.rejected.update(applied.rejected)
             if applied.replayed and record is not None:
                 outcome.events.append(rules.changed(record, applied.parts))
+                outcome.keys.append(key)
         saved = await store.save_many([write for write, _, _ in writes.values()]) if writes else {}
         for key, (write, applied, record) in writes.items():
             if key in saved:
@@ -297,5 +300,6 @@ async def apply_inputs(store: SenderStore[T], rules: InputRules[T, I], inputs: S
                 after = OwnRecord(write.value, saved[key], seq, (), write.removed)
                 outcome.versions[key] = saved[key]
                 outcome.events.append(rules.changed(after, applied.parts))
+                outcome.keys.append(key)
         runs = {key: runs[key] for key in writes if key not in saved}
     raise ConcurrentChanges(f"objects {sorted(runs)} kept changing")

@@ -18,8 +18,9 @@ from shared.contracts.base import Message, Outcome, tag_of
 from shared.contracts.catalogue import IMPORTS, INPUTS, decoder
 from shared.contracts.objects import ObjectRequest
 from shared.errors import InvalidInput, MethodNotAllowed, failure_reply
-from shared.messaging.batch import BatchConsumer
+from shared.messaging.batch import BatchConsumer, request_id_of
 from shared.messaging.consumer import Delivery
+from shared.messaging.headers import current_request_id
 from shared.messaging.queues import MODULE_INPUTS, declare
 from shared.modules.outbox import Announcer
 from shared.modules.sender import UNSTORABLE, InputRules, InputsOutcome, SenderStore, apply_inputs
@@ -67,6 +68,12 @@ class InputHandler(Generic[T]):
         self._import_type = IMPORTS[module.id]
         self._decoder: msgspec.json.Decoder[Any] = decoder(*INPUTS[module.id], self._import_type)
 
+    async def _publish_for(self, event: Message, request_id: str | None) -> None:
+        # Run as its own task by gather: the request id set here is this publish's only.
+        if request_id:
+            current_request_id.set(request_id)
+        await self._publish(event)
+
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         """The verdict of every delivery: None when handled, else why it is dead-lettered."""
         began = time.perf_counter()
@@ -99,7 +106,20 @@ class InputHandler(Generic[T]):
                 events.extend((await self._import_one(imported)).events)
             except UNSTORABLE as exc:
                 verdicts[index] = _unstorable(imported, exc)
-        await asyncio.gather(*(self._publish(event) for event in events))
+        # Each event carries the request id of the newest input that changed its object (a batch
+        # serves several requests); the events of imports carry the batch's.
+        changed_by = {
+            self._rules.key_of(message): request_id_of(deliveries[index])
+            for position, (index, message) in enumerate(inputs)
+            if position not in outcome.rejected
+        }
+        keys: list[str | None] = [*outcome.keys, *([None] * (len(events) - len(outcome.keys)))]
+        await asyncio.gather(
+            *(
+                self._publish_for(event, changed_by.get(key or ""))
+                for event, key in zip(events, keys, strict=True)
+            )
+        )
         self._announcer.published(events)
         log.info(
             "inputs_handled",

@@ -475,8 +475,8 @@ async def test_pull_follows_links_and_imports_the_good_locations(
         assert pages[0].headers["Authorization"] == f"Token {TOKEN}"
 
         async def synced() -> bool:
-            doc = await ctx.db["partners"].find_one({"_id": "cpo-1"})
-            return doc is not None and doc.get("pull_due_at") is None and "last_sync_started" in doc
+            doc = await ctx.db["pulls"].find_one({"_id": {"partner_id": "cpo-1", "module": "locations"}})
+            return doc is not None and doc.get("due_at") is None and "last_sync_started" in doc
 
         await eventually(synced, 5, "the sync time")
         partner.received.clear()

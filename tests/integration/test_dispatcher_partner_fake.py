@@ -62,6 +62,9 @@ class FakePartner:
         self.delay = 0.0  # upper bound of a random pause per request
         self.store: dict[str, Json] = {}
         self.cpo_locations: list[Any] = []  # what the CPO sender pages through (raw JSON objects)
+        self.cpo_tariffs: list[Any] = []
+        self.tariffs: dict[str, Json] = {}  # what the eMSP tariffs receiver holds
+        self.modules: tuple[str, ...] = ("locations",)  # the object modules it registers endpoints for
         # When set, versions, receiver and sender all answer with it (see tests/support/hostile.py).
         self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
         self.role = "EMSP"  # the role its version details list endpoints for
@@ -80,7 +83,8 @@ class FakePartner:
     def endpoints(self, role: str) -> dict[str, str]:
         """The module endpoints it registers with, for the given role."""
         side = "emsp" if role == "EMSP" else "cpo"
-        return {"locations": f"{self.base}/{side}/2.1.1/locations", "credentials": f"{self.base}/cred"}
+        modules = {module: f"{self.base}/{side}/2.1.1/{module}" for module in self.modules}
+        return {**modules, "credentials": f"{self.base}/cred"}
 
     async def start(self) -> None:
         """Listen on its port (again, after a stop)."""
@@ -89,6 +93,8 @@ class FakePartner:
         app.router.add_get("/ocpi/2.1.1", self._details)
         app.router.add_route("*", "/ocpi/emsp/2.1.1/locations/{tail:.*}", self._receiver)
         app.router.add_get("/ocpi/cpo/2.1.1/locations", self._sender)
+        app.router.add_route("*", "/ocpi/emsp/2.1.1/tariffs/{tail:.*}", self._tariffs_receiver)
+        app.router.add_get("/ocpi/cpo/2.1.1/tariffs", self._tariffs_sender)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
@@ -165,6 +171,29 @@ class FakePartner:
         # A receiver moves the parent's last_updated along with its children (mod_locations.md).
         stored["last_updated"] = max(stored["last_updated"], new["last_updated"])
         return envelope()
+
+    async def _tariffs_receiver(self, request: web.Request) -> web.StreamResponse:
+        """PUT stores a tariff, DELETE removes it (404 when it holds none), as mod_tariffs.md says."""
+        await self._pause()
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="maintenance")
+        tariff_id = request.match_info["tail"].split("/")[2]
+        if request.method == "DELETE":
+            if self.tariffs.pop(tariff_id, None) is None:
+                await self._record(request, 404)
+                return envelope(None, 2003, http=404)
+            await self._record(request, 200)
+            return envelope()
+        received = await self._record(request, 200)
+        self.tariffs[tariff_id] = received.body
+        return envelope()
+
+    async def _tariffs_sender(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request, 200)
+        return envelope(
+            copy.deepcopy(self.cpo_tariffs), headers={"X-Total-Count": str(len(self.cpo_tariffs))}
+        )
 
     async def _sender(self, request: web.Request) -> web.StreamResponse:
         if self.answer is not None:

@@ -12,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dispatcher.domain import Admission
+from services.dispatcher.domain import Admission, change_key
 from services.dispatcher.partners import PartnerProjection
 from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
 from services.dispatcher.pushes import Delivered, PushQueue
-from shared.contracts.locations import ChangeScope, LocationChange
+from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.contracts.partners import PartnerRegistered, Party, SyncState
+from shared.contracts.tariffs import TariffRemoved
 from shared.ocpi.v2_1_1.locations import GeoLocation, Location, LocationType
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role
 from shared.storage import Document, connect_mongo, service_database
 
@@ -26,6 +29,12 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LOCATION = LocationChange(scope=ChangeScope.LOCATION)
+
+
+def snap(state: Location, version: int, change: LocationChange) -> Snapshot:
+    """A state of one of our locations as the dispatcher takes it from a LocationChanged."""
+    event = LocationChanged(location=state, version=version, changes=[change])
+    return PUSH_PLANS[LocationChanged].snapshot(event, None)
 
 
 def status(uid: str) -> LocationChange:
@@ -68,20 +77,30 @@ async def queue(db: AsyncDatabase[Document]) -> PushQueue:
 
 async def test_pending_push_keeps_the_newest_snapshot_and_the_union_of_changes(queue: PushQueue) -> None:
     """Versions arriving out of order never replace a newer snapshot, but their changes still join."""
-    assert await queue.enqueue("p", location("v5"), 5, status("E1"), NOW, parked=False) is Admission.REPLACE
-    assert await queue.enqueue("p", location("v3"), 3, LOCATION, NOW, parked=False) is Admission.MERGE
-    assert await queue.enqueue("p", location("v5"), 5, status("E1"), NOW, parked=False) is Admission.MERGE
-    assert await queue.enqueue("p", location("v6"), 6, status("E2"), NOW, parked=False) is Admission.REPLACE
+    assert (
+        await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False)
+        is Admission.REPLACE
+    )
+    assert await queue.enqueue("p", snap(location("v3"), 3, LOCATION), NOW, parked=False) is Admission.MERGE
+    assert (
+        await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False) is Admission.MERGE
+    )
+    assert (
+        await queue.enqueue("p", snap(location("v6"), 6, status("E2")), NOW, parked=False)
+        is Admission.REPLACE
+    )
     job = await queue.claim("me", NOW, 30)
     assert job is not None and job.version == 6
-    assert sorted(job.changes, key=str) == sorted([status("E1"), LOCATION, status("E2")], key=str)
-    state = await queue.newest_state("L1")
-    assert state is not None and (state[0], state[1].name) == (6, "v6")
+    assert sorted(job.parts, key=str) == sorted(
+        [change_key(c) for c in (status("E1"), LOCATION, status("E2"))], key=str
+    )
+    state = await queue.newest_state(ModuleID.LOCATIONS, "L1")
+    assert state is not None and state[1] is not None and (state[0], state[1]["name"]) == (6, "v6")
 
 
 async def test_a_lease_keeps_other_replicas_off_until_it_expires(queue: PushQueue) -> None:
     """A claimed push cannot be claimed again until its lease runs out."""
-    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False)
     assert await queue.claim("a", NOW, 30) is not None
     assert await queue.claim("b", NOW + timedelta(seconds=29), 30) is None
     stolen = await queue.claim("b", NOW + timedelta(seconds=31), 30)
@@ -90,56 +109,58 @@ async def test_a_lease_keeps_other_replicas_off_until_it_expires(queue: PushQueu
 
 async def test_completion_keeps_a_version_that_arrived_during_the_push(queue: PushQueue) -> None:
     """A newer version queued while a push was in flight stays pending, due at once, lease released."""
-    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
-    await queue.enqueue("p", location("v2"), 2, status("E1"), NOW, parked=False)
+    await queue.enqueue("p", snap(location("v2"), 2, status("E1")), NOW, parked=False)
     await queue.complete(job, "me", Delivered(version=1, pushed=None), NOW)
     again = await queue.claim("other", NOW, 30)
     assert again is not None and again.version == 2 and again.attempts == 0
     await queue.complete(again, "other", Delivered(version=2, pushed=None), NOW)
     assert await queue.claim("other", NOW + timedelta(hours=1), 30) is None
-    delivered = await queue.delivered_state("p", "L1")
+    delivered = await queue.delivered_state("p", ModuleID.LOCATIONS, "L1")
     assert delivered is not None and delivered.version == 2
 
 
 async def test_a_part_that_joins_during_the_push_keeps_it_pending(queue: PushQueue) -> None:
     """A late event of the same version adds a part while the push is out: the push stays, with it."""
-    await queue.enqueue("p", location("v1"), 1, LOCATION, NOW, parked=False)
+    await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
-    assert await queue.enqueue("p", location("v1"), 1, status("E1"), NOW, parked=False) is Admission.MERGE
-    await queue.complete(job, "me", Delivered(version=1, pushed=[LOCATION]), NOW)
+    assert (
+        await queue.enqueue("p", snap(location("v1"), 1, status("E1")), NOW, parked=False) is Admission.MERGE
+    )
+    await queue.complete(job, "me", Delivered(version=1, pushed=[change_key(LOCATION)]), NOW)
     again = await queue.claim("other", NOW, 30)
-    assert again is not None and again.version == 1 and status("E1") in again.changes
+    assert again is not None and again.version == 1 and change_key(status("E1")) in again.parts
 
 
 async def test_the_newest_state_is_kept_once_for_all_partners(queue: PushQueue) -> None:
     """An older state recorded late never replaces a newer one; every partner's push reads the same."""
-    await queue.enqueue("p", location("v3"), 3, LOCATION, NOW, parked=False)
-    await queue.enqueue("q", location("v2"), 2, LOCATION, NOW, parked=False)
-    state = await queue.newest_state("L1")
-    assert state is not None and (state[0], state[1].name) == (3, "v3")
+    await queue.enqueue("p", snap(location("v3"), 3, LOCATION), NOW, parked=False)
+    await queue.enqueue("q", snap(location("v2"), 2, LOCATION), NOW, parked=False)
+    state = await queue.newest_state(ModuleID.LOCATIONS, "L1")
+    assert state is not None and state[1] is not None and (state[0], state[1]["name"]) == (3, "v3")
     assert await queue.states.count_documents({}) == 1
 
 
 async def test_delivered_never_goes_back_and_covered_late_events_are_dropped(queue: PushQueue) -> None:
     """The delivered version only grows; a late event whose part went out already queues nothing."""
-    await queue.enqueue("p", location("v4"), 4, LOCATION, NOW, parked=False)
+    await queue.enqueue("p", snap(location("v4"), 4, LOCATION), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
     await queue.complete(job, "me", Delivered(version=4, pushed=None), NOW)
     await queue.complete(job, "me", Delivered(version=2, pushed=None), NOW)
-    delivered = await queue.delivered_state("p", "L1")
+    delivered = await queue.delivered_state("p", ModuleID.LOCATIONS, "L1")
     assert delivered is not None and delivered.version == 4
-    assert await queue.enqueue("p", location("v3"), 3, status("E9"), NOW, parked=False) is None
+    assert await queue.enqueue("p", snap(location("v3"), 3, status("E9")), NOW, parked=False) is None
 
 
 async def test_park_unpark_and_forget_work_per_partner(queue: PushQueue) -> None:
     """Parked pushes are not claimed; unparking makes them due with fresh attempts; forgetting deletes."""
     for lid in ("L1", "L2"):
-        await queue.enqueue("p", location("x", lid), 1, LOCATION, NOW, parked=False)
-    await queue.enqueue("q", location("x"), 1, LOCATION, NOW, parked=False)
+        await queue.enqueue("p", snap(location("x", lid), 1, LOCATION), NOW, parked=False)
+    await queue.enqueue("q", snap(location("x"), 1, LOCATION), NOW, parked=False)
     assert await queue.park_partner("p") == 2
     assert await queue.parked_partner_ids() == ["p"]
     claimed = await queue.claim("me", NOW, 30)
@@ -176,7 +197,7 @@ async def test_partner_projection_ignores_stale_registrations_and_transitions_on
     assert await partners.register(registered(NOW - timedelta(minutes=1), token="old"), NOW, 5) is False
     assert await partners.register(registered(NOW, token="new"), NOW, 5) is False
     partner = await partners.get("p")
-    assert partner is not None and partner.token == "new" and partner.sends_locations
+    assert partner is not None and partner.token == "new" and partner.sends(ModuleID.LOCATIONS)
     assert [await partners.mark_retrying("p") for _ in range(2)] == [True, False]
     assert [await partners.mark_out_of_sync("p", NOW, 1.0) for _ in range(2)] == [True, False]
     assert await partners.mark_in_sync("p") is SyncState.OUT_OF_SYNC
@@ -187,15 +208,31 @@ async def test_partner_projection_ignores_stale_registrations_and_transitions_on
 async def test_a_pull_requested_during_a_pull_is_not_lost(db: AsyncDatabase[Document]) -> None:
     """The first registration schedules a full pull; a request arriving mid-pull survives its completion."""
     partners = PartnerProjection(db)
-    pulls = PullSchedule(partners.collection)
+    pulls = PullSchedule(db)
     await partners.register(registered(NOW), NOW, 5)
+    await pulls.first_pulls("p", [ModuleID.LOCATIONS], NOW)
     job = await pulls.claim(NOW, 60)
     assert job is not None and job.full and await pulls.claim(NOW, 60) is None
-    await pulls.request("p", NOW, full=False)
+    await pulls.request("p", ModuleID.LOCATIONS, NOW, full=False)
     await pulls.succeeded(job, NOW)
     again = await pulls.claim(NOW, 60)
     assert again is not None and again.seq == job.seq + 1
     await pulls.succeeded(again, NOW + timedelta(seconds=1))
     assert await pulls.claim(NOW + timedelta(hours=1), 60) is None
-    partner = await partners.get("p")
-    assert partner is not None and partner.last_sync_started == NOW + timedelta(seconds=1)
+    assert await pulls.last_sync_started("p", ModuleID.LOCATIONS) == NOW + timedelta(seconds=1)
+
+
+async def test_a_tariff_and_a_location_with_the_same_id_are_two_pushes(queue: PushQueue) -> None:
+    """Pending, delivered and state records are keyed by module: tariff T1 never meets location T1."""
+    removed = PUSH_PLANS[TariffRemoved].snapshot(TariffRemoved(tariff_id="L1", version=9, at=NOW), None)
+    assert await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False) is Admission.REPLACE
+    assert await queue.enqueue("p", removed, NOW, parked=False) is Admission.REPLACE
+    assert await queue.newest_state(ModuleID.TARIFFS, "L1") == (9, None)
+    located = await queue.newest_state(ModuleID.LOCATIONS, "L1")
+    assert located is not None and located[0] == 1
+    first, second = await queue.claim("me", NOW, 30), await queue.claim("me", NOW, 30)
+    assert first is not None and second is not None
+    assert {(first.module, first.version), (second.module, second.version)} == {
+        (ModuleID.LOCATIONS, 1),
+        (ModuleID.TARIFFS, 9),
+    }

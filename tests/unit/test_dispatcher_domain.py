@@ -25,6 +25,7 @@ from services.dispatcher.domain import (
     with_query,
 )
 from shared.contracts.locations import ChangeScope, LocationChange
+from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.locations import (
     EVSE,
     Connector,
@@ -36,6 +37,7 @@ from shared.ocpi.v2_1_1.locations import (
     PowerType,
     Status,
 )
+from shared.storage import Document
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -67,6 +69,12 @@ def location(*evses: EVSE) -> Location:
     )
 
 
+def raw(loc: Location) -> Document:
+    """A location as the dispatcher stores and plans it: its JSON form."""
+    result: Document = to_builtins(loc)
+    return result
+
+
 def status(uid: str) -> LocationChange:
     return LocationChange(scope=ChangeScope.EVSE_STATUS, evse_uid=uid)
 
@@ -78,7 +86,7 @@ def test_status_changes_only_become_one_patch_per_evse() -> None:
     """Only EVSE_STATUS changes give a PATCH of status and last_updated per EVSE, in uid order."""
     later = T0 + dt.timedelta(minutes=5)
     loc = location(evse("E2", Status.CHARGING, later), evse("E1", Status.BLOCKED, later))
-    calls = plan_push(loc, [status("E2"), status("E1"), status("E2")])
+    calls = plan_push(raw(loc), [status("E2"), status("E1"), status("E2")])
     assert [(c.method, c.path, c.partial) for c in calls] == [
         ("PATCH", ("LOC1", "E1"), True),
         ("PATCH", ("LOC1", "E2"), True),
@@ -90,20 +98,20 @@ def test_evse_and_connector_changes_put_each_touched_evse() -> None:
     """EVSE or CONNECTOR changes on a few EVSEs PUT those EVSE objects whole."""
     loc = location(evse("E1"), evse("E2"), evse("E3"))
     calls = plan_push(
-        loc,
+        raw(loc),
         [
             LocationChange(scope=ChangeScope.EVSE, evse_uid="E1"),
             LocationChange(scope=ChangeScope.CONNECTOR, evse_uid="E3", connector_id="1"),
         ],
     )
     assert [(c.method, c.path) for c in calls] == [("PUT", ("LOC1", "E1")), ("PUT", ("LOC1", "E3"))]
-    assert calls[0].body == loc.evses[0]  # type: ignore[index]
+    assert calls[0].body == raw(loc)["evses"][0]
 
 
 def test_status_and_evse_changes_mix_patch_and_put() -> None:
     """An EVSE with only a status change is PATCHed while another EVSE that changed more is PUT."""
     loc = location(evse("E1"), evse("E2"))
-    calls = plan_push(loc, [status("E1"), LocationChange(scope=ChangeScope.EVSE, evse_uid="E2")])
+    calls = plan_push(raw(loc), [status("E1"), LocationChange(scope=ChangeScope.EVSE, evse_uid="E2")])
     assert [(c.method, c.path) for c in calls] == [("PATCH", ("LOC1", "E1")), ("PUT", ("LOC1", "E2"))]
 
 
@@ -122,16 +130,16 @@ def test_status_and_evse_changes_mix_patch_and_put() -> None:
 def test_everything_else_puts_the_whole_location(changes: list[LocationChange]) -> None:
     """Location-level, too broad, inconsistent or empty change sets PUT the whole location."""
     loc = location(evse("E1"), evse("E2"), evse("E3"), evse("E4"))
-    calls = plan_push(loc, changes, max_evse_calls=3)
-    assert [(c.method, c.path, c.partial, c.body) for c in calls] == [("PUT", ("LOC1",), False, loc)]
+    calls = plan_push(raw(loc), changes, max_evse_calls=3)
+    assert [(c.method, c.path, c.partial, c.body) for c in calls] == [("PUT", ("LOC1",), False, raw(loc))]
 
 
 def test_pushed_changes_is_none_for_a_location_put() -> None:
     """A push that included a whole-location PUT covered everything."""
     loc = location(evse("E1"))
-    assert pushed_changes(plan_push(loc, [LocationChange(scope=ChangeScope.LOCATION)]), []) is None
+    assert pushed_changes(plan_push(raw(loc), [LocationChange(scope=ChangeScope.LOCATION)]), []) is None
     changes = [status("E1")]
-    assert pushed_changes(plan_push(loc, changes), changes) == changes
+    assert pushed_changes(plan_push(raw(loc), changes), changes) == changes
 
 
 def test_covers_tells_which_late_changes_were_already_pushed() -> None:

@@ -7,7 +7,9 @@ from typing import cast
 import msgspec
 import pytest
 
+from services.dispatcher.domain import change_from_key
 from services.dispatcher.handlers import Deps, coalesce, handle_batch
+from services.dispatcher.push_plans import PUSH_PLANS
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS
@@ -75,10 +77,12 @@ def test_coalesce_keeps_the_newest_state_with_every_part() -> None:
     """Per location the newest version wins, whatever the order, and each changed part appears once."""
     e1, e2 = LocationChange(ChangeScope.EVSE_STATUS, "E1"), LocationChange(ChangeScope.EVSE, "E2")
     whole = LocationChange(ChangeScope.LOCATION)
-    snapshots = coalesce(
-        [changed(3, e1), changed(5, e2, e1), changed(1, whole, location_id="L2"), changed(4, whole)]
-    )
-    assert [(s.location.id, s.version, s.location.name, s.changes) for s in snapshots] == [
+    events = [changed(3, e1), changed(5, e2, e1), changed(1, whole, location_id="L2"), changed(4, whole)]
+    snapshots = coalesce([PUSH_PLANS[LocationChanged].snapshot(event, None) for event in events])
+    assert [
+        (s.key, s.version, s.state and s.state["name"], [change_from_key(p) for p in s.parts])
+        for s in snapshots
+    ] == [
         ("L1", 5, "v5", [e1, e2, whole]),
         ("L2", 1, "v1", [whole]),
     ]
