@@ -199,7 +199,8 @@ async def test_bad_tariff_requests_are_2001(connection: Connection) -> None:
     bad_patch = await _as_a(connection, "PATCH", url, {"currency": "EURO"})
     assert (bad_patch.status, bad_patch.status_code) == (400, 2001) and "currency" in bad_patch.message
     long_id = "T" * 37
-    too_long = await _as_a(connection, "PUT", _b_url(connection, long_id), to_builtins(tariff(long_id)))
+    long_body = {**to_builtins(tariff(tariff_id)), "id": long_id}
+    too_long = await _as_a(connection, "PUT", _b_url(connection, long_id), long_body)
     assert (too_long.status, too_long.status_code) == (400, 2001) and "tariff_id" in too_long.message
     mismatch = await _as_a(connection, "PUT", url, to_builtins(tariff("SOMETHING-ELSE")))
     assert (mismatch.status, mismatch.status_code) == (400, 2001) and "differs" in mismatch.message
