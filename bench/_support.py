@@ -10,7 +10,12 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import PyMongoError
 
 from bench._fake_emsp import Arrival, FakeEmsp
 from bench.load import percentile
@@ -76,7 +81,7 @@ def pushed_states(arrival: Arrival) -> list[Key]:
 
 
 def request_kind(arrival: Arrival) -> str:
-    """"PATCH evse", "PUT evse", "PUT location", ...: the method and what the URL names."""
+    """The method and what the URL names: "PATCH evse", "PUT evse", "PUT location", ..."""
     return f"{arrival.method} {'location' if arrival.path.count('/') == 2 else 'evse'}"
 
 
@@ -244,3 +249,162 @@ def censored_stats_ms(values: list[float]) -> dict[str, Any]:
         "within_10s": round(sum(v <= 10.0 for v in ordered) / len(ordered), 4),
         "never": round(sum(v == float("inf") for v in ordered) / len(ordered), 4),
     }
+
+
+def evse_states(fakes: Sequence[FakeEmsp]) -> list[set[tuple[str, str]]]:
+    """Per fake: the EVSEs (location, uid) it received some state of."""
+    return [
+        {(key[0], key[1]) for arrival in fake.arrivals for key in pushed_states(arrival)} for fake in fakes
+    ]
+
+
+async def wait_has_evses(
+    fakes: Sequence[FakeEmsp], evses: Sequence[tuple[str, str]], seconds: float
+) -> tuple[bool, float]:
+    """Until every fake received a state of every EVSE (or `seconds` passed); whether, and how long."""
+    wanted = set(evses)
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if all(wanted <= has for has in evse_states(fakes)):
+            return True, time.monotonic() - started
+        await asyncio.sleep(0.2)
+    return False, time.monotonic() - started
+
+
+async def wait_quiet(fakes: Sequence[FakeEmsp], quiet: float, seconds: float) -> tuple[bool, float]:
+    """Until no fake received a call for `quiet` seconds (or `seconds` passed); whether, and how long."""
+    started = time.monotonic()
+    count = sum(len(fake.arrivals) for fake in fakes)
+    changed = started
+    while (now := time.monotonic()) - started < seconds:
+        current = sum(len(fake.arrivals) for fake in fakes)
+        if current != count:
+            count, changed = current, now
+        elif now - changed >= quiet:
+            return True, now - started
+        await asyncio.sleep(0.1)
+    return False, time.monotonic() - started
+
+
+OPCOUNTERS = ("insert", "query", "update", "delete", "getmore", "command")
+# `top` sections per collection (mongod's names), reported when they changed.
+TOP_SECTIONS = ("queries", "getmore", "insert", "update", "remove", "commands")
+
+
+class NoOpcounters(Exception):
+    """The database server's serverStatus has no opcounters: nothing to measure with."""
+
+
+class _Sent(monitoring.CommandListener):
+    """Counts the commands this client sends (each is counted by the server too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class _Beats(monitoring.ServerHeartbeatListener):
+    """Counts this client's heartbeats (a hello each, a `command` for the server)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.ServerHeartbeatStartedEvent) -> None:
+        self.count += 1
+
+    def succeeded(self, event: monitoring.ServerHeartbeatSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.ServerHeartbeatFailedEvent) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Counters:
+    """One reading of the server's operation counters."""
+
+    at: float  # time.monotonic() when the reply came
+    ops: dict[str, int]  # serverStatus opcounters
+    collections: dict[str, dict[str, int]]  # `top` counts per collection and section
+    own: int  # commands of the reading client so far, this serverStatus included
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What happened on the server between two readings, the reading client's own commands left out."""
+
+    seconds: float
+    ops: dict[str, int]
+    own_commands: int
+    collections: dict[str, dict[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+
+class DbCounters:
+    """The database server's own operation counters: serverStatus `opcounters`, and `top` per collection.
+
+    The reading client adds one known command per reading (serverStatus counts itself; `top` lands in
+    the next delta) and its heartbeats, all counted here and subtracted from `command`. Its heartbeat
+    is every 10 minutes, so that it sends none during a measurement.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._sent = _Sent()
+        self._beats = _Beats()
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, heartbeatFrequencyMS=600_000, event_listeners=[self._sent, self._beats]
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def server(self) -> dict[str, Any]:
+        """Which server answers, or NoOpcounters (with the serverStatus fields it has instead)."""
+        status = await self.client.admin.command("serverStatus")
+        if not isinstance(status.get("opcounters"), dict):
+            raise NoOpcounters(f"serverStatus has no opcounters; its fields: {sorted(status)}")
+        return {
+            "version": status.get("version"),
+            "secantus": status.get("secantus"),
+            "storage_engine": (status.get("storageEngine") or {}).get("name"),
+            "persistent": (status.get("storageEngine") or {}).get("persistent"),
+        }
+
+    async def read(self) -> Counters:
+        status = await self.client.admin.command("serverStatus")
+        at = time.monotonic()
+        own = self._sent.count + self._beats.count
+        collections: dict[str, dict[str, int]] = {}
+        with contextlib.suppress(PyMongoError):
+            totals = (await self.client.admin.command("top"))["totals"]
+            collections = {
+                ns: {section: int(value[section]["count"]) for section in TOP_SECTIONS}
+                for ns, value in totals.items()
+                if isinstance(value, dict)
+            }
+        return Counters(at, {k: int(status["opcounters"].get(k, 0)) for k in OPCOUNTERS}, collections, own)
+
+
+def counters_delta(before: Counters, after: Counters, prefix: str = "") -> Delta:
+    """`after` - `before`; collections named without `prefix`, only those that changed."""
+    own = after.own - before.own
+    ops = {k: after.ops[k] - before.ops[k] for k in OPCOUNTERS}
+    ops["command"] -= own
+    collections: dict[str, dict[str, int]] = {}
+    for ns, sections in sorted(after.collections.items()):
+        old = before.collections.get(ns, {})
+        changed = {s: n - old.get(s, 0) for s, n in sections.items() if n != old.get(s, 0)}
+        if changed:
+            collections[ns.removeprefix(prefix)] = changed
+    return Delta(after.at - before.at, ops, own, collections)
