@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(PY) -m bench.push_latency
 	$(PY) -m bench.crawl
 	$(PY) -m bench.receiver_patch
+	$(PY) -m bench.db_ops
+	$(PY) -m bench.large_site
 
 up:
 	docker compose up --build

@@ -19,20 +19,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from typing import Any
 
 import aio_pika
 
-from bench._fake_emsp import Arrival, FakeEmsp
-from bench._support import cleanup_broker, deployment, settings_of, stats_ms
+from bench._fake_emsp import FakeEmsp
+from bench._support import (
+    analyse,
+    cleanup_broker,
+    deployment,
+    read_events,
+    run_publisher,
+    settings_of,
+    wait_delivered,
+)
 from bench.common import emit, infrastructure
-from bench.load import percentile
 from deploy.local_stack import Deployment
 from shared.contracts.locations import LocationUpsert
 from shared.messaging.broker import Broker
@@ -44,18 +49,6 @@ from tests.support.waiting import eventually
 
 EVSES_PER_LOCATION = 4
 WARMUP_RATE = 20.0  # events/s for --warmup seconds before the measured run
-Key = tuple[str, str, str, str]  # location, evse, status, last_updated
-
-
-def pushed_states(arrival: Arrival) -> list[Key]:
-    """The EVSE states one receiver call carries: one for a PATCH/PUT of an EVSE, all for a location PUT."""
-    parts = arrival.path.split("/")  # cc, party, location[, evse[, connector]]
-    body = arrival.body or {}
-    if len(parts) == 4 and "status" in body:
-        return [(parts[2], parts[3], body["status"], body.get("last_updated", ""))]
-    if len(parts) == 3 and arrival.method == "PUT":
-        return [(parts[2], e["uid"], e["status"], e["last_updated"]) for e in body.get("evses") or []]
-    return []
 
 
 class QueueDepths:
@@ -86,166 +79,6 @@ class QueueDepths:
                 await asyncio.sleep(5)
         finally:
             await connection.close()
-
-
-async def run_publisher(
-    amqp: str,
-    namespace: str,
-    evses: list[tuple[str, str]],
-    rate: float,
-    seconds: float,
-    start_index: int,
-    out: str,
-) -> dict[str, Any]:
-    """bench._publisher in its own process; its summary line."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench._publisher",
-        amqp,
-        namespace,
-        "--evses",
-        ",".join(f"{loc}/{uid}" for loc, uid in evses),
-        "--rate",
-        str(rate),
-        "--seconds",
-        str(seconds),
-        "--start-index",
-        str(start_index),
-        "--out",
-        out,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
-    except AssertionError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"publisher exited with {proc.returncode}")
-    result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
-    return result
-
-
-def read_events(path: str) -> list[list[Any]]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-async def wait_delivered(fake: FakeEmsp, events: list[list[Any]], seconds: float) -> tuple[bool, float]:
-    """Until the newest event of every EVSE reached the fake (or `seconds` passed)."""
-    last: dict[tuple[str, str], Key] = {}
-    for loc, uid, status, at, _ in events:
-        last[(loc, uid)] = (loc, uid, status, at)
-    wanted = set(last.values())
-    seen: set[Key] = set()
-    checked = 0
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        for arrival in fake.arrivals[checked:]:
-            seen.update(pushed_states(arrival))
-        checked = len(fake.arrivals)
-        if wanted <= seen:
-            return True, time.monotonic() - started
-        await asyncio.sleep(0.2)
-    return False, time.monotonic() - started
-
-
-def analyse(events: list[list[Any]], arrivals: list[Arrival]) -> dict[str, Any]:
-    index: dict[Key, tuple[int, float]] = {}  # key -> (position among its EVSE's events, publish time)
-    per_evse: dict[tuple[str, str], int] = defaultdict(int)
-    ambiguous = 0
-    for loc, uid, status, at, sent in events:
-        key = (loc, uid, status, at)
-        if key in index:
-            ambiguous += 1
-        index[key] = (per_evse[(loc, uid)], sent)
-        per_evse[(loc, uid)] += 1
-    last_done: dict[tuple[str, str], int] = {}
-    latencies: list[float] = []
-    by_window: dict[int, list[float]] = defaultdict(list)
-    first_sent = min((e[4] for e in events), default=0.0)
-    coalesced = unmatched = repeated = out_of_order = 0
-    methods: dict[str, int] = defaultdict(int)
-    for arrival in arrivals:
-        methods[f"{arrival.method} {'location' if arrival.path.count('/') == 2 else 'evse'}"] += 1
-        for key in pushed_states(arrival):
-            found = index.get(key)
-            if found is None:
-                unmatched += 1  # a state no measured event set (initial state, warm-up)
-                continue
-            position, sent = found
-            evse = (key[0], key[1])
-            previous = last_done.get(evse, -1)
-            if position == previous:
-                repeated += 1  # an unchanged EVSE inside a location PUT
-                continue
-            if position < previous:
-                out_of_order += 1  # an older state after a newer one
-                continue
-            coalesced += position - previous - 1
-            last_done[evse] = position
-            latencies.append(arrival.at - sent)
-            by_window[int((sent - first_sent) // 10) * 10].append(arrival.at - sent)
-    undelivered = sum(count - 1 - last_done.get(evse, -1) for evse, count in per_evse.items())
-    freshness = freshness_latencies(events, arrivals, index)
-    return {
-        "events_delivered_as_newest": len(latencies),
-        "events_coalesced": coalesced,
-        "events_undelivered": undelivered,
-        "ordering_violations": out_of_order,
-        "ambiguous_event_keys": ambiguous,
-        "states_unmatched": unmatched,
-        "states_repeated": repeated,
-        "requests_by_kind": dict(methods),
-        "latency": stats_ms(latencies),
-        "latency_until_partner_at_least_as_new_all_events": censored_stats_ms(freshness),
-        "latency_p50_p99_ms_by_10s_of_publish": {
-            str(k): [stats_ms(v)["p50_ms"], stats_ms(v)["p99_ms"]] for k, v in sorted(by_window.items())
-        },
-    }
-
-
-def freshness_latencies(
-    events: list[list[Any]], arrivals: list[Arrival], index: dict[Key, tuple[int, float]]
-) -> list[float]:
-    """Per event: publish -> first push that left the partner with this state or a newer one (inf: never)."""
-    reached: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)  # (arrival, position so far)
-    for arrival in arrivals:
-        for key in pushed_states(arrival):
-            found = index.get(key)
-            if found is None:
-                continue
-            steps = reached[(key[0], key[1])]
-            best = max(found[0], steps[-1][1]) if steps else found[0]
-            steps.append((arrival.at, best))
-    latencies = []
-    for loc, uid, status, at, sent in events:
-        position = index[(loc, uid, status, at)][0]
-        when = next((t for t, best in reached.get((loc, uid), []) if best >= position), None)
-        latencies.append(float("inf") if when is None else when - sent)
-    return latencies
-
-
-def censored_stats_ms(values: list[float]) -> dict[str, Any]:
-    """Percentiles over every event; one that never reached the partner counts as infinitely late (null)."""
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-
-    def ms(fraction: float) -> float | None:
-        value = percentile(ordered, fraction)
-        return None if value == float("inf") else round(value * 1000, 3)
-
-    return {
-        "p50_ms": ms(0.50),
-        "p95_ms": ms(0.95),
-        "p99_ms": ms(0.99),
-        "within_1s": round(sum(v <= 1.0 for v in ordered) / len(ordered), 4),
-        "within_10s": round(sum(v <= 10.0 for v in ordered) / len(ordered), 4),
-        "never": round(sum(v == float("inf") for v in ordered) / len(ordered), 4),
-    }
 
 
 async def scenario(
