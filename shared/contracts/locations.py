@@ -1,4 +1,6 @@
-"""Locations messages: input from the company's systems, gateway requests, domain events.
+"""Locations messages: input from the company's systems, re-sync imports, domain events.
+
+The gateway's requests are the generic ones of every object module (shared/contracts/objects.py).
 
 Input messages carry an `event_id`, the idempotency key: a redelivered message changes nothing twice.
 Schema evolution follows msgspec's rules: new fields always get defaults, so version 1 consumers and
@@ -9,13 +11,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
 from shared.contracts.base import Message
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, Location, Status
-from shared.ocpi.v2_1_1.types import NonNegativeInt, NonNegativeInt64
+from shared.ocpi.v2_1_1.types import NonNegativeInt64
 
 # ---- input from the company's systems (internal exchange), CPO side ---------------------------
 
@@ -98,65 +99,6 @@ class PartnerLocationImport(Message, frozen=True, kw_only=True, tag="locations.p
     country_code: str
     party_id: str
     location: Location
-
-
-# ---- gateway requests (RPC) ---------------------------------------------------------------------
-
-
-class SenderList(Message, frozen=True, kw_only=True, tag="locations.sender.list"):
-    """GET /locations: a page of our locations."""
-
-    offset: NonNegativeInt = 0
-    limit: NonNegativeInt
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-    # Opaque keyset position from a Link we issued; when present it wins over offset.
-    cursor: str | None = None
-
-
-class SenderGet(Message, frozen=True, kw_only=True, tag="locations.sender.get"):
-    """GET /locations/{location_id}[/{evse_uid}[/{connector_id}]]"""
-
-    location_id: str
-    evse_uid: str | None = None
-    connector_id: str | None = None
-
-
-class ReceiverGet(Message, frozen=True, kw_only=True, tag="locations.receiver.get"):
-    """GET of a partner-owned object we hold."""
-
-    country_code: str
-    party_id: str
-    location_id: str
-    evse_uid: str | None = None
-    connector_id: str | None = None
-
-
-class ReceiverPut(Message, frozen=True, kw_only=True, tag="locations.receiver.put"):
-    """PUT of a partner-owned location, EVSE or connector (exactly one object is set)."""
-
-    country_code: str
-    party_id: str
-    location_id: str
-    evse_uid: str | None = None
-    connector_id: str | None = None
-    location: Location | None = None
-    evse: EVSE | None = None
-    connector: Connector | None = None
-
-
-class ReceiverPatch(Message, frozen=True, kw_only=True, tag="locations.receiver.patch"):
-    """PATCH of a partner-owned object; `patch` was validated against the patch Struct at the edge."""
-
-    country_code: str
-    party_id: str
-    location_id: str
-    evse_uid: str | None = None
-    connector_id: str | None = None
-    patch: dict[str, Any]
-
-
-LocationsRequest = SenderList | SenderGet | ReceiverGet | ReceiverPut | ReceiverPatch
 
 
 # ---- domain events (events exchange) ------------------------------------------------------------
