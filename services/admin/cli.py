@@ -55,7 +55,11 @@ def _print_partner(p: dict[str, Any]) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocpi-admin", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("OCPI_ADMIN_URL", "http://127.0.0.1:8081"))
-    parser.add_argument("--token", default=os.environ.get("OCPI_ADMIN_TOKEN", "local-admin-token"))
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OCPI_ADMIN_TOKEN", ""),
+        help="the admin token (default: OCPI_ADMIN_TOKEN); `make run` keeps its own in .data/admin-token",
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
     groups = parser.add_subparsers(dest="group", required=True)
 
@@ -90,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> Any:
     args = _parser().parse_args(argv)
+    if not args.token:
+        raise AdminError("no admin token: set OCPI_ADMIN_TOKEN or pass --token")
     client = AdminClient(args.url, args.token)
     if args.group == "locations":
         with open(args.file, "rb") as handle:
