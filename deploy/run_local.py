@@ -98,7 +98,13 @@ def main() -> None:
         roles=os.environ.get("OCPI_ROLES", "CPO,EMSP"),
         admin_token=_admin_token(),
         # The services write to a pipe, not a terminal: ask for readable lines anyway.
-        extra_env={"LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")},
+        extra_env={
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+            # A second local deployment (or a partner on this machine) is http://127.0.0.1:<port>;
+            # production refuses both (docs/security.md).
+            "OUTBOUND_ALLOW_HTTP": os.environ.get("OUTBOUND_ALLOW_HTTP", "true"),
+            "OUTBOUND_ALLOW_PRIVATE": os.environ.get("OUTBOUND_ALLOW_PRIVATE", "true"),
+        },
     )
     stack = Stack(deployment)
     stopping = False

@@ -49,6 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_workers: int = 16
     # Cap on a partner's answer, on the wire and once inflated; past it the call fails (finding H1).
     outbound_max_body_bytes: int = 4 * 1024 * 1024
+    # Partner URLs may be http, and reach loopback/private/link-local addresses (finding M1). Both
+    # off in production; `make run` and the tests turn both on so local deployments can connect.
+    outbound_allow_http: bool = False
+    outbound_allow_private: bool = False
 
     @property
     def database_prefix(self) -> str:
@@ -84,6 +88,8 @@ _ENV: dict[str, str] = {
     "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
     "push_workers": "PUSH_WORKERS",
     "outbound_max_body_bytes": "OUTBOUND_MAX_BODY_BYTES",
+    "outbound_allow_http": "OUTBOUND_ALLOW_HTTP",
+    "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
 }
 
 

@@ -27,6 +27,7 @@ from shared.messaging.consumer import Consumer
 from shared.messaging.rpc import RpcClient
 from shared.messaging.topology import Topology
 from shared.outbound_http import outbound_session
+from shared.outbound_policy import OutboundPolicy
 from shared.service import all_ready
 from shared.settings import Settings
 from shared.storage import Document, connect_mongo, ping, service_database
@@ -59,7 +60,7 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         await partners.create_indexes()
         rpc = RpcClient(broker, settings.rpc_timeout)
         await rpc.start()
-        async with outbound_session() as session:
+        async with outbound_session(OutboundPolicy.from_settings(settings)) as session:
             client = PartnerClient(session, max_body=settings.outbound_max_body_bytes)
             gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client)
             ocpi[GATEWAY] = gateway

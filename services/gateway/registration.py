@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 async def register_with(gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str) -> Partner:
     """Run the handshake towards a partner; on any failure nothing stays stored on our side."""
     request_id = current_request_id.get() or ""
-    found = await discover(gateway.client, versions_url, token_a, role, request_id)
+    found = await discover(gateway.client, versions_url, token_a, role, request_id, reveal=True)
     token_b = new_token()
     partner = new_partner(
         name,
@@ -94,7 +94,9 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
             our_credentials(gateway.settings, token_b),
             request_id,
         )
-        found = await discover(gateway.client, theirs.url, theirs.token, partner.role, request_id)
+        found = await discover(
+            gateway.client, theirs.url, theirs.token, partner.role, request_id, reveal=True
+        )
     except (PartnerApiError, OcpiError) as exc:
         # The partner did not take the new token: keep the one it still uses.
         await gateway.partners.update_if(
