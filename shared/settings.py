@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbound_max_body_bytes: int = 4 * 1024 * 1024
     # Partner URLs may be http, and reach loopback/private/link-local addresses (finding M1). Both
     # off in production; `make run` and the tests turn both on so local deployments can connect.
+    # Cap on a request body at the gateway (the admin API gets 8 times as much); 413 past it (L1).
+    inbound_max_body_bytes: int = 2 * 1024 * 1024
     outbound_allow_http: bool = False
     outbound_allow_private: bool = False
 
@@ -88,6 +90,7 @@ _ENV: dict[str, str] = {
     "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
     "push_workers": "PUSH_WORKERS",
     "outbound_max_body_bytes": "OUTBOUND_MAX_BODY_BYTES",
+    "inbound_max_body_bytes": "INBOUND_MAX_BODY_BYTES",
     "outbound_allow_http": "OUTBOUND_ALLOW_HTTP",
     "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
 }
@@ -116,6 +119,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("PUSH_WORKERS must be at least 1")
     if settings.outbound_max_body_bytes < 1024:
         raise ValueError("OUTBOUND_MAX_BODY_BYTES must be at least 1024")
+    if settings.inbound_max_body_bytes < 1024:
+        raise ValueError("INBOUND_MAX_BODY_BYTES must be at least 1024")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
         raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
     return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))

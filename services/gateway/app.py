@@ -33,16 +33,15 @@ from shared.settings import Settings
 from shared.storage import Document, connect_mongo, ping, service_database
 
 log = structlog.get_logger(__name__)
-# Partners' bodies are small; anything far larger is an attack or a mistake.
-MAX_BODY = 2 * 1024 * 1024
 
 
 def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     """The partner-facing OCPI app and the operator's admin app, sharing one Gateway."""
-    ocpi = web.Application(middlewares=[ocpi_middleware], client_max_size=MAX_BODY)
-    admin = web.Application(
-        middlewares=[ocpi_middleware, admin_routes.admin_auth], client_max_size=MAX_BODY * 8
-    )
+    # Partners' bodies are small; anything far larger is an attack or a mistake (INBOUND_MAX_BODY_BYTES).
+    cap = settings.inbound_max_body_bytes
+    ocpi = web.Application(middlewares=[ocpi_middleware], client_max_size=cap)
+    # The operator loads our own locations in bulk: more room, still bounded.
+    admin = web.Application(middlewares=[ocpi_middleware, admin_routes.admin_auth], client_max_size=cap * 8)
     versions_routes.add_routes(ocpi)
     credentials_routes.add_routes(ocpi)
     locations_routes.add_routes(ocpi)
