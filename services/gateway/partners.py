@@ -143,6 +143,18 @@ class PartnerRepository:
         docs = await self._partners.find(query).sort("removed_at", 1).limit(1).to_list()
         return _from_doc(docs[0]) if docs else None
 
+    async def owners_of(self, parties: list[Party]) -> list[Partner]:
+        """Live partners owning any of `parties` (as main party or an extra one)."""
+        if not parties:
+            return []
+        either: list[Document] = []
+        for party in parties:
+            either.append({"country_code": party.country_code, "party_id": party.party_id})
+            match = {"country_code": party.country_code, "party_id": party.party_id}
+            either.append({"extra_parties": {"$elemMatch": match}})
+        cursor = self._partners.find({"removed_at": None, "$or": either}).sort("created_at", 1)
+        return [_from_doc(doc) async for doc in cursor]
+
     async def all(self) -> list[Partner]:
         """Every live partner; removed ones are hidden while they wait to be deleted."""
         cursor = self._partners.find({"removed_at": None}).sort("created_at", 1)

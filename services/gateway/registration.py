@@ -14,10 +14,12 @@ from services.gateway.partners import (
     new_partner,
     pending,
 )
+from services.gateway.party_claims import claimed_party_refusal
 from services.gateway.publishing import announce, publish_all_owed
 from services.gateway.responses import OcpiError, not_allowed
 from services.gateway.state import Gateway
 from services.gateway.tokens import new_token, token_hash
+from shared.contracts.partners import Party
 from shared.messaging.headers import current_request_id
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.status import OcpiStatus
@@ -26,16 +28,23 @@ from shared.settings import Role
 log = structlog.get_logger(__name__)
 
 
-async def register_with(gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str) -> Partner:
-    """Run the handshake towards a partner; on any failure nothing stays stored on our side."""
+async def register_with(
+    gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str, parties: list[Party]
+) -> Partner:
+    """Run the handshake towards a partner; on any failure nothing stays stored on our side.
+
+    The partner owns `parties`, as the operator named them; its credentials answer must be one of
+    them, or the registration is undone (M3).
+    """
     request_id = current_request_id.get() or ""
     found = await discover(gateway.client, versions_url, token_a, role, request_id, reveal=True)
     token_b = new_token()
     partner = new_partner(
         name,
         role,
-        "",
-        "",
+        parties[0].country_code,
+        parties[0].party_id,
+        extra_parties=parties[1:],
         token_hash=token_hash(token_b),
         versions_url=versions_url,
         version=found.version,
@@ -55,6 +64,20 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
         # Removed like any partner: token_b may be cached by replicas, and the sweep finishes it.
         await _remove_here(gateway, partner, strict=False)
         raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Registration refused: {exc}") from exc
+    refusal = claimed_party_refusal(parties, theirs.country_code, theirs.party_id)
+    if refusal is not None:
+        # It accepted us: unregister there (best effort), then forget it here; token_b dies with it.
+        try:
+            await gateway.client.delete_credentials(found.endpoints["credentials"], theirs.token, request_id)
+        except PartnerApiError as exc:
+            log.warning("partner_delete_failed", partner_id=partner.id, reason=str(exc))
+        await _remove_here(gateway, partner, strict=False)
+        log.warning("partner_party_refused", partner=name, claimed=f"{theirs.country_code}/{theirs.party_id}")
+        raise OcpiError(
+            OcpiStatus.INVALID_OR_MISSING_PARAMETERS,
+            f"Registration refused: {refusal}; nothing was kept",
+            http_status=400,
+        )
     # Replicas drop token_b's cached PENDING principal; the dispatcher hears the connection.
     owed = pending(Announcement.REGISTERED, [token_hash(token_b)])
     updated = await gateway.partners.update_if(
@@ -63,8 +86,6 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
         {
             "status": ConnectionStatus.CONNECTED.value,
             "their_token": theirs.token,
-            "country_code": theirs.country_code,
-            "party_id": theirs.party_id,
             "business_details": to_builtins(theirs.business_details),
         },
         owed=owed,
