@@ -20,12 +20,15 @@ from services.gateway.responses import OcpiError, not_allowed
 from services.gateway.state import Gateway
 from services.gateway.tokens import new_token, token_hash
 from shared.contracts.partners import Party
+from shared.failpoints import failpoint
 from shared.messaging.headers import current_request_id
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.settings import Role
 
 log = structlog.get_logger(__name__)
+# Test-only crash point: the partner accepted our credentials PUT, its answer is not stored yet.
+BEFORE_STORE = "gateway.rotation.before_store"
 
 
 async def register_with(
@@ -98,15 +101,28 @@ async def register_with(
 
 
 async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
-    """Credentials PUT towards the partner: new tokens both ways, their endpoints fetched again."""
+    """Credentials PUT towards the partner: new tokens both ways, their endpoints fetched again.
+
+    No step's failure locks the partner out (M4). Our new token is offered beside the current one
+    before the PUT, and both stay valid until the partner's answer is stored; only then is the old
+    one retired. We never go back to a token the partner may have dropped: a failed PUT leaves both
+    valid, and a failed discovery of its new versions URL keeps its answer with the old endpoints.
+    """
     if partner.status is not ConnectionStatus.CONNECTED or not partner.their_token:
         raise not_allowed("Partner is not connected")
     request_id = current_request_id.get() or ""
-    old_hash = partner.token_hash
     token_b = new_token()
-    await gateway.partners.update_if(
-        partner.id, {"token_hash": old_hash}, {"token_hash": token_hash(token_b)}
+    hash_b = token_hash(token_b)
+    offered = await gateway.partners.update_if(
+        partner.id,
+        {"token_hash": partner.token_hash, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
+        {},
+        offer=hash_b,
     )
+    if offered is None:
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR, "Partner record changed meanwhile; nothing was sent, try again"
+        )
     try:
         theirs = await gateway.client.send_credentials(
             "PUT",
@@ -115,31 +131,63 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
             our_credentials(gateway.settings, token_b),
             request_id,
         )
+    except PartnerApiError as exc:
+        # It may have taken token_b before failing (a timeout after it stored it): both stay valid
+        # until a rotation completes.
+        log.warning("partner_rotation_refused", partner_id=partner.id, reason=str(exc))
+        raise OcpiError(
+            OcpiStatus.UNABLE_TO_USE_CLIENT_API,
+            f"Credentials update refused: {exc}; the partner's current token and the one offered both "
+            "still work",
+        ) from exc
+    failpoint(BEFORE_STORE)
+    await _store_answer(gateway, offered, hash_b, theirs.token)
+    try:
         found = await discover(
             gateway.client, theirs.url, theirs.token, partner.role, request_id, reveal=True
         )
-    except (PartnerApiError, OcpiError) as exc:
-        # The partner did not take the new token: keep the one it still uses.
-        await gateway.partners.update_if(
-            partner.id, {"token_hash": token_hash(token_b)}, {"token_hash": old_hash}
-        )
-        raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Credentials update refused: {exc}") from exc
-    owed = pending(Announcement.REGISTERED, [old_hash, token_hash(token_b)])
+    except OcpiError as exc:
+        log.warning("partner_rotation_discovery_failed", partner_id=partner.id, reason=exc.message)
+        raise OcpiError(
+            OcpiStatus.UNABLE_TO_USE_CLIENT_API,
+            f"The partner took the new credentials (stored), but its new versions URL did not work, so "
+            f"its endpoints were kept: {exc.message}. Repeat the rotation once it works.",
+        ) from exc
+    owed = pending(Announcement.REGISTERED, [])
     updated = await gateway.partners.update_if(
         partner.id,
-        {"token_hash": token_hash(token_b)},
-        {
-            "their_token": theirs.token,
-            "versions_url": theirs.url,
-            "version": found.version,
-            "endpoints": found.endpoints,
-        },
+        {"token_hash": hash_b},
+        {"versions_url": theirs.url, "version": found.version, "endpoints": found.endpoints},
         owed=owed,
     )
     if updated is None:
         raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record changed during the update")
     await _announce_or_fail(gateway, updated, owed)
     return updated
+
+
+async def _store_answer(gateway: Gateway, partner: Partner, hash_b: str, their_token: str) -> Partner:
+    """The partner took token_b: make it the token, retire the old and any other offered one, keep
+    the token it gave us, and announce that (the dispatcher must call it with the new token)."""
+    retired = [partner.token_hash, *(h for h in partner.next_token_hashes if h != hash_b)]
+    owed = pending(Announcement.REGISTERED, retired)
+    stored = await gateway.partners.update_if(
+        partner.id,
+        {"next_token_hashes": hash_b, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
+        {"token_hash": hash_b, "next_token_hashes": [], "their_token": their_token},
+        owed=owed,
+    )
+    if stored is None:
+        # Changed meanwhile (an inbound PUT or DELETE, a removal): that change holds; token_b stays
+        # offered if it still can be.
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR,
+            "The partner took the new credentials, but the partner record changed meanwhile; check "
+            "`partner list` and repeat the rotation",
+        )
+    # A deferred announcement is the sweep's; the rotation goes on to refresh the endpoints.
+    await announce(gateway, stored, owed)
+    return stored
 
 
 async def remove(gateway: Gateway, partner: Partner) -> None:
@@ -172,7 +220,12 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
     the sweep and, if `strict`, the caller hears so."""
     for _ in range(3):
         # Every token it ever had stops working everywhere; the dispatcher forgets it.
-        hashes = [partner.token_hash, partner.token_a_hash, *partner.retired_token_hashes]
+        hashes = [
+            partner.token_hash,
+            partner.token_a_hash,
+            *partner.next_token_hashes,
+            *partner.retired_token_hashes,
+        ]
         owed = pending(Announcement.UNREGISTERED, hashes)
         removed = await gateway.partners.update_if(
             partner.id,
@@ -184,6 +237,7 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
                 "token_hash": None,
                 "token_a_hash": None,
                 "their_token": None,
+                "next_token_hashes": [],
                 "retired_token_hashes": [],
             },
             owed=owed,
