@@ -12,9 +12,11 @@ from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.types import BusinessDetails
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role, Settings
 
 log = structlog.get_logger(__name__)
+MODULE_IDS = frozenset(m.value for m in ModuleID)
 
 
 class PartnerVersion(msgspec.Struct, frozen=True):
@@ -52,7 +54,12 @@ async def discover(
     except PartnerApiError as exc:
         log.warning("partner_version_details_failed", url=chosen.url[:200], reason=str(exc))
         raise _unusable("version details", exc, reveal) from exc
-    endpoints = {str(e.identifier): e.url for e in detail.endpoints}
+    # Only OCPI modules: identifiers become keys of stored documents (`$x`, `a.b` must never reach
+    # MongoDB, review L12), and a module we do not speak is not ours to call.
+    endpoints = {e.identifier: e.url for e in detail.endpoints if e.identifier in MODULE_IDS}
+    ignored = sorted({e.identifier[:40] for e in detail.endpoints} - set(endpoints))
+    if ignored:
+        log.info("partner_endpoints_ignored", identifiers=ignored[:20])
     for identifier, endpoint_url in sorted(endpoints.items()):
         refusal = client.refusal(endpoint_url)
         if refusal is not None:
