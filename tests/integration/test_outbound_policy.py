@@ -17,7 +17,13 @@ from services.gateway.handshake import discover
 from services.gateway.partner_client import PartnerClient
 from services.gateway.responses import OcpiError
 from shared.ocpi.v2_1_1.status import OcpiStatus
-from shared.outbound_http import PartnerCallFailed, fetch, outbound_session
+from shared.outbound_http import (
+    PartnerCallFailed,
+    fetch,
+    outbound_session,
+    process_policy,
+    set_process_policy,
+)
 from shared.outbound_policy import OutboundPolicy
 from shared.settings import Role
 from tests.support.hostile import Server
@@ -152,3 +158,16 @@ async def test_errors_sent_back_to_a_partner_carry_no_internal_detail() -> None:
         for leak in ("127.0.0.1", str(closed), "401", "Connect", "refused", "10.1.2.3", "HTTP", "invalid"):
             assert leak not in message, message
     assert len(set(messages)) == 1, messages
+
+
+async def test_sessions_made_without_a_policy_follow_the_process_policy(server: Server) -> None:
+    """The dispatcher makes its session as below; run_service sets the process policy from settings."""
+    previous = process_policy()
+    set_process_policy(STRICT)
+    try:
+        async with outbound_session(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)) as session:
+            with pytest.raises(PartnerCallFailed):
+                await _call(session, server.url)
+    finally:
+        set_process_policy(previous)
+    assert server.hits == 0
