@@ -24,22 +24,30 @@ async def _echo(request: web.Request) -> web.Response:
     return web.json_response({"request_id": current_request_id.get(), "size": len(body)})
 
 
+ADMIN_TOKEN = secrets.token_hex(32)
+Client = TestClient[web.Request, web.Application]
+
+
 @pytest.fixture
-async def client(
-    namespace: str, amqp_url: str, mongo_url: str
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def apps(namespace: str, amqp_url: str, mongo_url: str) -> AsyncIterator[tuple[Client, Client]]:
+    """The OCPI app (with an echo route) and the admin app, sharing one lifecycle as in the gateway."""
     settings = load_settings(
         environ={},
         namespace=namespace,
         amqp_url=amqp_url,
         mongo_url=mongo_url,
-        admin_token=secrets.token_hex(32),
+        admin_token=ADMIN_TOKEN,
         inbound_max_body_bytes=CAP,
     )
-    ocpi, _ = create_apps(settings)
+    ocpi, admin = create_apps(settings)
     ocpi.router.add_post("/echo", _echo)
-    async with TestClient(TestServer(ocpi)) as test_client:
-        yield test_client
+    async with TestClient(TestServer(ocpi)) as ocpi_client, TestClient(TestServer(admin)) as admin_client:
+        yield ocpi_client, admin_client
+
+
+@pytest.fixture
+def client(apps: tuple[Client, Client]) -> Client:
+    return apps[0]
 
 
 @pytest.mark.parametrize(
@@ -79,3 +87,13 @@ async def test_a_body_over_the_configured_cap_is_a_413_in_an_ocpi_envelope(
     response = await client.post("/echo", data=b"x" * (CAP + 1))
     assert response.status == 413
     assert (await response.json())["status_code"] == 2000
+
+
+async def test_deeply_nested_json_to_the_admin_api_is_a_2001_not_a_500(apps: tuple[Client, Client]) -> None:
+    """msgspec raises RecursionError (not DecodeError) at ~1000 levels, even in an unknown field (L1)."""
+    deep = b'{"name": "x", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = await apps[1].post(
+        "/admin/partners", data=deep, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status == 400
+    assert (await response.json())["status_code"] == 2001
