@@ -14,7 +14,8 @@ def test_without_a_token_the_cli_refuses_instead_of_using_a_default(monkeypatch:
 
 
 def test_register_requires_the_partners_party() -> None:
-    base = ["--token", "x" * 40, "partner", "register", "--versions-url", "https://p.example/v", "--token", "A"]
+    base = ["--token", "x" * 40, "partner", "register", "--versions-url", "https://p.example/v"]
+    base += ["--token", "A"]
     with pytest.raises(SystemExit):
         _parser().parse_args(base)
     args = _parser().parse_args([*base, "--party", "DE/ACM", "--party", "DE/ACN", "--shared-party"])
