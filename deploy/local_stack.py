@@ -6,6 +6,7 @@ Each service is its own process, exactly as in containers; logs are prefixed wit
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,7 +34,8 @@ class Deployment:
     country_code: str = "NL"
     party_id: str = "ABC"
     roles: str = "CPO,EMSP"
-    admin_token: str = "local-admin-token"
+    # Random per deployment: every process refuses a well-known admin token (docs/security.md).
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
     # Explicit health ports per service; otherwise health_port_base + the service's index.
     health_ports: dict[str, int] = field(default_factory=dict)

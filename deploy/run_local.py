@@ -7,6 +7,7 @@ data in .data/mongo. RabbitMQ: AMQP_URL (default the local server).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -53,6 +54,22 @@ def _start_secantus(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("SecantusDB did not start; see .data/secantus.log")
 
 
+def _admin_token() -> str:
+    """OCPI_ADMIN_TOKEN when set; otherwise one generated once and kept in .data/admin-token, so
+    `ocpi-admin` keeps working across runs (the processes refuse a well-known token)."""
+    given = os.environ.get("OCPI_ADMIN_TOKEN", "")
+    if given:
+        return given
+    path = ROOT / ".data" / "admin-token"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return token
+
+
 def main() -> None:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     if "127.0.0.1:5672" in amqp_url and not _listening(5672) and shutil.which("rabbitmq-server"):
@@ -79,9 +96,15 @@ def main() -> None:
         country_code=os.environ.get("OCPI_COUNTRY_CODE", "NL"),
         party_id=os.environ.get("OCPI_PARTY_ID", "ABC"),
         roles=os.environ.get("OCPI_ROLES", "CPO,EMSP"),
-        admin_token=os.environ.get("OCPI_ADMIN_TOKEN", "local-admin-token"),
+        admin_token=_admin_token(),
         # The services write to a pipe, not a terminal: ask for readable lines anyway.
-        extra_env={"LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")},
+        extra_env={
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+            # A second local deployment (or a partner on this machine) is http://127.0.0.1:<port>;
+            # production refuses both (docs/security.md).
+            "OUTBOUND_ALLOW_HTTP": os.environ.get("OUTBOUND_ALLOW_HTTP", "true"),
+            "OUTBOUND_ALLOW_PRIVATE": os.environ.get("OUTBOUND_ALLOW_PRIVATE", "true"),
+        },
     )
     stack = Stack(deployment)
     stopping = False

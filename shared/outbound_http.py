@@ -1,4 +1,5 @@
-"""Calls to a partner's server with limits: body size (on the wire and inflated), total time, no redirects.
+"""Calls to a partner's server with limits: body size (on the wire and inflated), total time, no redirects,
+and only to URLs and addresses the outbound policy allows (shared/outbound_policy.py).
 
 Both the gateway's handshake client and the dispatcher's OCPI client go through `fetch`. A partner
 controls what it answers, so anything it can make us hold in memory or wait for is capped here; an
@@ -14,8 +15,16 @@ from typing import Any
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver
 
 from shared.ocpi.v2_1_1.codec import encode
+from shared.outbound_policy import (
+    AddressNotAllowed,
+    OutboundPolicy,
+    PolicedResolver,
+    UrlNotAllowed,
+    policed_socket,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -43,9 +52,55 @@ class PartnerAnswer:
     link: str | None = None
 
 
-def outbound_session(**kwargs: Any) -> aiohttp.ClientSession:
-    """The process's session towards partners; it never inflates bodies itself (`fetch` does, bounded)."""
-    return aiohttp.ClientSession(auto_decompress=False, **kwargs)
+class PolicedConnector(aiohttp.TCPConnector):
+    """A connector that resolves and connects only where its `policy` allows (see outbound_policy)."""
+
+    def __init__(self, policy: OutboundPolicy, names: AbstractResolver | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            resolver=PolicedResolver(policy, names), socket_factory=policed_socket(policy), **kwargs
+        )
+        self.policy = policy
+
+
+# The policy of sessions made without one: strict until the process's settings say otherwise
+# (run_service and the gateway set it at start; the tests' conftest allows local addresses).
+_process_policy = OutboundPolicy()
+
+
+def set_process_policy(policy: OutboundPolicy) -> None:
+    """The policy of every session and call of this process that names none."""
+    global _process_policy
+    _process_policy = policy
+
+
+def process_policy() -> OutboundPolicy:
+    return _process_policy
+
+
+def outbound_session(
+    policy: OutboundPolicy | None = None,
+    *,
+    resolver: AbstractResolver | None = None,
+    limit: int = 100,
+    limit_per_host: int = 0,
+    connector: aiohttp.BaseConnector | None = None,
+    **kwargs: Any,
+) -> aiohttp.ClientSession:
+    """The process's session towards partners: policed addresses (M1), and it never inflates bodies
+    itself (`fetch` does, bounded). `resolver` resolves names (tests give their own). A `connector`
+    passed in only lends its limits: the session always connects through a PolicedConnector."""
+    if connector is not None:
+        limit, limit_per_host = connector.limit, connector.limit_per_host
+    policed = PolicedConnector(
+        policy or _process_policy, resolver, limit=limit, limit_per_host=limit_per_host
+    )
+    return aiohttp.ClientSession(connector=policed, auto_decompress=False, **kwargs)
+
+
+def policy_of(session: aiohttp.ClientSession) -> OutboundPolicy:
+    """The policy a session connects under (the process's for a session not made by outbound_session)."""
+    connector = session.connector
+    return connector.policy if isinstance(connector, PolicedConnector) else _process_policy
 
 
 async def fetch(
@@ -58,8 +113,15 @@ async def fetch(
     seconds: float,
     max_body: int,
 ) -> PartnerAnswer:
-    """One call, read whole within `seconds` and `max_body` bytes; a 3xx is a failure."""
+    """One call, read whole within `seconds` and `max_body` bytes; a 3xx is a failure; a URL or
+    address the session's policy refuses is a failure before anything is sent."""
     headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+    try:
+        policy_of(session).check_url(url)
+    except UrlNotAllowed as exc:
+        failed = PartnerCallFailed("not_allowed", f"URL not allowed: {exc}")
+        _refused(failed, method, url)
+        raise failed from exc
     try:
         # aiohttp's total timeout covers the body too; asyncio's also covers our own inflating.
         async with asyncio.timeout(seconds):
@@ -86,8 +148,24 @@ async def fetch(
         _refused(failed, method, url)
         raise failed from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
+        if _address_refused(exc):
+            failed = PartnerCallFailed("address_not_allowed", f"URL not allowed: its address {exc}")
+            _refused(failed, method, url)
+            raise failed from exc
         # Refused connections, resets, bad URLs: the partner is down or misconfigured, as before.
         raise PartnerCallFailed("unreachable", f"{type(exc).__name__}: {exc}".strip()) from exc
+
+
+def _address_refused(exc: BaseException) -> bool:
+    """Whether the policy refused the resolved or connected address (aiohttp wraps it once or twice)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AddressNotAllowed):
+            return True
+        if isinstance(seen, aiohttp.ClientConnectorError) and isinstance(seen.os_error, AddressNotAllowed):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
-from shared.settings import Settings
+from shared.outbound_http import set_process_policy
+from shared.outbound_policy import OutboundPolicy
+from shared.settings import Settings, refuse_unsafe
 from shared.storage import Document, connect_mongo, ping, service_database
 
 log = structlog.get_logger(__name__)
@@ -79,6 +81,9 @@ async def _health_app(context: ServiceContext) -> web.AppRunner:
 
 async def run_service(name: str, settings: Settings, build: Build) -> None:
     """Run until SIGTERM/SIGINT, then stop taking work and finish what is in flight."""
+    refuse_unsafe(settings)
+    # Every session this process makes towards partners connects under the deployment's policy (M1).
+    set_process_policy(OutboundPolicy.from_settings(settings))
     context = ServiceContext(name, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

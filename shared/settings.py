@@ -9,6 +9,10 @@ from collections.abc import Mapping
 import msgspec
 
 
+class UnsafeSettings(SystemExit):
+    """A setting would leave the deployment open; the process stops before serving anything."""
+
+
 class Role(enum.Enum):
     """The OCPI role a deployment plays towards its partners."""
 
@@ -32,7 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     party_id: str = "ABC"
     business_name: str = "OCPI Platform"
     roles: tuple[Role, ...] = (Role.CPO, Role.EMSP)
-    admin_token: str = "change-me-admin-token"
+    # No default: every process refuses to start without a long random one (refuse_unsafe, H3).
+    admin_token: str = ""
     rpc_timeout: float = 5.0
     page_limit_max: int = 100
     log_format: str = "auto"
@@ -44,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_workers: int = 16
     # Cap on a partner's answer, on the wire and once inflated; past it the call fails (finding H1).
     outbound_max_body_bytes: int = 4 * 1024 * 1024
+    # Partner URLs may be http, and reach loopback/private/link-local addresses (finding M1). Both
+    # off in production; `make run` and the tests turn both on so local deployments can connect.
+    # Cap on a request body at the gateway (the admin API gets 8 times as much); 413 past it (L1).
+    inbound_max_body_bytes: int = 2 * 1024 * 1024
+    outbound_allow_http: bool = False
+    outbound_allow_private: bool = False
 
     @property
     def database_prefix(self) -> str:
@@ -79,6 +90,9 @@ _ENV: dict[str, str] = {
     "push_backoff_max": "PUSH_BACKOFF_MAX_SECONDS",
     "push_workers": "PUSH_WORKERS",
     "outbound_max_body_bytes": "OUTBOUND_MAX_BODY_BYTES",
+    "inbound_max_body_bytes": "INBOUND_MAX_BODY_BYTES",
+    "outbound_allow_http": "OUTBOUND_ALLOW_HTTP",
+    "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
 }
 
 
@@ -105,6 +119,40 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("PUSH_WORKERS must be at least 1")
     if settings.outbound_max_body_bytes < 1024:
         raise ValueError("OUTBOUND_MAX_BODY_BYTES must be at least 1024")
+    if settings.inbound_max_body_bytes < 1024:
+        raise ValueError("INBOUND_MAX_BODY_BYTES must be at least 1024")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
         raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
     return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))
+
+
+# Tokens that appeared in our own files or are typical placeholders: anyone may know them.
+_KNOWN_ADMIN_TOKENS = frozenset(
+    {"change-me-admin-token", "local-admin-token", "replace-with-a-long-random-token"}
+)
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "replace", "placeholder", "example", "admin-token")
+ADMIN_TOKEN_MIN_LENGTH = 32
+
+
+def admin_token_problem(token: str) -> str | None:
+    """Why this admin token is unsafe, or None: it must be long, random-looking and no placeholder."""
+    if not token:
+        return "is not set"
+    lowered = token.lower()
+    if lowered in _KNOWN_ADMIN_TOKENS or any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return "is a default or placeholder value"
+    if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+        return f"is shorter than {ADMIN_TOKEN_MIN_LENGTH} characters"
+    if len(set(token)) < 10:
+        return "is not random (too few distinct characters)"
+    return None
+
+
+def refuse_unsafe(settings: Settings) -> None:
+    """Stop the process (before it connects or listens) when a setting would leave it open."""
+    problem = admin_token_problem(settings.admin_token)
+    if problem is not None:
+        raise UnsafeSettings(
+            f"refusing to start: OCPI_ADMIN_TOKEN {problem}; set it to a long random value, "
+            "e.g. `openssl rand -hex 32` (see docs/security.md)"
+        )

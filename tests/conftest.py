@@ -12,6 +12,8 @@ import pytest
 from deploy.local_stack import Deployment, Stack
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
+from shared.outbound_http import set_process_policy
+from shared.outbound_policy import OutboundPolicy
 from tests.support.cleanup import delete_namespaces
 from tests.support.deployments import new_deployment, running
 from tests.support.servers import amqp_url as _amqp_url
@@ -20,6 +22,9 @@ from tests.support.servers import mongo_server
 # Per-test namespaces come and go by the hundred: classic queues there (a quorum queue is a Raft
 # group each). The two-deployment tests run on quorum queues, as production does.
 os.environ.setdefault("OCPI_QUEUE_TYPE", "classic")
+# Partners in tests are servers on http://127.0.0.1: the outbound policy (M1) must let them be called,
+# in this process (dispatchers built in-process) and in the deployments' processes (deployments.py).
+set_process_policy(OutboundPolicy(allow_http=True, allow_private=True))
 NAMESPACES: set[str] = set()
 
 

@@ -58,7 +58,11 @@ def _print_partner(p: dict[str, Any]) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocpi-admin", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("OCPI_ADMIN_URL", "http://127.0.0.1:8081"))
-    parser.add_argument("--token", default=os.environ.get("OCPI_ADMIN_TOKEN", "local-admin-token"))
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OCPI_ADMIN_TOKEN", ""),
+        help="the admin token (default: OCPI_ADMIN_TOKEN); `make run` keeps its own in .data/admin-token",
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
     groups = parser.add_subparsers(dest="group", required=True)
 
@@ -69,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--party-id", required=True)
     add.add_argument("--role", required=True, choices=["CPO", "EMSP"])
     add.add_argument("--party", action="append", default=[], help="extra CC/PID a hub writes for")
+    shared = "allow a party another partner owns already (both may then write for it)"
+    add.add_argument("--shared-party", action="store_true", help=shared)
     register = partner.add_parser(
         "register", help="register with a partner from its versions URL and TOKEN_A"
     )
@@ -76,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--token", dest="token_a", required=True)
     register.add_argument("--name")
     register.add_argument("--role", choices=["CPO", "EMSP"])
+    register.add_argument(
+        "--party",
+        action="append",
+        required=True,
+        help="CC/PID the partner may write for (repeat for a hub); its credentials must name one of them",
+    )
+    register.add_argument("--shared-party", action="store_true", help=shared)
     partner.add_parser("list", help="partners with connection and sync status and endpoints")
     for name, text in (
         ("remove", "unregister and forget a partner"),
@@ -94,14 +107,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parties(given: list[str]) -> list[dict[str, str]]:
+    """CC/PID strings as party objects."""
+    parties = []
+    for text in given:
+        country_code, _, party_id = text.partition("/")
+        if not party_id:
+            raise AdminError(f"--party {text!r}: expected COUNTRY_CODE/PARTY_ID, e.g. DE/ACM")
+        parties.append({"country_code": country_code, "party_id": party_id})
+    return parties
+
+
 def run(argv: list[str] | None = None) -> Any:
     args = _parser().parse_args(argv)
+    if not args.token:
+        raise AdminError("no admin token: set OCPI_ADMIN_TOKEN or pass --token")
     client = AdminClient(args.url, args.token)
     if args.group in LOADABLE:
         with open(args.file, "rb") as handle:
             return client.call("POST", f"/admin/{args.group}", raw=handle.read())
     if args.command == "add":
-        parties = [dict(zip(("country_code", "party_id"), p.split("/", 1), strict=True)) for p in args.party]
+        parties = _parties(args.party)
         return client.call(
             "POST",
             "/admin/partners",
@@ -111,10 +137,16 @@ def run(argv: list[str] | None = None) -> Any:
                 "party_id": args.party_id,
                 "role": args.role,
                 "extra_parties": parties,
+                "shared_party": args.shared_party,
             },
         )
     if args.command == "register":
-        body = {"versions_url": args.versions_url, "token": args.token_a}
+        body = {
+            "versions_url": args.versions_url,
+            "token": args.token_a,
+            "parties": _parties(args.party),
+            "shared_party": args.shared_party,
+        }
         body.update({k: v for k, v in (("name", args.name), ("role", args.role)) if v})
         return client.call("POST", "/admin/registrations", body)
     if args.command == "list":

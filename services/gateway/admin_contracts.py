@@ -16,6 +16,19 @@ HttpUrl = Annotated[str, msgspec.Meta(max_length=255, pattern=r"^https?://[^\s/$
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 
 
+class NamedParty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A party the operator names for a partner (M3: parties are ours to assign, never the partner's)."""
+
+    country_code: CountryCode
+    party_id: PartyId
+
+    def party(self) -> Party:
+        return Party(self.country_code, self.party_id)
+
+
+Parties = Annotated[list[NamedParty], msgspec.Meta(max_length=100)]
+
+
 class AddPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Create a partner and a TOKEN_A to hand over offline."""
 
@@ -24,7 +37,9 @@ class AddPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     party_id: PartyId
     role: Role
     # A hub writes objects for several parties: list the extra ones here.
-    extra_parties: list[Party] = msgspec.field(default_factory=list)
+    extra_parties: Parties = msgspec.field(default_factory=list)
+    # The operator allows a party another partner owns already (two connections of one party).
+    shared_party: bool = False
 
 
 class RegisterPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -32,8 +47,11 @@ class RegisterPartner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     versions_url: HttpUrl
     token: Token
+    # The parties it may write for; its credentials answer must be one of them (M3).
+    parties: Annotated[list[NamedParty], msgspec.Meta(min_length=1, max_length=100)]
     name: Name | None = None
     role: Role | None = None
+    shared_party: bool = False
 
 
 class PartnerView(msgspec.Struct, kw_only=True):

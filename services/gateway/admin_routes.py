@@ -12,10 +12,11 @@ from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerVi
 from services.gateway.endpoints import our_role_towards, versions_url
 from services.gateway.middleware import Handler
 from services.gateway.partners import Partner, new_partner
+from services.gateway.party_claims import check_claims
 from services.gateway.responses import OcpiError, bad_body, invalid, success, unauthorized
 from services.gateway.state import gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
-from shared.contracts.partners import PullRequested
+from shared.contracts.partners import Party, PullRequested
 from shared.ocpi.v2_1_1.modules import MODULES, module_named
 
 T = TypeVar("T")
@@ -76,13 +77,15 @@ async def add_partner(request: web.Request) -> web.Response:
         )
     if await gateway.partners.find_by_name_or_id(body.name):
         raise invalid(f"name: a partner called {body.name!r} exists already")
+    extra = [p.party() for p in body.extra_parties]
+    await check_claims(gateway, [Party(body.country_code, body.party_id), *extra], shared=body.shared_party)
     token_a = new_token()
     partner = new_partner(
         body.name,
         body.role,
         body.country_code,
         body.party_id,
-        extra_parties=body.extra_parties,
+        extra_parties=extra,
         token_a_hash=token_hash(token_a),
     )
     await gateway.partners.add(partner)
@@ -101,7 +104,9 @@ async def register_partner(request: web.Request) -> web.Response:
     name = body.name or body.versions_url
     if await gateway.partners.find_by_name_or_id(name):
         raise invalid(f"name: a partner called {name!r} exists already")
-    partner = await registration.register_with(gateway, name, role, body.versions_url, body.token)
+    parties = list(dict.fromkeys(p.party() for p in body.parties))
+    await check_claims(gateway, parties, shared=body.shared_party)
+    partner = await registration.register_with(gateway, name, role, body.versions_url, body.token, parties)
     return success(view(partner))
 
 

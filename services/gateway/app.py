@@ -27,21 +27,21 @@ from shared.messaging.consumer import Consumer
 from shared.messaging.rpc import RpcClient
 from shared.messaging.topology import Topology
 from shared.outbound_http import outbound_session
+from shared.outbound_policy import OutboundPolicy
 from shared.service import all_ready
 from shared.settings import Settings
 from shared.storage import Document, connect_mongo, ping, service_database
 
 log = structlog.get_logger(__name__)
-# Partners' bodies are small; anything far larger is an attack or a mistake.
-MAX_BODY = 2 * 1024 * 1024
 
 
 def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     """The partner-facing OCPI app and the operator's admin app, sharing one Gateway."""
-    ocpi = web.Application(middlewares=[ocpi_middleware], client_max_size=MAX_BODY)
-    admin = web.Application(
-        middlewares=[ocpi_middleware, admin_routes.admin_auth], client_max_size=MAX_BODY * 8
-    )
+    # Partners' bodies are small; anything far larger is an attack or a mistake (INBOUND_MAX_BODY_BYTES).
+    cap = settings.inbound_max_body_bytes
+    ocpi = web.Application(middlewares=[ocpi_middleware], client_max_size=cap)
+    # The operator loads our own locations in bulk: more room, still bounded.
+    admin = web.Application(middlewares=[ocpi_middleware, admin_routes.admin_auth], client_max_size=cap * 8)
     versions_routes.add_routes(ocpi)
     credentials_routes.add_routes(ocpi)
     module_routes.add_routes(ocpi)
@@ -59,7 +59,7 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         await partners.create_indexes()
         rpc = RpcClient(broker, settings.rpc_timeout)
         await rpc.start()
-        async with outbound_session() as session:
+        async with outbound_session(OutboundPolicy.from_settings(settings)) as session:
             client = PartnerClient(session, max_body=settings.outbound_max_body_bytes)
             gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client)
             ocpi[GATEWAY] = gateway

@@ -35,6 +35,8 @@ class Principal:
 def _kind_of(partner: Partner, hashed: str) -> TokenKind | None:
     if partner.token_hash and same_hash(partner.token_hash, hashed):
         return TokenKind.CREDENTIALS
+    if any(same_hash(h, hashed) for h in partner.next_token_hashes):
+        return TokenKind.CREDENTIALS  # offered in a rotation whose answer is not stored yet
     if partner.token_a_hash and same_hash(partner.token_a_hash, hashed):
         return TokenKind.TOKEN_A
     if any(same_hash(h, hashed) for h in partner.retired_token_hashes):

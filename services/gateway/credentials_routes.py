@@ -9,7 +9,7 @@ from services.gateway.access import principal_for_handshake, principal_of
 from services.gateway.auth import Principal, TokenKind
 from services.gateway.endpoints import VERSION
 from services.gateway.handshake import discover, our_credentials, parse_credentials
-from services.gateway.partners import Announcement, ConnectionStatus, Partner, pending
+from services.gateway.partners import Announcement, ConnectionStatus, Partner, holding, pending
 from services.gateway.publishing import announce
 from services.gateway.responses import invalid, not_allowed, success, unauthorized
 from services.gateway.state import Gateway, gateway_of
@@ -48,7 +48,8 @@ async def put_credentials(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     if not principal.registered:
         raise not_allowed("Not registered: use POST with the TOKEN_A to register")
-    return await _connect(request, principal, {"token_hash": principal.token_hash}, {}, "partner_updated")
+    # Its current token, or one we offered in a rotation of ours whose answer we did not store.
+    return await _connect(request, principal, holding(principal.token_hash), {}, "partner_updated")
 
 
 async def _connect(
@@ -70,7 +71,8 @@ async def _connect(
     changes = _connection_fields(theirs, found.version, found.endpoints, token_c) | extra
     # The token they called with stops working; replicas also drop what they cached under the new
     # one. The dispatcher hears the new connection.
-    owed = pending(Announcement.REGISTERED, [principal.token_hash, token_hash(token_c)])
+    old = [principal.token_hash, partner.token_hash, *partner.next_token_hashes]
+    owed = pending(Announcement.REGISTERED, [*old, token_hash(token_c)])
     updated = await gateway.partners.update_if(partner.id, expect, changes, owed=owed)
     if updated is None:
         raise not_allowed("The registration changed meanwhile")
@@ -93,13 +95,20 @@ async def delete_credentials(request: web.Request) -> web.Response:
 
 async def unregister(gateway: Gateway, principal: Principal) -> None:
     partner = principal.partner
-    owed = pending(Announcement.UNREGISTERED, [principal.token_hash])
+    found = (principal.token_hash, partner.token_hash, *partner.next_token_hashes)
+    hashes: list[str] = list(dict.fromkeys(h for h in found if h))
+    owed = pending(Announcement.UNREGISTERED, hashes)
     updated = await gateway.partners.update_if(
         partner.id,
-        {"token_hash": principal.token_hash},
-        {"status": ConnectionStatus.UNREGISTERED.value, "token_hash": None, "their_token": None},
+        holding(principal.token_hash),
+        {
+            "status": ConnectionStatus.UNREGISTERED.value,
+            "token_hash": None,
+            "next_token_hashes": [],
+            "their_token": None,
+        },
         owed=owed,
-        retire=[principal.token_hash],  # later calls with it get 405, not 401
+        retire=hashes,  # later calls with any of them get 405, not 401
     )
     if updated is None:
         raise not_allowed("Not registered")
@@ -121,6 +130,7 @@ def _connection_fields(
     return {
         "status": ConnectionStatus.CONNECTED.value,
         "token_hash": token_hash(token),
+        "next_token_hashes": [],
         "their_token": theirs.token,
         "versions_url": theirs.url,
         "version": version,

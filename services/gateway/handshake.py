@@ -12,9 +12,11 @@ from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.types import BusinessDetails
+from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role, Settings
 
 log = structlog.get_logger(__name__)
+MODULE_IDS = frozenset(m.value for m in ModuleID)
 
 
 class PartnerVersion(msgspec.Struct, frozen=True):
@@ -25,16 +27,22 @@ class PartnerVersion(msgspec.Struct, frozen=True):
 
 
 async def discover(
-    client: PartnerClient, url: str, token: str, partner_role: Role, request_id: str = ""
+    client: PartnerClient,
+    url: str,
+    token: str,
+    partner_role: Role,
+    request_id: str = "",
+    *,
+    reveal: bool = False,
 ) -> PartnerVersion:
-    """Fetch a partner's versions and 2.1.1 details; 3001/3002/3003 when that does not work out."""
+    """Fetch a partner's versions and 2.1.1 details; 2001 for a URL our policy refuses, 3001/3002/3003
+    when that does not work out. What went wrong is logged; the answer names it only with `reveal`
+    (the operator's admin calls): a partner learns nothing of our network from it (M1)."""
     try:
         versions = await client.versions(url, token, request_id)
     except PartnerApiError as exc:
-        log.warning("partner_versions_failed", url=url, reason=str(exc))
-        raise OcpiError(
-            OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Unable to use your versions endpoint: {exc}"
-        ) from exc
+        log.warning("partner_versions_failed", url=url[:200], reason=str(exc))
+        raise _unusable("versions endpoint", exc, reveal) from exc
     chosen = pick_version(versions)
     if chosen is None:
         offered = ", ".join(v.version for v in versions) or "none"
@@ -44,16 +52,39 @@ async def discover(
     try:
         detail = await client.version_detail(chosen.url, token, request_id)
     except PartnerApiError as exc:
-        raise OcpiError(
-            OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Unable to use your version details: {exc}"
-        ) from exc
-    endpoints = {str(e.identifier): e.url for e in detail.endpoints}
+        log.warning("partner_version_details_failed", url=chosen.url[:200], reason=str(exc))
+        raise _unusable("version details", exc, reveal) from exc
+    # Only OCPI modules: identifiers become keys of stored documents (`$x`, `a.b` must never reach
+    # MongoDB, review L12), and a module we do not speak is not ours to call.
+    endpoints = {e.identifier: e.url for e in detail.endpoints if e.identifier in MODULE_IDS}
+    ignored = sorted({e.identifier[:40] for e in detail.endpoints} - set(endpoints))
+    if ignored:
+        log.info("partner_endpoints_ignored", identifiers=ignored[:20])
+    for identifier, endpoint_url in sorted(endpoints.items()):
+        refusal = client.refusal(endpoint_url)
+        if refusal is not None:
+            raise OcpiError(
+                OcpiStatus.INVALID_OR_MISSING_PARAMETERS,
+                f"Your {identifier} endpoint: {refusal}",
+                http_status=400,
+            )
     missing = missing_endpoints(partner_role, endpoints)
     if missing:
         raise OcpiError(
             OcpiStatus.NO_MATCHING_ENDPOINTS, f"Your 2.1.1 endpoints lack: {', '.join(sorted(missing))}"
         )
     return PartnerVersion(version=chosen.version, endpoints=endpoints)
+
+
+def _unusable(what: str, exc: PartnerApiError, reveal: bool) -> OcpiError:
+    """2001 when our policy refused their URL (that rule is theirs to know); otherwise one 3001 text
+    for every failure (connect error, timeout, HTTP status, unreadable answer) unless `reveal`."""
+    if exc.refusal is not None:
+        return OcpiError(
+            OcpiStatus.INVALID_OR_MISSING_PARAMETERS, f"Your {what}: {exc.refusal}", http_status=400
+        )
+    detail = f": {exc}" if reveal else "; the X-Request-ID of this answer finds the cause in our logs"
+    return OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Unable to use your {what}{detail}")
 
 
 def our_credentials(settings: Settings, token: str) -> Credentials:

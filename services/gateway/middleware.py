@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,10 +17,21 @@ log = structlog.get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# A caller's id travels into every log line and AMQP header: short, and safe in both (L5).
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def sane_request_id(given: str | None) -> str:
+    """The caller's X-Request-ID when it is 1-64 of [A-Za-z0-9._-], otherwise a fresh one."""
+    if given and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return new_request_id()
+
+
 @web.middleware
 async def ocpi_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind the request id, turn exceptions into OCPI errors, log one line."""
-    request_id = request.headers.get("X-Request-ID") or new_request_id()
+    request_id = sane_request_id(request.headers.get("X-Request-ID"))
     token = current_request_id.set(request_id)
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()

@@ -12,7 +12,8 @@ from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.credentials import Credentials
 from shared.ocpi.v2_1_1.status import OcpiResponse, OcpiStatus
 from shared.ocpi.v2_1_1.versions import Version, VersionDetail, VersionNumber
-from shared.outbound_http import PartnerAnswer, PartnerCaller, PartnerCallFailed
+from shared.outbound_http import PartnerAnswer, PartnerCaller, PartnerCallFailed, policy_of
+from shared.outbound_policy import UrlNotAllowed
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -21,7 +22,16 @@ MAX_MESSAGE = 500
 
 
 class PartnerApiError(Exception):
-    """The partner's API could not be used (down, refused, or answered something we can't read)."""
+    """The partner's API could not be used (down, refused, or answered something we can't read).
+
+    The message is for our logs and the operator: it may name addresses, connect errors and HTTP
+    statuses. `refusal` is set when our outbound policy refused the URL itself (M1): that text
+    speaks of the partner's own URL only, so the partner may read it.
+    """
+
+    def __init__(self, message: str, refusal: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class PartnerClient:
@@ -29,6 +39,15 @@ class PartnerClient:
 
     def __init__(self, session: aiohttp.ClientSession, *, max_body: int, timeout: float = 10.0) -> None:
         self._caller = PartnerCaller(session, timeout, max_body)
+        self._policy = policy_of(session)
+
+    def refusal(self, url: str) -> str | None:
+        """Why our outbound policy would not call this URL (a partner may read it), or None."""
+        try:
+            self._policy.check_url(url)
+        except UrlNotAllowed as exc:
+            return f"URL not allowed: {exc}"
+        return None
 
     async def _send(
         self, method: str, url: str, token: str, body: Any = None, request_id: str = ""
@@ -37,7 +56,8 @@ class PartnerClient:
         try:
             return await self._caller.call(method, url, token, body=body, request_id=request_id)
         except PartnerCallFailed as exc:
-            raise PartnerApiError(f"{method} {url} failed: {exc}") from exc
+            refusal = str(exc) if exc.reason == "not_allowed" else None
+            raise PartnerApiError(f"{method} {url} failed: {exc}", refusal) from exc
 
     async def _call(
         self, method: str, url: str, token: str, type_: type[T], body: Any = None, request_id: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,7 @@ class Pending(msgspec.Struct, kw_only=True):
     revoked: list[str] = msgspec.field(default_factory=list)
 
 
-def pending(announce: Announcement | None, revoked: list[str | None]) -> Pending:
+def pending(announce: Announcement | None, revoked: Sequence[str | None]) -> Pending:
     """A new outbox entry for a change committed now."""
     hashes = list(dict.fromkeys(h for h in revoked if h))
     return Pending(id=uuid.uuid4().hex, at=datetime.now(UTC), announce=announce, revoked=hashes)
@@ -63,6 +64,9 @@ class Partner(msgspec.Struct, kw_only=True):
     token_a_hash: str | None = None
     token_hash: str | None = None
     retired_token_hashes: list[str] = msgspec.field(default_factory=list)
+    # Tokens we sent in a credentials PUT towards the partner whose answer is not stored yet: valid
+    # beside token_hash, so that no failure in a rotation locks the partner out (M4).
+    next_token_hashes: list[str] = msgspec.field(default_factory=list)
     their_token: str | None = None
     versions_url: str | None = None
     version: str | None = None
@@ -84,6 +88,11 @@ class Partner(msgspec.Struct, kw_only=True):
 
     def owns(self, country_code: str, party_id: str) -> bool:
         return any(p.country_code == country_code and p.party_id == party_id for p in self.parties)
+
+
+def holding(token_hash: str) -> Document:
+    """A filter: the partner still accepts this token as its credentials (current or offered)."""
+    return {"$or": [{"token_hash": token_hash}, {"next_token_hashes": token_hash}]}
 
 
 def new_partner(name: str, role: Role, country_code: str, party_id: str, **fields: Any) -> Partner:
@@ -124,6 +133,7 @@ class PartnerRepository:
                 field, unique=True, partialFilterExpression={field: {"$type": "string"}}
             )
         await self._partners.create_index("retired_token_hashes")
+        await self._partners.create_index("next_token_hashes")
         # For the sweep: what is owed an announcement, and what waits to be deleted.
         await self._partners.create_index("outbox.at")
         await self._partners.create_index("removed_at", sparse=True)
@@ -143,6 +153,18 @@ class PartnerRepository:
         docs = await self._partners.find(query).sort("removed_at", 1).limit(1).to_list()
         return _from_doc(docs[0]) if docs else None
 
+    async def owners_of(self, parties: list[Party]) -> list[Partner]:
+        """Live partners owning any of `parties` (as main party or an extra one)."""
+        if not parties:
+            return []
+        either: list[Document] = []
+        for party in parties:
+            either.append({"country_code": party.country_code, "party_id": party.party_id})
+            match = {"country_code": party.country_code, "party_id": party.party_id}
+            either.append({"extra_parties": {"$elemMatch": match}})
+        cursor = self._partners.find({"removed_at": None, "$or": either}).sort("created_at", 1)
+        return [_from_doc(doc) async for doc in cursor]
+
     async def all(self) -> list[Partner]:
         """Every live partner; removed ones are hidden while they wait to be deleted."""
         cursor = self._partners.find({"removed_at": None}).sort("created_at", 1)
@@ -151,7 +173,12 @@ class PartnerRepository:
     async def by_token_hash(self, hashed: str) -> Partner | None:
         doc = await self._partners.find_one(
             {
-                "$or": [{"token_a_hash": hashed}, {"token_hash": hashed}, {"retired_token_hashes": hashed}],
+                "$or": [
+                    {"token_a_hash": hashed},
+                    {"token_hash": hashed},
+                    {"next_token_hashes": hashed},
+                    {"retired_token_hashes": hashed},
+                ],
                 "removed_at": None,
             }
         )
@@ -165,18 +192,24 @@ class PartnerRepository:
         *,
         owed: Pending | None = None,
         retire: list[str] | None = None,
+        offer: str | None = None,
     ) -> Partner | None:
         """Apply `changes` only while the stored partner still matches `expect` (a compare-and-set).
 
         `owed` is written by the same write (the outbox entry of this change), as are the `retire`d
-        token hashes: a crash after the write loses neither.
+        token hashes and the `offer`ed one (see next_token_hashes): a crash after the write loses none.
         """
         changes = {**changes, "updated_at": owed.at if owed else datetime.now(UTC)}
         update: Document = {"$set": _encode_values(changes)}
         if owed is not None:
             update["$push"] = {"outbox": _encode_values(owed)}
+        added: Document = {}
         if retire:
-            update["$addToSet"] = {"retired_token_hashes": {"$each": retire}}
+            added["retired_token_hashes"] = {"$each": retire}
+        if offer:
+            added["next_token_hashes"] = offer
+        if added:
+            update["$addToSet"] = added
         doc = await self._partners.find_one_and_update(
             {"_id": partner_id, **expect}, update, return_document=ReturnDocument.AFTER
         )

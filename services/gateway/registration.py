@@ -14,28 +14,40 @@ from services.gateway.partners import (
     new_partner,
     pending,
 )
+from services.gateway.party_claims import claimed_party_refusal
 from services.gateway.publishing import announce, publish_all_owed
 from services.gateway.responses import OcpiError, not_allowed
 from services.gateway.state import Gateway
 from services.gateway.tokens import new_token, token_hash
+from shared.contracts.partners import Party
+from shared.failpoints import failpoint
 from shared.messaging.headers import current_request_id
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.settings import Role
 
 log = structlog.get_logger(__name__)
+# Test-only crash point: the partner accepted our credentials PUT, its answer is not stored yet.
+BEFORE_STORE = "gateway.rotation.before_store"
 
 
-async def register_with(gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str) -> Partner:
-    """Run the handshake towards a partner; on any failure nothing stays stored on our side."""
+async def register_with(
+    gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str, parties: list[Party]
+) -> Partner:
+    """Run the handshake towards a partner; on any failure nothing stays stored on our side.
+
+    The partner owns `parties`, as the operator named them; its credentials answer must be one of
+    them, or the registration is undone (M3).
+    """
     request_id = current_request_id.get() or ""
-    found = await discover(gateway.client, versions_url, token_a, role, request_id)
+    found = await discover(gateway.client, versions_url, token_a, role, request_id, reveal=True)
     token_b = new_token()
     partner = new_partner(
         name,
         role,
-        "",
-        "",
+        parties[0].country_code,
+        parties[0].party_id,
+        extra_parties=parties[1:],
         token_hash=token_hash(token_b),
         versions_url=versions_url,
         version=found.version,
@@ -55,6 +67,20 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
         # Removed like any partner: token_b may be cached by replicas, and the sweep finishes it.
         await _remove_here(gateway, partner, strict=False)
         raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Registration refused: {exc}") from exc
+    refusal = claimed_party_refusal(parties, theirs.country_code, theirs.party_id)
+    if refusal is not None:
+        # It accepted us: unregister there (best effort), then forget it here; token_b dies with it.
+        try:
+            await gateway.client.delete_credentials(found.endpoints["credentials"], theirs.token, request_id)
+        except PartnerApiError as exc:
+            log.warning("partner_delete_failed", partner_id=partner.id, reason=str(exc))
+        await _remove_here(gateway, partner, strict=False)
+        log.warning("partner_party_refused", partner=name, claimed=f"{theirs.country_code}/{theirs.party_id}")
+        raise OcpiError(
+            OcpiStatus.INVALID_OR_MISSING_PARAMETERS,
+            f"Registration refused: {refusal}; nothing was kept",
+            http_status=400,
+        )
     # Replicas drop token_b's cached PENDING principal; the dispatcher hears the connection.
     owed = pending(Announcement.REGISTERED, [token_hash(token_b)])
     updated = await gateway.partners.update_if(
@@ -63,8 +89,6 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
         {
             "status": ConnectionStatus.CONNECTED.value,
             "their_token": theirs.token,
-            "country_code": theirs.country_code,
-            "party_id": theirs.party_id,
             "business_details": to_builtins(theirs.business_details),
         },
         owed=owed,
@@ -77,15 +101,28 @@ async def register_with(gateway: Gateway, name: str, role: Role, versions_url: s
 
 
 async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
-    """Credentials PUT towards the partner: new tokens both ways, their endpoints fetched again."""
+    """Credentials PUT towards the partner: new tokens both ways, their endpoints fetched again.
+
+    No step's failure locks the partner out (M4). Our new token is offered beside the current one
+    before the PUT, and both stay valid until the partner's answer is stored; only then is the old
+    one retired. We never go back to a token the partner may have dropped: a failed PUT leaves both
+    valid, and a failed discovery of its new versions URL keeps its answer with the old endpoints.
+    """
     if partner.status is not ConnectionStatus.CONNECTED or not partner.their_token:
         raise not_allowed("Partner is not connected")
     request_id = current_request_id.get() or ""
-    old_hash = partner.token_hash
     token_b = new_token()
-    await gateway.partners.update_if(
-        partner.id, {"token_hash": old_hash}, {"token_hash": token_hash(token_b)}
+    hash_b = token_hash(token_b)
+    offered = await gateway.partners.update_if(
+        partner.id,
+        {"token_hash": partner.token_hash, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
+        {},
+        offer=hash_b,
     )
+    if offered is None:
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR, "Partner record changed meanwhile; nothing was sent, try again"
+        )
     try:
         theirs = await gateway.client.send_credentials(
             "PUT",
@@ -94,29 +131,63 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
             our_credentials(gateway.settings, token_b),
             request_id,
         )
-        found = await discover(gateway.client, theirs.url, theirs.token, partner.role, request_id)
-    except (PartnerApiError, OcpiError) as exc:
-        # The partner did not take the new token: keep the one it still uses.
-        await gateway.partners.update_if(
-            partner.id, {"token_hash": token_hash(token_b)}, {"token_hash": old_hash}
+    except PartnerApiError as exc:
+        # It may have taken token_b before failing (a timeout after it stored it): both stay valid
+        # until a rotation completes.
+        log.warning("partner_rotation_refused", partner_id=partner.id, reason=str(exc))
+        raise OcpiError(
+            OcpiStatus.UNABLE_TO_USE_CLIENT_API,
+            f"Credentials update refused: {exc}; the partner's current token and the one offered both "
+            "still work",
+        ) from exc
+    failpoint(BEFORE_STORE)
+    await _store_answer(gateway, offered, hash_b, theirs.token)
+    try:
+        found = await discover(
+            gateway.client, theirs.url, theirs.token, partner.role, request_id, reveal=True
         )
-        raise OcpiError(OcpiStatus.UNABLE_TO_USE_CLIENT_API, f"Credentials update refused: {exc}") from exc
-    owed = pending(Announcement.REGISTERED, [old_hash, token_hash(token_b)])
+    except OcpiError as exc:
+        log.warning("partner_rotation_discovery_failed", partner_id=partner.id, reason=exc.message)
+        raise OcpiError(
+            OcpiStatus.UNABLE_TO_USE_CLIENT_API,
+            f"The partner took the new credentials (stored), but its new versions URL did not work, so "
+            f"its endpoints were kept: {exc.message}. Repeat the rotation once it works.",
+        ) from exc
+    owed = pending(Announcement.REGISTERED, [])
     updated = await gateway.partners.update_if(
         partner.id,
-        {"token_hash": token_hash(token_b)},
-        {
-            "their_token": theirs.token,
-            "versions_url": theirs.url,
-            "version": found.version,
-            "endpoints": found.endpoints,
-        },
+        {"token_hash": hash_b},
+        {"versions_url": theirs.url, "version": found.version, "endpoints": found.endpoints},
         owed=owed,
     )
     if updated is None:
         raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record changed during the update")
     await _announce_or_fail(gateway, updated, owed)
     return updated
+
+
+async def _store_answer(gateway: Gateway, partner: Partner, hash_b: str, their_token: str) -> Partner:
+    """The partner took token_b: make it the token, retire the old and any other offered one, keep
+    the token it gave us, and announce that (the dispatcher must call it with the new token)."""
+    retired = [partner.token_hash, *(h for h in partner.next_token_hashes if h != hash_b)]
+    owed = pending(Announcement.REGISTERED, retired)
+    stored = await gateway.partners.update_if(
+        partner.id,
+        {"next_token_hashes": hash_b, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
+        {"token_hash": hash_b, "next_token_hashes": [], "their_token": their_token},
+        owed=owed,
+    )
+    if stored is None:
+        # Changed meanwhile (an inbound PUT or DELETE, a removal): that change holds; token_b stays
+        # offered if it still can be.
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR,
+            "The partner took the new credentials, but the partner record changed meanwhile; check "
+            "`partner list` and repeat the rotation",
+        )
+    # A deferred announcement is the sweep's; the rotation goes on to refresh the endpoints.
+    await announce(gateway, stored, owed)
+    return stored
 
 
 async def remove(gateway: Gateway, partner: Partner) -> None:
@@ -149,7 +220,12 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
     the sweep and, if `strict`, the caller hears so."""
     for _ in range(3):
         # Every token it ever had stops working everywhere; the dispatcher forgets it.
-        hashes = [partner.token_hash, partner.token_a_hash, *partner.retired_token_hashes]
+        hashes = [
+            partner.token_hash,
+            partner.token_a_hash,
+            *partner.next_token_hashes,
+            *partner.retired_token_hashes,
+        ]
         owed = pending(Announcement.UNREGISTERED, hashes)
         removed = await gateway.partners.update_if(
             partner.id,
@@ -161,6 +237,7 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
                 "token_hash": None,
                 "token_a_hash": None,
                 "their_token": None,
+                "next_token_hashes": [],
                 "retired_token_hashes": [],
             },
             owed=owed,

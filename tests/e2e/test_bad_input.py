@@ -67,7 +67,8 @@ async def test_bad_admin_partner_add(pair: Pair, body: object, field: str) -> No
 
 async def test_bad_admin_registration_url(pair: Pair) -> None:
     """A versions_url that is not a URL is refused before any call goes out."""
-    reply = await admin(pair.cpo, "POST", "/admin/registrations", {"versions_url": "ftp:/x y", "token": "t"})
+    body = {"versions_url": "ftp:/x y", "token": "t", "parties": [{"country_code": "DE", "party_id": "BAD"}]}
+    reply = await admin(pair.cpo, "POST", "/admin/registrations", body)
     assert (reply.status, reply.status_code) == (400, 2001), reply
     assert "versions_url" in reply.message
 

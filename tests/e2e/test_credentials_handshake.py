@@ -21,7 +21,14 @@ async def test_full_handshake_rotation_and_unregistration(pair: Pair) -> None:
         pair.cpo,
         "POST",
         "/admin/registrations",
-        {"versions_url": b_versions, "token": token_a, "name": b_name, "role": "EMSP"},
+        {
+            "versions_url": b_versions,
+            "token": token_a,
+            "name": b_name,
+            "role": "EMSP",
+            "parties": [{"country_code": "DE", "party_id": "EMB"}],
+            "shared_party": True,
+        },
     )
     assert registered.status_code == 1000, registered
 
@@ -75,7 +82,12 @@ async def test_registration_towards_a_partner_that_is_down(pair: Pair) -> None:
         pair.cpo,
         "POST",
         "/admin/registrations",
-        {"versions_url": "http://127.0.0.1:9/ocpi/versions", "token": "whatever", "name": _name("down")},
+        {
+            "versions_url": "http://127.0.0.1:9/ocpi/versions",
+            "token": "whatever",
+            "name": _name("down"),
+            "parties": [{"country_code": "DE", "party_id": "DWN"}],
+        },
     )
     assert reply.status_code == 3001, reply
     assert await partners(pair.cpo) == before

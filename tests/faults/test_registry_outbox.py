@@ -75,7 +75,13 @@ async def test_credentials_post_killed_after_commit_reaches_dispatcher_and_other
     with _doomed_gateway(pair.emsp, "B2 ") as doomed:
         # Replica 1 has the TOKEN_A cached; only a TokensRevoked can make it refuse it within the TTL.
         assert (await request("GET", versions_1, token=token_a)).status_code == 1000
-        body = {"versions_url": f"{doomed.public_url}/ocpi/versions", "token": token_a, "name": b_name}
+        body = {
+            "versions_url": f"{doomed.public_url}/ocpi/versions",
+            "token": token_a,
+            "name": b_name,
+            "parties": [{"country_code": pair.emsp.country_code, "party_id": pair.emsp.party_id}],
+            "shared_party": True,
+        }
         await _dies_midway(admin(pair.cpo, "POST", "/admin/registrations", {**body, "role": "EMSP"}))
 
     with running(_replica(pair.emsp, failpoint=False), "B2 ", services=("gateway",)):

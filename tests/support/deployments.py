@@ -34,7 +34,14 @@ def new_deployment(amqp_url: str, mongo_url: str, country_code: str, party_id: s
         party_id=party_id,
         roles=roles,
         admin_token=uuid.uuid4().hex,
-        extra_env={"LOG_FORMAT": "json", "RPC_TIMEOUT_SECONDS": "3", "PYTHONPATH": os.getcwd()},
+        extra_env={
+            "LOG_FORMAT": "json",
+            "RPC_TIMEOUT_SECONDS": "3",
+            "PYTHONPATH": os.getcwd(),
+            # The two deployments and the fake partners talk over http://127.0.0.1 (M1 policy).
+            "OUTBOUND_ALLOW_HTTP": "true",
+            "OUTBOUND_ALLOW_PRIVATE": "true",
+        },
     )
 
 

@@ -69,12 +69,19 @@ async def admin(
 
 
 async def add_partner(deployment: Deployment, name: str, country_code: str, party_id: str, role: str) -> str:
-    """`ocpi-admin partner add`: returns the TOKEN_A."""
+    """`ocpi-admin partner add --shared-party`: returns the TOKEN_A. Shared, because the tests connect
+    the same two deployments (the same parties) several times."""
     reply = await admin(
         deployment,
         "POST",
         "/admin/partners",
-        {"name": name, "country_code": country_code, "party_id": party_id, "role": role},
+        {
+            "name": name,
+            "country_code": country_code,
+            "party_id": party_id,
+            "role": role,
+            "shared_party": True,
+        },
     )
     assert reply.status_code == 1000, reply
     return str(reply.data["token_a"])
@@ -114,6 +121,8 @@ async def connect(
             "token": token_a,
             "name": b_name,
             "role": "EMSP",
+            "parties": [{"country_code": emsp.country_code, "party_id": emsp.party_id}],
+            "shared_party": True,
         },
     )
     assert reply.status_code == 1000, reply
