@@ -14,13 +14,22 @@ class Tuning:
 
     push_timeout: float = 5.0
     workers: int = 8
-    # One idle worker looks for due retries and pushes queued by other replicas this often (pushes
-    # queued by this replica wake a worker at once).
-    poll: float = 0.5
+    # How often an idle replica looks for work nobody told it about: pushes and pulls other replicas
+    # left due (a dead replica's retries, at worst this late), due probes. What this replica queues
+    # or schedules wakes a worker at once or by a timer, so a slow poll costs latency only there.
+    poll: float = 5.0
     # A push is at most MAX_EVSE_CALLS calls plus one fallback PUT; the lease outlasts all of them twice.
     lease: float = 60.0
     max_evse_calls: int = MAX_EVSE_CALLS
-    probe_tick: float = 0.5
+    probe_tick: float = 5.0
+    # How often parked pushes of partners that are no longer OUT_OF_SYNC are looked for (a race).
+    reconcile_every: float = 30.0
+    # The in-memory partner projection is read again when older than this (other replicas' changes).
+    partner_ttl: float = 5.0
+    # The longest a push completion waits for those of the pushes running alongside (group commit).
+    complete_window: float = 0.05
+    # A claim that found its push leased by another replica looks again after this long.
+    missed_retry: float = 1.0
     probe_min: float = 1.0
     probe_max: float = 30.0
     cpo_probe: float = 5.0

@@ -420,7 +420,7 @@ async def test_an_unregistered_partner_gets_nothing(broker: Broker, dispatcher: 
         await broker.publish_event(PartnerUnregistered(partner_id="emsp-leaves"))
 
         async def forgotten() -> bool:
-            return await dispatcher.db["pending"].count_documents({"partner_id": "emsp-leaves"}) == 0
+            return await dispatcher.db["pushes"].count_documents({"partner_id": "emsp-leaves"}) == 0
 
         await eventually(forgotten, 5, "the leaver's pending pushes to go")
         await asyncio.sleep(1.2)  # longer than any push that was already on the wire
