@@ -207,7 +207,7 @@ class PushWorker:
             parts = [p for p in job.parts if not plan.covers(delivered.pushed, p)]
             if not parts:
                 return self._finish(job, None)
-        calls = plan.calls(job.key, state, parts, self._tuning.max_evse_calls)
+        calls = plan.calls(job.key, state, parts, self._tuning.max_push_calls)
         sent, detail = await self._send(partner, job, plan, state, calls)
         now = self._clock()
         fields = {**ids, "version": version}
@@ -258,35 +258,56 @@ class PushWorker:
         state: Document | None,
         calls: list[PushCall],
     ) -> tuple[list[PushCall] | None, str]:
-        """Run the calls in order; the calls that carried the state, or None and why it failed."""
-        module = job.module
-        sent: list[PushCall] = []
-        for call in calls:
-            reply = await self._call(partner, job, call)
+        """Send the calls; the calls that carried the state, or None and why it failed.
+
+        The first goes alone, then the others `push_concurrency` at a time: each addresses its own
+        part of the object (one call per EVSE), so no part can overtake itself, and the lease keeps
+        the object's next push waiting until all have answered. A partial call the partner cannot
+        place (unknown object) is made good by one PUT of the whole object once all have answered.
+        """
+        gate = asyncio.Semaphore(self._tuning.push_concurrency)
+
+        async def one(call: PushCall) -> tuple[PushCall, Reply, Answer]:
+            async with gate:
+                reply = await self._call(partner, job, call)
             answer = classify(reply.http_status, reply.status_code)
             if call.absent_ok and reply.http_status == 404:
                 # A DELETE of an object the partner does not hold: it is where we want it.
                 answer = Answer.OK
-            fallback = plan.fallback(state) if state is not None else None
-            if answer is Answer.UNKNOWN_OBJECT and call.partial and fallback is not None:
-                # The receiver lacks the object or a part of it: the whole object puts everything in place.
-                log.info(
-                    "push_unknown_object_fallback",
-                    partner_id=partner.partner_id,
-                    module=module.value,
-                    method=call.method,
-                    path="/".join(call.path),
-                    request_id=reply.request_id,
-                )
-                reply = await self._call(partner, job, fallback)
-                if classify(reply.http_status, reply.status_code) is Answer.OK:
-                    return [*sent, fallback], ""
-                answer = Answer.FAILED
-            if answer is not Answer.OK:
-                detail = (
-                    f"{call.method} HTTP {reply.http_status} status {reply.status_code} "
-                    f"{reply.message}".strip()
-                )
-                return None, f"{detail} (request {reply.request_id})"
-            sent.append(call)
-        return sent, ""
+            return call, reply, answer
+
+        # The first call alone: a partner that is down costs one failed request per attempt, not one
+        # per part.
+        results = [await one(calls[0])] if calls else []
+        if results and results[0][2] is not Answer.FAILED:
+            results.extend(await asyncio.gather(*(one(call) for call in calls[1:])))
+        fallback = plan.fallback(state) if state is not None else None
+        for call, reply, answer in results:
+            if answer is Answer.FAILED or (
+                answer is Answer.UNKNOWN_OBJECT and (not call.partial or fallback is None)
+            ):
+                return None, _failure(call, reply)
+        unknown = [(call, reply) for call, reply, answer in results if answer is Answer.UNKNOWN_OBJECT]
+        if not unknown or fallback is None:
+            return calls, ""
+        call, reply = unknown[0]
+        # The receiver lacks the object or a part of it: the whole object puts everything in place.
+        log.info(
+            "push_unknown_object_fallback",
+            partner_id=partner.partner_id,
+            module=job.module.value,
+            method=call.method,
+            path="/".join(call.path),
+            unknown=len(unknown),
+            request_id=reply.request_id,
+        )
+        reply = await self._call(partner, job, fallback)
+        if classify(reply.http_status, reply.status_code) is not Answer.OK:
+            return None, _failure(fallback, reply)
+        return [*(c for c, _, answer in results if answer is Answer.OK), fallback], ""
+
+
+def _failure(call: PushCall, reply: Reply) -> str:
+    """Why a call failed, for the log line and the sync-state event."""
+    detail = f"{call.method} HTTP {reply.http_status} status {reply.status_code} {reply.message}".strip()
+    return f"{detail} (request {reply.request_id})"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from services.dispatcher.domain import MAX_EVSE_CALLS
 from shared.settings import Settings
 
 
@@ -18,9 +17,11 @@ class Tuning:
     # left due (a dead replica's retries, at worst this late), due probes. What this replica queues
     # or schedules wakes a worker at once or by a timer, so a slow poll costs latency only there.
     poll: float = 5.0
-    # A push is at most MAX_EVSE_CALLS calls plus one fallback PUT; the lease outlasts all of them twice.
+    # The calls of one push go out this many at a time (each addresses its own part of the object).
+    push_concurrency: int = 16
+    # A push makes at most `max_push_calls` calls (in rounds of `push_concurrency`) plus one
+    # fallback PUT; the lease outlasts all those rounds twice. More parts and the object goes whole.
     lease: float = 60.0
-    max_evse_calls: int = MAX_EVSE_CALLS
     probe_tick: float = 5.0
     # How often parked pushes of partners that are no longer OUT_OF_SYNC are looked for (a race).
     reconcile_every: float = 30.0
@@ -39,16 +40,23 @@ class Tuning:
     stop_grace: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.lease < 2 * (self.max_evse_calls + 1) * self.push_timeout:
-            raise ValueError("the push lease must outlast every call of a push twice over")
+        if self.max_push_calls < 1:
+            raise ValueError("the push lease must outlast a call and its fallback twice over")
         if self.pull_lease < 2 * self.push_timeout:
             raise ValueError("the pull lease must outlast a page request twice over")
+
+    @property
+    def max_push_calls(self) -> int:
+        """The most calls one push may make: as many rounds as fit twice in the lease, less the
+        fallback's, `push_concurrency` calls each."""
+        rounds = int(self.lease // (2 * self.push_timeout)) - 1
+        return rounds * self.push_concurrency
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: float | int) -> Tuning:
         """Defaults scaled to the push timeout; `overrides` (tests, operators) win."""
         timeout = settings.push_timeout
-        calls = MAX_EVSE_CALLS + 1
+        calls = 4  # a usual push: a few rounds of calls and a fallback
         base = cls(
             push_timeout=timeout,
             lease=max(60.0, 2 * calls * timeout),

@@ -533,3 +533,25 @@ async def test_an_undecodable_event_is_dead_lettered(broker: Broker, dispatcher:
     assert message is not None
     assert "not a dispatcher event" in str((message.headers or {})[ERROR])
     await message.ack()
+
+
+async def test_status_changes_at_a_large_site_stay_patches_under_load(
+    broker: Broker, dispatcher: ServiceContext
+) -> None:
+    """A burst of status changes of 5 EVSEs of a 40-EVSE location coalesces into PATCHes of those
+    EVSEs (sent concurrently), never a PUT of the whole location."""
+    partner = FakePartner("emsp")
+    async with started(partner):
+        await register(broker, dispatcher, partner, "emsp-1")
+        model = LocationModel("BIG", [f"E{n:02d}" for n in range(40)])
+        await broker.publish_event(model.created())
+        await eventually(lambda: "BIG" in partner.store, 5, "the first PUT")
+        partner.delay = 0.05  # pushes take a while: changes pile up behind them and coalesce
+        for _ in range(4):
+            for n in range(5):
+                await broker.publish_event(model.status(f"E{n:02d}"))
+        await eventually(lambda: partner.store["BIG"] == model.wire, 10, "the newest state")
+    later = partner.pushes(ok_only=False)[1:]
+    assert later and all(r.method == "PATCH" and len(r.segments) == 4 for r in later)
+    assert len(later) < 20  # coalesced
+    assert_never_older_after_newer(partner.pushes(ok_only=False))
