@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractChannel
 
 from services.dispatcher.handlers import Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
+from services.dispatcher.migrate import migrate_legacy
 from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import PartnerCache, PartnerProjection
 from services.dispatcher.probe import PartnerProbe
@@ -84,6 +85,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     cache = PartnerCache(partners, tuning.partner_ttl)
     pushes = PushQueue(ctx.db)
     pulls = PullSchedule(ctx.db)
+    await migrate_legacy(ctx.db)
     await partners.ensure_indexes()
     await pushes.ensure_indexes()
     await pulls.ensure_indexes()
