@@ -85,7 +85,9 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
             (p.partner_id, p.sync_state is SyncState.OUT_OF_SYNC)
             for p in await deps.partners.receivers(module)
         ]
-        queued += await deps.pushes.enqueue_many(receivers, of_module, now)
+        await deps.pushes.enqueue_many(receivers, of_module, now)
+        # Parked pushes wait for their partner to answer again: no worker looks for them now.
+        queued += len(of_module) * sum(1 for _, parked in receivers if not parked)
     if queued:
         deps.wake_pushes(queued)
 
