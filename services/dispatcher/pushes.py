@@ -275,12 +275,13 @@ class Completions:
         self._held: list[UpdateOne] = []
         self._busy = 0  # pushes claimed or about to be claimed, whose finish is not held yet
         self._writing: asyncio.Task[None] | None = None
+        self._in_write = False
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
         """Nothing held and nothing being written."""
-        return not self._held and (self._writing is None or self._writing.done())
+        return not self._held and not self._in_write
 
     def expect(self, count: int = 1) -> None:
         """`count` pushes will be claimed (workers were woken for them)."""
@@ -301,7 +302,7 @@ class Completions:
 
     async def drain(self) -> None:
         """Write everything held and wait for it (on stop)."""
-        while not self.idle:
+        while not self.idle or (self._writing is not None and not self._writing.done()):
             self._write_now()
             if self._writing is not None:
                 await asyncio.gather(self._writing, return_exceptions=True)
@@ -320,11 +321,14 @@ class Completions:
             self._timer = None
         batch, self._held = self._held, []
         if batch:
+            self._in_write = True
             try:
                 await self._queue.finish_many(batch)
             except Exception:
                 # Their leases run out and the pushes go again: at least once, never lost.
                 log.exception("push_completions_not_written", count=len(batch))
+            finally:
+                self._in_write = False
             self._on_written()
         if self._held:
             # Finishes that came during the write: the last push or their own timer writes them.

@@ -555,3 +555,25 @@ async def test_status_changes_at_a_large_site_stay_patches_under_load(
     assert later and all(r.method == "PATCH" and len(r.segments) == 4 for r in later)
     assert len(later) < 20  # coalesced
     assert_never_older_after_newer(partner.pushes(ok_only=False))
+
+
+async def test_a_change_during_its_objects_push_goes_out_without_waiting_for_a_poll(
+    broker: Broker, namespace: str, amqp_url: str, mongo_url: str
+) -> None:
+    """A change that arrives while the same location is being pushed finds it leased; it goes out
+    right after that push is written (no poll: polls and second looks are an hour apart here)."""
+    settings = make_settings(namespace, amqp_url, mongo_url)
+    tuning = make_tuning(settings, poll=3600.0, missed_retry=3600.0, probe_tick=3600.0)
+    partner = FakePartner("emsp")
+    async with started(partner), running_dispatcher(settings, tuning) as ctx:
+        await register(broker, ctx, partner, "emsp-1")
+        model = LocationModel("LOC1", ["E1", "E2"])
+        await broker.publish_event(model.created())
+        await eventually(lambda: "LOC1" in partner.store, 5, "the first PUT")
+        partner.pause = 0.5
+        await broker.publish_event(model.status("E1"))
+        await asyncio.sleep(0.25)  # the PATCH is at the partner, its push holds the lease
+        await broker.publish_event(model.status("E2"))
+        await eventually(lambda: partner.store["LOC1"] == model.wire, 5, "the change made during the push")
+    methods = [r.method for r in partner.pushes()]
+    assert methods[0] == "PUT" and set(methods[1:]) == {"PATCH"}

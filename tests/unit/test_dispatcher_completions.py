@@ -82,3 +82,15 @@ async def test_finishes_arriving_during_a_write_join_the_next() -> None:
     group.add(update(3))
     await group.drain()
     assert recorder.writes == [1, 2]
+
+
+async def test_after_a_write_the_group_is_idle_for_the_callback() -> None:
+    """The callback runs once the write is done: a missed claim woken from it finds the push free."""
+    recorder = Recorder(pause=0.01)
+    states: list[bool] = []
+    group = Completions(cast(PushQueue, recorder), 5.0, lambda: states.append(group.idle))
+    group.expect(1)
+    group.add(update(1))
+    assert not group.idle
+    await group.drain()
+    assert states == [True] and group.idle
