@@ -188,11 +188,23 @@ class PartnerProjection:
 
     # ---- probing -----------------------------------------------------------------------------
 
-    async def claim_probe(self, now: datetime, lease: float) -> Partner | None:
-        """Take one partner whose probe is due; pushing its due time by `lease` keeps others off it."""
+    async def claim_probe(self, now: datetime, lease: float, cpo_every: float) -> Partner | None:
+        """Take one partner whose probe is due; pushing its due time by `lease` keeps others off it.
+
+        A CPO partner that is not OUT_OF_SYNC is due again `cpo_every` seconds later whatever the
+        probe finds (it is watched for outages all the time), so the claim schedules that next probe
+        itself and a probe that changes nothing writes nothing.
+        """
+        watched = {
+            "$and": [
+                {"$eq": ["$role", Role.CPO.value]},
+                {"$ne": ["$sync_state", SyncState.OUT_OF_SYNC.value]},
+            ]
+        }
+        due = {"$cond": [watched, now + timedelta(seconds=cpo_every), now + timedelta(seconds=lease)]}
         doc = await self.collection.find_one_and_update(
             {"probe_due_at": {"$lte": now}},
-            {"$set": {"probe_due_at": now + timedelta(seconds=lease)}},
+            [{"$set": {"probe_due_at": due}}],
             sort=[("probe_due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )

@@ -103,7 +103,8 @@ class PartnerProbe:
         now = self._clock()
         due: list[Partner] = []
         while len(due) < BATCH:
-            partner = await self._partners.claim_probe(now, 2 * self._tuning.push_timeout + 1.0)
+            lease = 2 * self._tuning.push_timeout + 1.0
+            partner = await self._partners.claim_probe(now, lease, self._tuning.cpo_probe)
             if partner is None:
                 break
             due.append(partner)
@@ -131,18 +132,22 @@ class PartnerProbe:
                 await self._health.answered(pid, now)
             if partner.role is Role.CPO:
                 modules = partner.sent_modules()
-                if await self._partners.set_reachable(pid, True) and modules:
+                back = not partner.reachable and await self._partners.set_reachable(pid, True)
+                if back and modules:
                     # Pushes it sent us meanwhile may be lost: a delta pull of every module it sends.
                     log.info("partner_back_pulling", partner_id=pid, modules=[m.value for m in modules])
                     for module in modules:
                         await self._pulls.request(pid, module, now, full=False)
                     self._wake_pulls()
-                await self._partners.schedule_probe(pid, now + timedelta(seconds=self._tuning.cpo_probe), 0.0)
+                if partner.sync_state is SyncState.OUT_OF_SYNC:
+                    # Claimed as out of sync (due after the lease); watched as usual from now on.
+                    at = now + timedelta(seconds=self._tuning.cpo_probe)
+                    await self._partners.schedule_probe(pid, at, 0.0)
                 self.wake_in(self._tuning.cpo_probe)
             else:
                 await self._partners.stop_probing(pid)
             return
-        if partner.role is Role.CPO and await self._partners.set_reachable(pid, False):
+        if partner.role is Role.CPO and partner.reachable and await self._partners.set_reachable(pid, False):
             log.warning("partner_unreachable", partner_id=pid, detail=reply.message, status=reply.http_status)
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             tuning = self._tuning
@@ -152,7 +157,6 @@ class PartnerProbe:
             await self._partners.schedule_probe(pid, now + timedelta(seconds=interval), interval)
             self.wake_in(interval)
         elif partner.role is Role.CPO:
-            await self._partners.schedule_probe(pid, now + timedelta(seconds=self._tuning.cpo_probe), 0.0)
-            self.wake_in(self._tuning.cpo_probe)
+            self.wake_in(self._tuning.cpo_probe)  # the claim scheduled it
         else:
             await self._partners.stop_probing(pid)

@@ -182,3 +182,27 @@ async def test_an_idle_dispatcher_costs_at_most_two_operations_a_second(
         counts = ops.counts - before
     print(f"idle {IDLE_SECONDS:.0f} s: {dict(counts)} = {sum(counts.values()) / IDLE_SECONDS:.2f}/s")
     assert sum(counts.values()) <= 2 * IDLE_SECONDS, counts
+
+
+async def test_an_idle_cpo_partner_costs_its_probe(
+    broker: Broker, namespace: str, amqp_url: str, mongo_url: str, observer: AsyncMongoClient[Document]
+) -> None:
+    """A CPO partner is probed every `cpo_probe` (5 s) to notice its outages; with it registered the
+    idle dispatcher still stays within the deployment's 2 operations a second."""
+    settings = make_settings(namespace, amqp_url, mongo_url)
+    ops = Operations()
+    partner = FakePartner("cpo")
+    async with started(partner), counted_dispatcher(settings, Tuning.from_settings(settings), ops):
+        await broker.publish_event(registration(partner, "cpo-0", Role.CPO, ("BE", "CPO")))
+        db = service_database(observer, namespace, "dispatcher")
+
+        async def pulled() -> bool:
+            return await db["pulls"].count_documents({"last_sync_started": {"$ne": None}}) == 1
+
+        await eventually(pulled, 10, "the first pull")
+        await asyncio.sleep(1.0)
+        before = ops.counts.copy()
+        await asyncio.sleep(IDLE_SECONDS)
+        counts = ops.counts - before
+    print(f"idle {IDLE_SECONDS:.0f} s, one CPO: {dict(counts)} = {sum(counts.values()) / IDLE_SECONDS:.2f}/s")
+    assert sum(counts.values()) <= 2 * IDLE_SECONDS, counts
