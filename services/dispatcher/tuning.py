@@ -24,7 +24,7 @@ class Tuning:
     lease: float = 60.0
     probe_tick: float = 5.0
     # How often parked pushes of partners that are no longer OUT_OF_SYNC are looked for (a race).
-    reconcile_every: float = 30.0
+    reconcile_every: float = 10.0
     # The in-memory partner projection is read again when older than this (other replicas' changes).
     partner_ttl: float = 5.0
     # The longest a push completion waits for those of the pushes running alongside (group commit).
