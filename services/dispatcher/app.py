@@ -12,8 +12,9 @@ from aio_pika.abc import AbstractChannel
 
 from services.dispatcher.handlers import Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
+from services.dispatcher.migrate import migrate_legacy
 from services.dispatcher.ocpi_client import OcpiClient
-from services.dispatcher.partners import PartnerProjection
+from services.dispatcher.partners import PartnerCache, PartnerProjection
 from services.dispatcher.probe import PartnerProbe
 from services.dispatcher.pull import PullRunner
 from services.dispatcher.pull_schedule import PullSchedule
@@ -81,8 +82,10 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     settings = ctx.settings
     tuning = tuning or Tuning.from_settings(settings)
     partners = PartnerProjection(ctx.db)
+    cache = PartnerCache(partners, tuning.partner_ttl)
     pushes = PushQueue(ctx.db)
     pulls = PullSchedule(ctx.db)
+    await migrate_legacy(ctx.db)
     await partners.ensure_indexes()
     await pushes.ensure_indexes()
     await pulls.ensure_indexes()
@@ -90,12 +93,14 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     client = OcpiClient(http.session, tuning.push_timeout, settings.outbound_max_body_bytes)
     # Leases name their holder: host, process, and this instance (tests run two in one process).
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    health = PartnerHealth(partners, pushes, ctx.broker.publish_event, tuning.probe_min)
-    worker = PushWorker(pushes, partners, health, client, settings, tuning, owner)
+    health = PartnerHealth(cache, pushes, ctx.broker.publish_event, tuning.probe_min)
+    worker = PushWorker(pushes, cache, health, client, settings, tuning, owner)
     runner = PullRunner(pulls, partners, client, ctx.broker.publish_internal, settings, tuning)
     probe = PartnerProbe(partners, pushes, pulls, health, client, tuning, runner.wake)
+    health.on_unparked = worker.wake
+    health.on_probe_due = probe.wake_in
     deps = Deps(
-        partners=partners,
+        partners=cache,
         pushes=pushes,
         pulls=pulls,
         wake_pushes=worker.wake,

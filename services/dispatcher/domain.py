@@ -12,7 +12,9 @@ from shared.contracts.locations import ChangeScope, LocationChange
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.storage import Document
 
-# More EVSEs than this in one coalesced change and a single location PUT is cheaper.
+# Up to this many EVSE calls are always fine. Beyond it the location goes whole only when most of
+# its EVSEs changed (the PUT is then about as large as the calls it replaces, and one call instead
+# of many): a status change stays a PATCH of its EVSE at a large site too.
 MAX_EVSE_CALLS = 3
 
 
@@ -73,16 +75,24 @@ def _evse(location: Document, uid: str) -> Document | None:
 
 
 def plan_push(
-    location: Document, changes: Iterable[LocationChange], max_evse_calls: int = MAX_EVSE_CALLS
+    location: Document,
+    changes: Iterable[LocationChange],
+    max_evse_calls: int = MAX_EVSE_CALLS,
+    max_calls: int | None = None,
 ) -> list[PushCall]:
     """Choose the calls that bring a partner from any earlier state to `location` (JSON form), given
-    what changed."""
+    what changed: one call per changed EVSE, or the whole location when more than
+    max(`max_evse_calls`, half its EVSEs) changed, or more than `max_calls` (what one push may
+    send within its lease)."""
     per_evse: dict[str, set[ChangeScope]] = {}
     for change in changes:
         if change.scope is ChangeScope.LOCATION or change.evse_uid is None:
             return [location_put(location)]
         per_evse.setdefault(change.evse_uid, set()).add(change.scope)
-    if not per_evse or len(per_evse) > max_evse_calls:
+    evses = len(location.get("evses") or ())
+    if not per_evse or len(per_evse) > max(max_evse_calls, evses // 2):
+        return [location_put(location)]
+    if max_calls is not None and len(per_evse) > max_calls:
         return [location_put(location)]
     calls: list[PushCall] = []
     for uid in sorted(per_evse):

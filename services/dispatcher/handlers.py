@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from services.dispatcher.partners import PartnerProjection
+from services.dispatcher.partners import PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
 from services.dispatcher.push_worker import Clock, utc_now
@@ -29,10 +29,10 @@ log = structlog.get_logger(__name__)
 class Deps:
     """What the handlers work with; the composition root fills it in."""
 
-    partners: PartnerProjection
+    partners: PartnerCache
     pushes: PushQueue
     pulls: PullSchedule
-    wake_pushes: Callable[[], None]
+    wake_pushes: Callable[[int], None]
     wake_pulls: Callable[[], None]
     cpo_probe: float
     clock: Clock = utc_now
@@ -41,7 +41,8 @@ class Deps:
 async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
     """Store the partner's connection; every module a partner sends us gets its first (full) pull."""
     now = deps.clock()
-    first = await deps.partners.register(event, now, deps.cpo_probe)
+    first = await deps.partners.projection.register(event, now, deps.cpo_probe)
+    await deps.partners.reload(event.partner_id)
     log.info(
         "partner_registered",
         partner_id=event.partner_id,
@@ -61,31 +62,34 @@ async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
 
 async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
     """Forget the partner and everything still waiting for it."""
-    known = await deps.partners.unregister(event.partner_id, event.unregistered_at)
+    known = await deps.partners.projection.unregister(event.partner_id, event.unregistered_at)
+    deps.partners.forget(event.partner_id)
     dropped = await deps.pushes.forget_partner(event.partner_id)
     await deps.pulls.forget_partner(event.partner_id)
     log.info("partner_unregistered", partner_id=event.partner_id, known=known, dropped_pushes=dropped)
 
 
 async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
-    """Coalesce new states into a pending push for every partner that receives their module.
+    """Coalesce new states into the push records of every partner that receives their module.
 
-    A run of events is coalesced first (the newest state of each object, with every changed part).
-    The states are stored once for all partners; then a burst costs each partner one read and one
-    bulk write of small pending records, not a few round trips per event.
+    A run of events is coalesced first (the newest state of each object, with every changed part);
+    then the whole run costs one bulk write for all partners and objects, and no read (partners
+    come from the in-memory projection).
     """
     now = deps.clock()
     coalesced = coalesce(snapshots)
-    await deps.pushes.record_states(coalesced)
-    queued = False
+    queued = 0
     for module in dict.fromkeys(s.module for s in coalesced):
         of_module = [s for s in coalesced if s.module is module]
-        for partner in await deps.partners.receivers(module):
-            parked = partner.sync_state is SyncState.OUT_OF_SYNC
-            await deps.pushes.enqueue_many(partner.partner_id, of_module, now, parked=parked)
-            queued = True
+        receivers = [
+            (p.partner_id, p.sync_state is SyncState.OUT_OF_SYNC)
+            for p in await deps.partners.receivers(module)
+        ]
+        await deps.pushes.enqueue_many(receivers, of_module, now)
+        # Parked pushes wait for their partner to answer again: no worker looks for them now.
+        queued += len(of_module) * sum(1 for _, parked in receivers if not parked)
     if queued:
-        deps.wake_pushes()
+        deps.wake_pushes(queued)
 
 
 def coalesce(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
@@ -107,7 +111,7 @@ async def pull_requested(event: PullRequested, deps: Deps) -> None:
     if module is None or module.id not in IMPORTS:
         log.warning("pull_unsupported_module", partner_id=event.partner_id, module=event.module)
         return
-    partner = await deps.partners.get(event.partner_id)
+    partner = await deps.partners.projection.get(event.partner_id)
     if partner is None or not partner.sends(module.id):
         log.warning(
             "pull_not_possible", partner_id=event.partner_id, module=event.module, reason="not a sender of it"

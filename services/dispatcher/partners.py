@@ -5,7 +5,9 @@ All state changes are compare-and-set updates, so several replicas agree on who 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -135,6 +137,10 @@ class PartnerProjection:
         cursor = self.collection.find({"role": role.value, f"endpoints.{module.value}": {"$exists": True}})
         return [Partner.from_doc(doc) async for doc in cursor]
 
+    async def all(self) -> list[Partner]:
+        """Every registered partner."""
+        return [Partner.from_doc(d) async for d in self.collection.find({"tombstone": {"$ne": True}})]
+
     async def get_many(self, partner_ids: list[str]) -> list[Partner]:
         """The registered partners among `partner_ids`."""
         live = {"_id": {"$in": partner_ids}, "tombstone": {"$ne": True}}
@@ -182,11 +188,23 @@ class PartnerProjection:
 
     # ---- probing -----------------------------------------------------------------------------
 
-    async def claim_probe(self, now: datetime, lease: float) -> Partner | None:
-        """Take one partner whose probe is due; pushing its due time by `lease` keeps others off it."""
+    async def claim_probe(self, now: datetime, lease: float, cpo_every: float) -> Partner | None:
+        """Take one partner whose probe is due; pushing its due time by `lease` keeps others off it.
+
+        A CPO partner that is not OUT_OF_SYNC is due again `cpo_every` seconds later whatever the
+        probe finds (it is watched for outages all the time), so the claim schedules that next probe
+        itself and a probe that changes nothing writes nothing.
+        """
+        watched = {
+            "$and": [
+                {"$eq": ["$role", Role.CPO.value]},
+                {"$ne": ["$sync_state", SyncState.OUT_OF_SYNC.value]},
+            ]
+        }
+        due = {"$cond": [watched, now + timedelta(seconds=cpo_every), now + timedelta(seconds=lease)]}
         doc = await self.collection.find_one_and_update(
             {"probe_due_at": {"$lte": now}},
-            {"$set": {"probe_due_at": now + timedelta(seconds=lease)}},
+            [{"$set": {"probe_due_at": due}}],
             sort=[("probe_due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
@@ -204,3 +222,60 @@ class PartnerProjection:
             {"_id": partner_id, "sync_state": {"$ne": SyncState.OUT_OF_SYNC.value}},
             {"$set": {"probe_due_at": None, "probe_interval": 0.0}},
         )
+
+
+class PartnerCache:
+    """The partner projection in memory, so that a change or a push reads no partner document.
+
+    It is refreshed whole when older than `ttl` (changes made by other replicas: registrations they
+    consumed, transitions they made), and at once for what this replica does: the partner events it
+    handles and the sync-state transitions it makes. A partner it does not know is read on its own.
+    """
+
+    def __init__(
+        self, projection: PartnerProjection, ttl: float, clock: Callable[[], float] = time.monotonic
+    ):
+        self.projection = projection
+        self._ttl = ttl
+        self._clock = clock
+        self._partners: dict[str, Partner] = {}
+        self._loaded_at: float | None = None
+
+    async def _fresh(self) -> dict[str, Partner]:
+        now = self._clock()
+        if self._loaded_at is None or now - self._loaded_at >= self._ttl:
+            self._partners = {p.partner_id: p for p in await self.projection.all()}
+            self._loaded_at = now
+        return self._partners
+
+    async def receivers(self, module: ModuleID) -> list[Partner]:
+        """Every partner that gets our objects of `module` pushed."""
+        return [p for p in (await self._fresh()).values() if p.receives(module)]
+
+    async def get(self, partner_id: str) -> Partner | None:
+        """One partner, or None when it is not registered."""
+        partner = (await self._fresh()).get(partner_id)
+        if partner is None:
+            # Registered through another replica since the last refresh, or gone.
+            partner = await self.projection.get(partner_id)
+            if partner is not None:
+                self._partners[partner_id] = partner
+        return partner
+
+    async def reload(self, partner_id: str) -> None:
+        """Read one partner again after this replica changed its registration."""
+        partner = await self.projection.get(partner_id)
+        if partner is None:
+            self._partners.pop(partner_id, None)
+        else:
+            self._partners[partner_id] = partner
+
+    def forget(self, partner_id: str) -> None:
+        """The partner is gone."""
+        self._partners.pop(partner_id, None)
+
+    def set_state(self, partner_id: str, state: SyncState) -> None:
+        """This replica moved the partner to `state` (or learned it is there)."""
+        partner = self._partners.get(partner_id)
+        if partner is not None and partner.sync_state is not state:
+            self._partners[partner_id] = replace(partner, sync_state=state)

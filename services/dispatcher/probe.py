@@ -18,7 +18,7 @@ from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import Partner, PartnerProjection
 from services.dispatcher.pull_schedule import PullSchedule
-from services.dispatcher.push_worker import Clock, utc_now
+from services.dispatcher.push_worker import TIMER_SLACK, Clock, utc_now
 from services.dispatcher.pushes import PushQueue
 from services.dispatcher.tuning import Tuning
 from shared.contracts.partners import SyncState
@@ -53,7 +53,17 @@ class PartnerProbe:
         self._wake_pulls = wake_pulls
         self._clock = clock
         self._stop = asyncio.Event()
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._reconciled_at: float | None = None
+
+    def wake_in(self, delay: float) -> None:
+        """A probe this replica scheduled is due in `delay` seconds: look then, not at the next tick."""
+        loop = asyncio.get_running_loop()
+        self._timers = {t for t in self._timers if t.when() > loop.time()}
+        # A little after: claims compare due times with the wall clock, timers run on the loop's.
+        self._timers.add(loop.call_later(delay + TIMER_SLACK, self._wakeup.set))
 
     async def start(self) -> None:
         """Start the probe loop."""
@@ -63,6 +73,10 @@ class PartnerProbe:
     async def stop(self) -> None:
         """Let the probes in flight finish (bounded by the HTTP timeout), then end the loop."""
         self._stop.set()
+        self._wakeup.set()
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
         if self._task is None:
             return
         _, late = await asyncio.wait([self._task], timeout=self._tuning.stop_grace)
@@ -73,19 +87,24 @@ class PartnerProbe:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
+            self._wakeup.clear()
             try:
                 await self._tick()
             except Exception:
                 log.exception("probe_loop_error")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._tuning.probe_tick)
+                await asyncio.wait_for(self._wakeup.wait(), self._tuning.probe_tick)
 
     async def _tick(self) -> None:
-        await self._reconcile_parked()
+        at = asyncio.get_running_loop().time()
+        if self._reconciled_at is None or at - self._reconciled_at >= self._tuning.reconcile_every:
+            self._reconciled_at = at
+            await self._reconcile_parked()
         now = self._clock()
         due: list[Partner] = []
         while len(due) < BATCH:
-            partner = await self._partners.claim_probe(now, 2 * self._tuning.push_timeout + 1.0)
+            lease = 2 * self._tuning.push_timeout + 1.0
+            partner = await self._partners.claim_probe(now, lease, self._tuning.cpo_probe)
             if partner is None:
                 break
             due.append(partner)
@@ -102,7 +121,7 @@ class PartnerProbe:
             if partner is None:
                 await self._pushes.forget_partner(partner_id)
             elif partner.sync_state is not SyncState.OUT_OF_SYNC:
-                await self._pushes.unpark_partner(partner_id, self._clock())
+                self._health.on_unparked(await self._pushes.unpark_partner(partner_id, self._clock()))
 
     async def _probe(self, partner: Partner) -> None:
         reply = await self._client.call("GET", partner.versions_url, partner.token)
@@ -113,17 +132,22 @@ class PartnerProbe:
                 await self._health.answered(pid, now)
             if partner.role is Role.CPO:
                 modules = partner.sent_modules()
-                if await self._partners.set_reachable(pid, True) and modules:
+                back = not partner.reachable and await self._partners.set_reachable(pid, True)
+                if back and modules:
                     # Pushes it sent us meanwhile may be lost: a delta pull of every module it sends.
                     log.info("partner_back_pulling", partner_id=pid, modules=[m.value for m in modules])
                     for module in modules:
                         await self._pulls.request(pid, module, now, full=False)
                     self._wake_pulls()
-                await self._partners.schedule_probe(pid, now + timedelta(seconds=self._tuning.cpo_probe), 0.0)
+                if partner.sync_state is SyncState.OUT_OF_SYNC:
+                    # Claimed as out of sync (due after the lease); watched as usual from now on.
+                    at = now + timedelta(seconds=self._tuning.cpo_probe)
+                    await self._partners.schedule_probe(pid, at, 0.0)
+                self.wake_in(self._tuning.cpo_probe)
             else:
                 await self._partners.stop_probing(pid)
             return
-        if partner.role is Role.CPO and await self._partners.set_reachable(pid, False):
+        if partner.role is Role.CPO and partner.reachable and await self._partners.set_reachable(pid, False):
             log.warning("partner_unreachable", partner_id=pid, detail=reply.message, status=reply.http_status)
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             tuning = self._tuning
@@ -131,7 +155,8 @@ class PartnerProbe:
             if partner.role is Role.CPO:
                 interval = min(interval, self._tuning.cpo_probe)
             await self._partners.schedule_probe(pid, now + timedelta(seconds=interval), interval)
+            self.wake_in(interval)
         elif partner.role is Role.CPO:
-            await self._partners.schedule_probe(pid, now + timedelta(seconds=self._tuning.cpo_probe), 0.0)
+            self.wake_in(self._tuning.cpo_probe)  # the claim scheduled it
         else:
             await self._partners.stop_probing(pid)

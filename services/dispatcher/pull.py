@@ -17,7 +17,7 @@ from services.dispatcher.domain import Answer, classify, first_page_url, next_pa
 from services.dispatcher.ocpi_client import OcpiClient
 from services.dispatcher.partners import Partner, PartnerProjection
 from services.dispatcher.pull_schedule import PullJob, PullSchedule
-from services.dispatcher.push_worker import Clock, utc_now
+from services.dispatcher.push_worker import TIMER_SLACK, Clock, utc_now
 from services.dispatcher.tuning import Tuning
 from shared.contracts.base import Message
 from shared.contracts.catalogue import IMPORTS
@@ -211,6 +211,8 @@ class PullRunner:
             random.uniform(0.5, 1.0),
         )
         await self._schedule.failed(job, self._clock() + timedelta(seconds=delay))
+        # The retry is this replica's to remember: no need to poll for it.
+        asyncio.get_running_loop().call_later(delay + TIMER_SLACK, self.wake)
         log.info(
             "pull_failed_will_retry",
             partner_id=partner_id,

@@ -51,7 +51,8 @@ class ModulePlan:
     """How the pending push of one object of a module becomes HTTP calls."""
 
     module: ModuleID
-    # (key, newest state or None when removed, parts to bring over, max EVSE calls) -> the calls.
+    # (key, newest state or None when removed, parts to bring over, most calls a push may make)
+    # -> the calls, which go out concurrently (each addresses its own part of the object).
     calls: Callable[[str, Document | None, Sequence[Part], int], list[PushCall]]
     # Whether a delivered push (its parts; None: the whole object) already carried a part.
     covers: Callable[[Sequence[Part] | None, Part], bool]
@@ -84,11 +85,11 @@ def _location_snapshot(event: LocationChanged, request_id: str | None) -> Snapsh
 
 
 def _location_calls(
-    key: str, state: Document | None, parts: Sequence[Part], max_evse_calls: int
+    key: str, state: Document | None, parts: Sequence[Part], max_calls: int
 ) -> list[PushCall]:
     if state is None:  # locations are never deleted (EVSEs become REMOVED): not expected
         return []
-    return plan_push(state, [change_from_key(p) for p in parts], max_evse_calls)
+    return plan_push(state, [change_from_key(p) for p in parts], MAX_EVSE_CALLS, max_calls)
 
 
 def _location_covers(pushed: Sequence[Part] | None, part: Part) -> bool:
@@ -135,7 +136,7 @@ def _tariff_removed(event: TariffRemoved, request_id: str | None) -> Snapshot:
 
 
 def whole_object_calls(
-    key: str, state: Document | None, parts: Sequence[Part], max_evse_calls: int
+    key: str, state: Document | None, parts: Sequence[Part], max_calls: int
 ) -> list[PushCall]:
     """PUT of the whole object, or DELETE once removed (a partner without it has what we want)."""
     if state is None:

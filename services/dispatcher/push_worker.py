@@ -13,11 +13,11 @@ import structlog
 from services.dispatcher.domain import Answer, PushCall, classify, retry_delay
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient, Reply
-from services.dispatcher.partners import Partner, PartnerProjection
+from services.dispatcher.partners import Partner, PartnerCache
 from services.dispatcher.push_plans import MODULE_PLANS, ModulePlan
-from services.dispatcher.pushes import Delivered, PendingPush, PushQueue
+from services.dispatcher.pushes import Completions, Delivered, PendingPush, PushQueue, finish
 from services.dispatcher.tuning import Tuning
-from services.dispatcher.wakeup import WakeOne
+from services.dispatcher.wakeup import Signal, WakeOne
 from shared.contracts.partners import SyncState
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Settings
@@ -26,6 +26,8 @@ from shared.storage import Document
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+# Timers for due pushes fire this much after the due time (wall clock and loop clock differ a little).
+TIMER_SLACK = 0.05
 
 
 def utc_now() -> datetime:
@@ -34,12 +36,18 @@ def utc_now() -> datetime:
 
 
 class PushWorker:
-    """A few tasks that push pending object states to partners, in version order per object."""
+    """A few tasks that push pending object states to partners, in version order per object.
+
+    Database work per push: one claim (which brings the state, the parts and what the partner has)
+    and one completion, written together with those of the pushes running alongside (Completions).
+    Workers are woken one per push queued by this replica, per retry this replica scheduled (a
+    timer), per push unparked; a slow poll finds what other replicas left (a dead replica's retries).
+    """
 
     def __init__(
         self,
         pushes: PushQueue,
-        partners: PartnerProjection,
+        partners: PartnerCache,
         health: PartnerHealth,
         client: OcpiClient,
         settings: Settings,
@@ -55,26 +63,48 @@ class PushWorker:
         self._tuning = tuning
         self._owner = owner
         self._clock = clock
-        # One worker looks per signal; one that finds a push signals the next (there may be more).
         self._wakeup = WakeOne()
+        self._completions = Completions(pushes, tuning.complete_window, self._written)
+        # Claims that found nothing while this replica held leases: the push they were woken for
+        # may be one of those, due again if something joined it during the push.
+        self._missed = 0
+        self._running = 0
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
 
-    def wake(self) -> None:
-        """Something became due: look now rather than at the next poll."""
-        self._wakeup.notify()
+    def wake(self, count: int = 1, signal: Signal = Signal.QUEUED) -> None:
+        """`count` pushes became due: one worker looks for each, now rather than at the next poll."""
+        self._completions.expect(self._wakeup.notify(count, signal))
+
+    def wake_later(self, delay: float) -> None:
+        """A push this replica scheduled comes due in `delay` seconds: a worker looks then."""
+        loop = asyncio.get_running_loop()
+        self._timers = {t for t in self._timers if t.when() > loop.time()}
+        # A little after: the claim compares due times with the wall clock, timers run on the loop's.
+        self._timers.add(loop.call_later(delay + TIMER_SLACK, self._timer_fired))
+
+    def _timer_fired(self) -> None:
+        if not self._stopping:
+            self.wake(1, Signal.TIMER)
 
     async def start(self) -> None:
         """Start the worker tasks, and the tick that looks for pushes due later or queued elsewhere."""
         self._stopping = False
         self._wakeup = WakeOne()
+        self._completions = Completions(self._pushes, self._tuning.complete_window, self._written)
         self._tasks = [asyncio.create_task(self._run()) for _ in range(self._tuning.workers)]
         self._ticker = asyncio.create_task(self._tick())
+        # Pushes left pending by a previous run of this process or by a replica that died.
+        self._poll()
 
     async def stop(self) -> None:
         """Take no new pushes; let those in flight finish (bounded), then cancel what is left."""
         self._stopping = True
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
@@ -87,75 +117,108 @@ class PushWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._completions.drain()
+
+    def _poll(self) -> None:
+        # A poll's find may be one of many (a backlog): its worker wakes the next.
+        self.wake(1, Signal.POLL)
 
     async def _tick(self) -> None:
-        # Retries come due and other replicas queue pushes without telling this one.
+        # Pushes other replicas queued and left (a dead replica's retries) come due without a signal.
         while True:
             await asyncio.sleep(self._tuning.poll)
-            self._wakeup.notify()
+            self._poll()
 
     async def _run(self) -> None:
         while not self._stopping:
+            signal = await self._wakeup.wait()
+            if self._stopping:
+                self._completions.settled()
+                return
             try:
                 job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
-                if job is not None:
-                    self._wakeup.notify()
-                    await self._deliver(job)
-                    continue
             except Exception:
-                # The lease of a claimed push runs out and another attempt picks it up.
+                self._completions.settled()
+                # The next signal or poll tries again.
                 log.exception("push_loop_error")
                 await asyncio.sleep(1.0)
                 continue
-            await self._wakeup.wait()
+            if job is None:
+                self._missed_claim(signal)
+                continue
+            if signal is Signal.POLL:
+                self._poll()
+            self._running += 1
+            try:
+                await self._deliver(job)
+            except Exception:
+                # The lease of a claimed push runs out and another attempt picks it up.
+                log.exception("push_loop_error")
+            finally:
+                self._running -= 1
+                self._written()
+
+    def _missed_claim(self, signal: Signal) -> None:
+        if signal is Signal.QUEUED:
+            if self._running > 0 or not self._completions.idle:
+                self._missed += 1  # woken again once this replica's pushes are written
+            else:
+                # Held by another replica, perhaps: one more look a little later, no more.
+                self.wake_later(self._tuning.missed_retry)
+        self._completions.settled()
+
+    def _written(self) -> None:
+        """Pushes of this replica ended: what a missed claim was woken for may be due now."""
+        if self._missed and self._running == 0 and self._completions.idle:
+            missed, self._missed = self._missed, 0
+            self.wake(missed)
 
     async def _deliver(self, job: PendingPush) -> None:
-        # Every push_* line names the request behind the state it pushes.
-        with structlog.contextvars.bound_contextvars(request_id=job.request_id):
-            await self._deliver_bound(job)
+        finished = False
+        try:
+            # Every push_* line names the request behind the state it pushes.
+            with structlog.contextvars.bound_contextvars(request_id=job.request_id):
+                finished = await self._deliver_bound(job)
+        finally:
+            if not finished:
+                self._completions.settled()
 
-    async def _deliver_bound(self, job: PendingPush) -> None:
-        # Three reads at once: each is a round trip, and the push waits for all of them.
-        partner, stored, delivered = await asyncio.gather(
-            self._partners.get(job.partner_id),
-            self._pushes.newest_state(job.module, job.key),
-            self._pushes.delivered_state(job.partner_id, job.module, job.key),
-        )
+    def _finish(self, job: PendingPush, sent: Delivered | None) -> bool:
+        self._completions.add(finish(job, self._owner, sent, self._clock()))
+        return True
+
+    async def _deliver_bound(self, job: PendingPush) -> bool:
+        """Push one claimed job; True when it ended with a (group) finish, False otherwise."""
+        partner = await self._partners.get(job.partner_id)
         ids = {"partner_id": job.partner_id, "module": job.module.value, "key": job.key}
         if partner is None or not partner.receives(job.module):
-            await self._pushes.drop(job, self._owner, self._clock())
+            await self._pushes.forget(job, self._owner)
             log.info("push_dropped", reason="not a receiver", **ids)
-            return
+            return False
         if partner.sync_state is SyncState.OUT_OF_SYNC:
             await self._pushes.park(job, self._owner, job.attempts)
-            return
-        if stored is None:  # states are stored before pushes are queued: not expected
-            await self._pushes.drop(job, self._owner, self._clock())
-            log.error("push_dropped", reason="no state", **ids)
-            return
+            return False
         # Always the newest state: never older than anything the partner got, and as current as can be.
-        version, state = stored
+        version, state, delivered = job.version, job.state, job.delivered
         plan = MODULE_PLANS[job.module]
         parts = job.parts
         if delivered is not None and delivered.version >= version:
             # The partner has this state: send only the parts no push has carried yet.
             parts = [p for p in job.parts if not plan.covers(delivered.pushed, p)]
             if not parts:
-                await self._pushes.drop(job, self._owner, self._clock())
-                return
-        calls = plan.calls(job.key, state, parts, self._tuning.max_evse_calls)
+                return self._finish(job, None)
+        calls = plan.calls(job.key, state, parts, self._tuning.max_push_calls)
         sent, detail = await self._send(partner, job, plan, state, calls)
         now = self._clock()
         fields = {**ids, "version": version}
         if sent is not None:
-            record = Delivered(version=version, pushed=plan.pushed(sent, parts))
-            await self._pushes.complete(job, self._owner, record, now)
+            self._finish(job, Delivered(version=version, pushed=plan.pushed(sent, parts)))
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
             # A partner read as IN_SYNC needs no write. If another push failed since, that push's
             # own retry reads RETRYING and brings the partner back when it succeeds.
             if partner.sync_state is not SyncState.IN_SYNC:
                 await self._health.answered(job.partner_id, now)
-            return
+            return True
         attempts = job.attempts + 1
         if attempts >= self._settings.push_max_attempts:
             # OUT_OF_SYNC first, so the parked-push reconciliation never sees a parked push of a
@@ -163,7 +226,7 @@ class PushWorker:
             await self._health.give_up(job.partner_id, f"{attempts} attempts failed: {detail}", now)
             await self._pushes.park(job, self._owner, attempts)
             log.warning("push_failed_parked", attempts=attempts, detail=detail, **fields)
-            return
+            return False
         delay = retry_delay(
             job.attempts,
             self._settings.push_backoff_base,
@@ -171,10 +234,12 @@ class PushWorker:
             random.uniform(0.5, 1.0),
         )
         await self._pushes.release(job, self._owner, now + timedelta(seconds=delay), attempts)
+        self.wake_later(delay)
         log.info(
             "push_failed_will_retry", attempts=attempts, retry_in=round(delay, 3), detail=detail, **fields
         )
         await self._health.push_failed(job.partner_id, detail, now)
+        return False
 
     def _url(self, partner: Partner, module: ModuleID, call: PushCall) -> str:
         base = partner.endpoints[module].rstrip("/")
@@ -193,35 +258,56 @@ class PushWorker:
         state: Document | None,
         calls: list[PushCall],
     ) -> tuple[list[PushCall] | None, str]:
-        """Run the calls in order; the calls that carried the state, or None and why it failed."""
-        module = job.module
-        sent: list[PushCall] = []
-        for call in calls:
-            reply = await self._call(partner, job, call)
+        """Send the calls; the calls that carried the state, or None and why it failed.
+
+        The first goes alone, then the others `push_concurrency` at a time: each addresses its own
+        part of the object (one call per EVSE), so no part can overtake itself, and the lease keeps
+        the object's next push waiting until all have answered. A partial call the partner cannot
+        place (unknown object) is made good by one PUT of the whole object once all have answered.
+        """
+        gate = asyncio.Semaphore(self._tuning.push_concurrency)
+
+        async def one(call: PushCall) -> tuple[PushCall, Reply, Answer]:
+            async with gate:
+                reply = await self._call(partner, job, call)
             answer = classify(reply.http_status, reply.status_code)
             if call.absent_ok and reply.http_status == 404:
                 # A DELETE of an object the partner does not hold: it is where we want it.
                 answer = Answer.OK
-            fallback = plan.fallback(state) if state is not None else None
-            if answer is Answer.UNKNOWN_OBJECT and call.partial and fallback is not None:
-                # The receiver lacks the object or a part of it: the whole object puts everything in place.
-                log.info(
-                    "push_unknown_object_fallback",
-                    partner_id=partner.partner_id,
-                    module=module.value,
-                    method=call.method,
-                    path="/".join(call.path),
-                    request_id=reply.request_id,
-                )
-                reply = await self._call(partner, job, fallback)
-                if classify(reply.http_status, reply.status_code) is Answer.OK:
-                    return [*sent, fallback], ""
-                answer = Answer.FAILED
-            if answer is not Answer.OK:
-                detail = (
-                    f"{call.method} HTTP {reply.http_status} status {reply.status_code} "
-                    f"{reply.message}".strip()
-                )
-                return None, f"{detail} (request {reply.request_id})"
-            sent.append(call)
-        return sent, ""
+            return call, reply, answer
+
+        # The first call alone: a partner that is down costs one failed request per attempt, not one
+        # per part.
+        results = [await one(calls[0])] if calls else []
+        if results and results[0][2] is not Answer.FAILED:
+            results.extend(await asyncio.gather(*(one(call) for call in calls[1:])))
+        fallback = plan.fallback(state) if state is not None else None
+        for call, reply, answer in results:
+            if answer is Answer.FAILED or (
+                answer is Answer.UNKNOWN_OBJECT and (not call.partial or fallback is None)
+            ):
+                return None, _failure(call, reply)
+        unknown = [(call, reply) for call, reply, answer in results if answer is Answer.UNKNOWN_OBJECT]
+        if not unknown or fallback is None:
+            return calls, ""
+        call, reply = unknown[0]
+        # The receiver lacks the object or a part of it: the whole object puts everything in place.
+        log.info(
+            "push_unknown_object_fallback",
+            partner_id=partner.partner_id,
+            module=job.module.value,
+            method=call.method,
+            path="/".join(call.path),
+            unknown=len(unknown),
+            request_id=reply.request_id,
+        )
+        reply = await self._call(partner, job, fallback)
+        if classify(reply.http_status, reply.status_code) is not Answer.OK:
+            return None, _failure(fallback, reply)
+        return [*(c for c, _, answer in results if answer is Answer.OK), fallback], ""
+
+
+def _failure(call: PushCall, reply: Reply) -> str:
+    """Why a call failed, for the log line and the sync-state event."""
+    detail = f"{call.method} HTTP {reply.http_status} status {reply.status_code} {reply.message}".strip()
+    return f"{detail} (request {reply.request_id})"

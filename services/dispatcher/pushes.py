@@ -1,32 +1,36 @@
-"""The newest state of each of our objects, pending pushes (one per partner and object, coalesced)
-and what each partner already has. Everything is keyed by module and object key, so a tariff "T1"
-and a location "T1" never meet.
+"""Push records: one document per partner and object, keyed by module, holding all a push needs.
 
-`states`: `_id` {module, key}; the newest state the dispatcher saw (raw JSON, None once removed) and
-its version, kept once for all partners (with many partners, a change writes the object once).
-`pending`: `_id` {partner_id, module, key}; the newest version to push, the union of parts since the
-last delivery, due time, attempts, parked flag and the lease (owner + expiry) of the replica pushing
-it. Small documents, so that claiming one stays cheap however many are waiting.
-`delivered`: `_id` {partner_id, module, key}; the newest version the partner acknowledged and which
-parts the last push carried (None: the whole object).
+Collection `pushes`, `_id` {partner_id, module, key}:
+- the newest state known (`state`, raw JSON, None once removed), its `version` and `request_id`;
+- what is pending: `parts` (union of the changed parts since the last delivery), `due_at` (None:
+  nothing pending), `attempts`, `parked`, and the lease (`lease_owner`, `lease_until`);
+- what the partner has: `delivered` (the newest version it acknowledged) and `pushed` (the parts
+  that push carried; None: the whole object).
+
+Why one document: a change costs one bulk write for every partner and object of a batch (no read),
+a claim returns everything the push needs, and a completion is one compare-and-set update. The
+state is kept per partner, not once for all: with P partners a change writes it P times, in the
+same bulk write, which is cheaper than the reads a shared copy costs every push.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import structlog
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.dispatcher.domain import Admission, admit
-from services.dispatcher.push_plans import MODULE_PLANS, Part, Snapshot
+from services.dispatcher.push_plans import Part, Snapshot
 from shared.ocpi.v2_1_1.versions import ModuleID
-from shared.storage import DUPLICATE_KEY, Document
+from shared.storage import Document
+
+log = structlog.get_logger(__name__)
 
 # An expired lease: a document nobody holds.
 NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,16 +38,18 @@ NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class PendingPush:
-    """A claimed push: what changed in one object for one partner, up to `version`."""
+    """A claimed push: the newest state of one object for one partner, and what the partner has."""
 
     partner_id: str
     module: ModuleID
     key: str
     version: int
+    state: Document | None
     parts: list[Part]
     attempts: int
     # The request behind the newest state queued: the partner call carries it as X-Request-ID.
     request_id: str | None = None
+    delivered: Delivered | None = None
 
 
 @dataclass(frozen=True)
@@ -59,169 +65,101 @@ def _id(partner_id: str, module: ModuleID, key: str) -> dict[str, str]:
     return {"partner_id": partner_id, "module": module.value, "key": key}
 
 
-def _state_id(module: ModuleID, key: str) -> dict[str, str]:
-    return {"module": module.value, "key": key}
+def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) -> UpdateOne:
+    """Fold a snapshot into the partner's push record, in one upsert and without reading it first.
 
-
-def _unchanged(job: PendingPush, owner: str, up_to: int) -> Document:
-    """The claimed push, still held by `owner`, at most at version `up_to`, with no part added."""
-    return {
-        "_id": _id(job.partner_id, job.module, job.key),
-        "lease_owner": owner,
-        "version": {"$lte": up_to},
-        "parts": {"$size": len(job.parts)},
-    }
-
-
-def _on_insert(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) -> Document:
-    return {
-        "partner_id": partner_id,
-        "module": snapshot.module.value,
-        "key": snapshot.key,
-        "due_at": now,
-        "attempts": 0,
-        "parked": parked,
-        "lease_until": NO_LEASE,
-    }
-
-
-def _replace(partner_id: str, snapshot: Snapshot, on_insert: Document) -> UpdateOne:
-    """The newer state becomes the pending snapshot (the filter fails on a newer pending version)."""
-    return UpdateOne(
-        {"_id": _id(partner_id, snapshot.module, snapshot.key), "version": {"$lt": snapshot.version}},
-        {
-            "$set": {"version": snapshot.version, "request_id": snapshot.request_id},
-            "$addToSet": {"parts": {"$each": snapshot.parts}},
-            "$setOnInsert": on_insert,
-        },
-        upsert=True,
-    )
-
-
-def _merge(partner_id: str, snapshot: Snapshot, parts: list[Part], on_insert: Document) -> UpdateOne:
-    """Only the parts join a pending push; a new pending push starts at this version."""
+    A newer version replaces the state (and its request id); any version adds its parts, so a late
+    event's part still goes out, with the newest state. The push becomes due now unless it is
+    pending already (a retry keeps its backoff). Whether the partner has it already is the worker's
+    question: it reads `delivered` with the claim, so no read is needed here.
+    """
+    newer = {"$gt": [snapshot.version, {"$ifNull": ["$version", -1]}]}
     return UpdateOne(
         {"_id": _id(partner_id, snapshot.module, snapshot.key)},
-        {
-            "$addToSet": {"parts": {"$each": parts}},
-            # An older state keeps the newer state's request id; a new push takes this one's.
-            "$setOnInsert": {**on_insert, "version": snapshot.version, "request_id": snapshot.request_id},
-        },
+        [
+            {"$set": {"_newer": newer}},
+            {
+                "$set": {
+                    "partner_id": partner_id,
+                    "module": snapshot.module.value,
+                    "key": snapshot.key,
+                    "version": {"$cond": ["$_newer", snapshot.version, "$version"]},
+                    "state": {"$cond": ["$_newer", {"$literal": snapshot.state}, "$state"]},
+                    "request_id": {"$cond": ["$_newer", {"$literal": snapshot.request_id}, "$request_id"]},
+                    "parts": {"$setUnion": [{"$ifNull": ["$parts", []]}, {"$literal": snapshot.parts}]},
+                    "due_at": {"$ifNull": ["$due_at", now]},
+                    "attempts": {"$ifNull": ["$attempts", 0]},
+                    # Parking is the health's to undo; a change of a parked push keeps it parked.
+                    "parked": {"$or": [{"$ifNull": ["$parked", False]}, parked]},
+                    "lease_until": {"$ifNull": ["$lease_until", NO_LEASE]},
+                }
+            },
+            {"$unset": "_newer"},
+        ],
         upsert=True,
     )
 
 
-async def _bulk_upserts(collection: AsyncCollection[Document], operations: list[UpdateOne]) -> list[int]:
-    """Run upserts unordered; the indexes of those that failed on the unique key."""
-    if not operations:
-        return []
-    try:
-        await collection.bulk_write(operations, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        return sorted(int(error["index"]) for error in errors)
-    return []
-
-
-def _pushed(doc: Document) -> list[Part] | None:
-    raw = doc.get("pushed")
-    return None if raw is None else list(raw)
+def finish(job: PendingPush, owner: str, sent: Delivered | None, now: datetime) -> UpdateOne:
+    """The one update that ends a push this owner holds: record what the partner now has (`sent`,
+    None when nothing was sent), and clear the pending push unless a newer version or a new part
+    joined it since the claim (parts only ever join, so an unchanged count means unchanged parts);
+    then it stays pending, due now, with the lease released."""
+    unchanged = {
+        "$and": [
+            {"$eq": ["$version", job.version]},
+            {"$eq": [{"$size": {"$ifNull": ["$parts", []]}}, len(job.parts)]},
+        ]
+    }
+    fields: dict[str, Any] = {
+        "due_at": {"$cond": [unchanged, None, now]},
+        "parts": {"$cond": [unchanged, {"$literal": []}, "$parts"]},
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": NO_LEASE,
+    }
+    if sent is not None:
+        later = {"$gt": [sent.version, {"$ifNull": ["$delivered", -1]}]}
+        fields["delivered"] = {"$cond": [later, sent.version, "$delivered"]}
+        # What this push carried (as before: the parts of the last push, not their union).
+        fields["pushed"] = {"$literal": sent.pushed}
+    return UpdateOne(
+        {"_id": _id(job.partner_id, job.module, job.key), "lease_owner": owner}, [{"$set": fields}]
+    )
 
 
 class PushQueue:
-    """The `states`, `pending` and `delivered` collections of the dispatcher's database."""
+    """The `pushes` collection of the dispatcher's database."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.states: AsyncCollection[Document] = db["states"]
-        self.pending: AsyncCollection[Document] = db["pending"]
-        self.delivered: AsyncCollection[Document] = db["delivered"]
+        self.pushes: AsyncCollection[Document] = db["pushes"]
 
     async def ensure_indexes(self) -> None:
         """Indexes for the worker's claim and for per-partner park/unpark/forget."""
-        await self.pending.create_index([("parked", 1), ("due_at", 1)])
-        await self.pending.create_index("partner_id")
-        await self.delivered.create_index("partner_id")
+        await self.pushes.create_index([("parked", 1), ("due_at", 1)])
+        await self.pushes.create_index("partner_id")
 
-    async def enqueue(
-        self, partner_id: str, snapshot: Snapshot, now: datetime, parked: bool
-    ) -> Admission | None:
-        """Record the state and coalesce its parts into the partner's pending push; None when the
-        partner has it already."""
-        await self.record_states([snapshot])
-        admissions = await self.enqueue_many(partner_id, [snapshot], now, parked)
-        return admissions[(snapshot.module, snapshot.key)]
-
-    async def record_states(self, snapshots: Sequence[Snapshot]) -> None:
-        """Keep the newest state of each object; an older one changes nothing. Before any enqueue of
-        the same versions, so that a claimed push always finds a state at least as new as itself."""
-        updates = [
-            UpdateOne(
-                {"_id": _state_id(snapshot.module, snapshot.key), "version": {"$lt": snapshot.version}},
-                {"$set": {"version": snapshot.version, "state": snapshot.state}},
-                upsert=True,
-            )
-            for snapshot in snapshots
-        ]
-        await _bulk_upserts(self.states, updates)  # a failure on the key: a newer state is kept
-
-    async def newest_state(self, module: ModuleID, key: str) -> tuple[int, Document | None] | None:
-        """The newest state of an object (None once removed) and its version; None when unknown."""
-        doc = await self.states.find_one({"_id": _state_id(module, key)})
-        return None if doc is None else (int(doc["version"]), doc.get("state"))
+    async def enqueue(self, partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) -> None:
+        """Coalesce one state into one partner's push record."""
+        await self.enqueue_many([(partner_id, parked)], [snapshot], now)
 
     async def enqueue_many(
-        self, partner_id: str, snapshots: Sequence[Snapshot], now: datetime, parked: bool
-    ) -> dict[tuple[ModuleID, str], Admission | None]:
-        """Coalesce new states (one per object) into the partner's pending pushes: one read and one
-        bulk write (a second one only for versions that met a newer pending one).
-
-        A state newer than the partner's pending and delivered ones replaces the pending version; an
-        older or repeated one only adds the parts the partner does not have yet (they go out with the
-        newest state). Per object: REPLACE, MERGE, or None when nothing needs to go out.
-        """
-        ids = [_id(partner_id, s.module, s.key) for s in snapshots]
-        delivered_docs = await self.delivered.find(
-            {"_id": {"$in": ids}}, {"version": 1, "pushed": 1}
-        ).to_list()
-        delivered = {(ModuleID(d["_id"]["module"]), d["_id"]["key"]): d for d in delivered_docs}
-        admissions: dict[tuple[ModuleID, str], Admission | None] = {}
-        replaces: list[tuple[Snapshot, UpdateOne]] = []
-        merges: list[tuple[Snapshot, UpdateOne]] = []
-        for snapshot in snapshots:
-            ref = (snapshot.module, snapshot.key)
-            done = delivered.get(ref)
-            on_insert = _on_insert(partner_id, snapshot, now, parked)
-            if (
-                admit(snapshot.version, None, None if done is None else int(done["version"]))
-                is Admission.REPLACE
-            ):
-                replaces.append((snapshot, _replace(partner_id, snapshot, on_insert)))
-                admissions[ref] = Admission.REPLACE
-                continue
-            plan = MODULE_PLANS[snapshot.module]
-            missing = [p for p in snapshot.parts if done is None or not plan.covers(_pushed(done), p)]
-            if missing:
-                merges.append((snapshot, _merge(partner_id, snapshot, missing, on_insert)))
-                admissions[ref] = Admission.MERGE
-            else:
-                admissions[ref] = None
-        # A REPLACE meeting a newer (or the same) pending version fails on the key: its parts merge.
-        for index in await _bulk_upserts(self.pending, [op for _, op in replaces]):
-            snapshot = replaces[index][0]
-            on_insert = _on_insert(partner_id, snapshot, now, parked)
-            merges.append((snapshot, _merge(partner_id, snapshot, snapshot.parts, on_insert)))
-            admissions[(snapshot.module, snapshot.key)] = Admission.MERGE
-        # A merge loses only to a concurrent insert of the same push; then the update applies.
-        raced = await _bulk_upserts(self.pending, [op for _, op in merges])
-        if raced:
-            await self.pending.bulk_write([merges[index][1] for index in raced], ordered=False)
-        return admissions
+        self, partners: Sequence[tuple[str, bool]], snapshots: Sequence[Snapshot], now: datetime
+    ) -> int:
+        """Coalesce states (one per object) into the push records of every (partner, parked) given:
+        one unordered bulk write of upserts for the lot. The number of pushes now pending."""
+        operations = [
+            _coalesce(partner_id, snapshot, now, parked)
+            for partner_id, parked in partners
+            for snapshot in snapshots
+        ]
+        if operations:
+            await self.pushes.bulk_write(operations, ordered=False)
+        return len(operations)
 
     async def claim(self, owner: str, now: datetime, lease: float) -> PendingPush | None:
-        """Lease the most overdue unparked push that no live lease holds."""
-        doc = await self.pending.find_one_and_update(
+        """Lease the most overdue unparked push that no live lease holds, with all it needs."""
+        doc = await self.pushes.find_one_and_update(
             {"parked": False, "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
             {"$set": {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease)}},
             sort=[("due_at", 1)],
@@ -229,95 +167,172 @@ class PushQueue:
         )
         if doc is None:
             return None
+        delivered = doc.get("delivered")
+        pushed = doc.get("pushed")
         return PendingPush(
             partner_id=doc["partner_id"],
             module=ModuleID(doc["module"]),
             key=doc["key"],
             version=int(doc["version"]),
-            parts=list(doc.get("parts", [])),
+            state=doc.get("state"),
+            parts=list(doc.get("parts") or []),
             attempts=int(doc.get("attempts", 0)),
             request_id=doc.get("request_id"),
+            delivered=None
+            if delivered is None
+            else Delivered(int(delivered), None if pushed is None else list(pushed)),
         )
 
-    async def delivered_state(self, partner_id: str, module: ModuleID, key: str) -> Delivered | None:
-        """What the partner acknowledged last for this object."""
-        doc = await self.delivered.find_one({"_id": _id(partner_id, module, key)})
-        if doc is None:
-            return None
-        return Delivered(version=int(doc["version"]), pushed=_pushed(doc))
+    async def finish_many(self, operations: Sequence[UpdateOne]) -> None:
+        """Write the `finish` updates of several pushes at once (see Completions)."""
+        if operations:
+            await self.pushes.bulk_write(list(operations), ordered=False)
 
-    async def complete(self, job: PendingPush, owner: str, sent: Delivered, now: datetime) -> None:
-        """Record the delivery; drop the push unless something it did not carry arrived meanwhile.
-
-        The pending push goes when the state sent is at least its version and no part joined it
-        since the claim (parts only ever join, so an unchanged count means unchanged parts).
-        """
-        doc_id = _id(job.partner_id, job.module, job.key)
-        # Both at once. An event admitted in between against the old record only queues a push
-        # that finds the partner has its state, and is dropped.
-        _, done = await asyncio.gather(
-            self._record_delivery(doc_id, job.partner_id, sent.version, sent.pushed, now),
-            self.pending.delete_one(_unchanged(job, owner, sent.version)),
-        )
-        if done.deleted_count == 0:
-            await self.release(job, owner, due=now, attempts=0)
-
-    async def _record_delivery(
-        self, doc_id: Document, partner_id: str, version: int, pushed: list[Part] | None, now: datetime
-    ) -> None:
-        try:
-            await self.delivered.update_one(
-                {"_id": doc_id, "version": {"$lte": version}},
-                {
-                    "$max": {"version": version},
-                    "$set": {"partner_id": partner_id, "pushed": pushed, "at": now},
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # something newer was delivered already; keep it
+    async def complete(self, job: PendingPush, owner: str, sent: Delivered | None, now: datetime) -> None:
+        """Record the delivery and clear the push unless something joined it (see `finish`)."""
+        await self.finish_many([finish(job, owner, sent, now)])
 
     async def release(self, job: PendingPush, owner: str, due: datetime, attempts: int) -> None:
         """Give the lease back; the push is due again at `due`."""
-        await self.pending.update_one(
+        await self.pushes.update_one(
             {"_id": _id(job.partner_id, job.module, job.key), "lease_owner": owner},
             {"$set": {"due_at": due, "attempts": attempts, "lease_until": NO_LEASE, "lease_owner": None}},
         )
 
     async def park(self, job: PendingPush, owner: str, attempts: int) -> None:
         """Set the push aside (its partner is out of sync); it keeps the newest state."""
-        await self.pending.update_one(
+        await self.pushes.update_one(
             {"_id": _id(job.partner_id, job.module, job.key), "lease_owner": owner},
             {"$set": {"parked": True, "attempts": attempts, "lease_until": NO_LEASE, "lease_owner": None}},
         )
 
-    async def drop(self, job: PendingPush, owner: str, now: datetime) -> None:
-        """Delete a push that must not go out (partner gone, or it has this state already)."""
-        done = await self.pending.delete_one(_unchanged(job, owner, job.version))
-        if done.deleted_count == 0:
-            await self.release(job, owner, due=now, attempts=0)
+    async def forget(self, job: PendingPush, owner: str) -> None:
+        """Delete the record of a push that must never go out (its partner no longer receives it)."""
+        await self.pushes.delete_one({"_id": _id(job.partner_id, job.module, job.key), "lease_owner": owner})
 
     async def park_partner(self, partner_id: str) -> int:
-        """Park every push of a partner; the number parked."""
-        result = await self.pending.update_many(
-            {"partner_id": partner_id, "parked": False}, {"$set": {"parked": True}}
+        """Park every pending push of a partner; the number parked. (A record with nothing pending
+        is parked by the next change, while the partner is OUT_OF_SYNC.)"""
+        result = await self.pushes.update_many(
+            {"partner_id": partner_id, "parked": False, "due_at": {"$ne": None}}, {"$set": {"parked": True}}
         )
         return result.modified_count
 
     async def unpark_partner(self, partner_id: str, now: datetime) -> int:
-        """Make every parked push of a partner due now, with fresh attempts; the number unparked."""
-        result = await self.pending.update_many(
+        """Make every parked push of a partner due now, with fresh attempts; the number unparked.
+        Records with nothing pending stay so (no push without a change)."""
+        result = await self.pushes.update_many(
             {"partner_id": partner_id, "parked": True},
-            {"$set": {"parked": False, "due_at": now, "attempts": 0}},
+            [
+                {
+                    "$set": {
+                        "parked": False,
+                        "attempts": 0,
+                        "due_at": {"$cond": [{"$eq": [{"$ifNull": ["$due_at", None]}, None]}, None, now]},
+                    }
+                }
+            ],
         )
         return result.modified_count
 
     async def parked_partner_ids(self) -> list[str]:
         """Partners that have parked pushes."""
-        return [str(p) for p in await self.pending.distinct("partner_id", {"parked": True})]
+        return [str(p) for p in await self.pushes.distinct("partner_id", {"parked": True})]
 
     async def forget_partner(self, partner_id: str) -> int:
-        """Delete every pending push and delivery record of a partner; the number of pushes dropped."""
-        dropped = await self.pending.delete_many({"partner_id": partner_id})
-        await self.delivered.delete_many({"partner_id": partner_id})
+        """Delete every push record of a partner; the number deleted."""
+        dropped = await self.pushes.delete_many({"partner_id": partner_id})
         return dropped.deleted_count
+
+    async def record(self, partner_id: str, module: ModuleID, key: str) -> Document | None:
+        """The push record of one object for one partner (diagnostics, tests)."""
+        return await self.pushes.find_one({"_id": _id(partner_id, module, key)})
+
+    async def pending_count(self, partner_id: str | None = None) -> int:
+        """How many pushes are pending (for one partner)."""
+        query: Document = {"due_at": {"$ne": None}}
+        if partner_id is not None:
+            query["partner_id"] = partner_id
+        return await self.pushes.count_documents(query)
+
+
+class Completions:
+    """Group commit of push completions: the finishes of pushes that run together go out in one bulk
+    write, so a change pushed to P partners costs one completion write, not P.
+
+    A finish is held until no push of this replica is running or about to be claimed (`expect`
+    counts the workers woken for queued pushes), or until `window` seconds passed since the first
+    one held; then everything held is written at once, and a finish that arrives during that write
+    joins the next one. The worker does not wait for the write: it holds the push's lease until
+    then, so nobody pushes that object meanwhile, and a crash before the write only repeats those
+    pushes (delivery is at least once).
+    """
+
+    def __init__(self, queue: PushQueue, window: float, on_written: Callable[[], None]) -> None:
+        self._queue = queue
+        self._window = window
+        self._on_written = on_written
+        self._held: list[UpdateOne] = []
+        self._busy = 0  # pushes claimed or about to be claimed, whose finish is not held yet
+        self._writing: asyncio.Task[None] | None = None
+        self._in_write = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held and nothing being written."""
+        return not self._held and not self._in_write
+
+    def expect(self, count: int = 1) -> None:
+        """`count` pushes will be claimed (workers were woken for them)."""
+        self._busy += count
+
+    def settled(self) -> None:
+        """An expected push ended without a finish (nothing claimed, failed, parked)."""
+        self._busy = max(0, self._busy - 1)
+        self._maybe_write()
+
+    def add(self, update: UpdateOne) -> None:
+        """Hold the `finish` update of an expected push for the next group write."""
+        self._held.append(update)
+        self._busy = max(0, self._busy - 1)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._window, self._write_now)
+        self._maybe_write()
+
+    async def drain(self) -> None:
+        """Write everything held and wait for it (on stop)."""
+        while not self.idle or (self._writing is not None and not self._writing.done()):
+            self._write_now()
+            if self._writing is not None:
+                await asyncio.gather(self._writing, return_exceptions=True)
+
+    def _maybe_write(self) -> None:
+        if self._held and self._busy == 0:
+            self._write_now()
+
+    def _write_now(self) -> None:
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._held = self._held, []
+        if batch:
+            self._in_write = True
+            try:
+                await self._queue.finish_many(batch)
+            except Exception:
+                # Their leases run out and the pushes go again: at least once, never lost.
+                log.exception("push_completions_not_written", count=len(batch))
+            finally:
+                self._in_write = False
+            self._on_written()
+        if self._held:
+            # Finishes that came during the write: the last push or their own timer writes them.
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._window, self._write_now)
+            if self._busy == 0:
+                self._writing = asyncio.create_task(self._write())

@@ -420,7 +420,7 @@ async def test_an_unregistered_partner_gets_nothing(broker: Broker, dispatcher: 
         await broker.publish_event(PartnerUnregistered(partner_id="emsp-leaves"))
 
         async def forgotten() -> bool:
-            return await dispatcher.db["pending"].count_documents({"partner_id": "emsp-leaves"}) == 0
+            return await dispatcher.db["pushes"].count_documents({"partner_id": "emsp-leaves"}) == 0
 
         await eventually(forgotten, 5, "the leaver's pending pushes to go")
         await asyncio.sleep(1.2)  # longer than any push that was already on the wire
@@ -533,3 +533,47 @@ async def test_an_undecodable_event_is_dead_lettered(broker: Broker, dispatcher:
     assert message is not None
     assert "not a dispatcher event" in str((message.headers or {})[ERROR])
     await message.ack()
+
+
+async def test_status_changes_at_a_large_site_stay_patches_under_load(
+    broker: Broker, dispatcher: ServiceContext
+) -> None:
+    """A burst of status changes of 5 EVSEs of a 40-EVSE location coalesces into PATCHes of those
+    EVSEs (sent concurrently), never a PUT of the whole location."""
+    partner = FakePartner("emsp")
+    async with started(partner):
+        await register(broker, dispatcher, partner, "emsp-1")
+        model = LocationModel("BIG", [f"E{n:02d}" for n in range(40)])
+        await broker.publish_event(model.created())
+        await eventually(lambda: "BIG" in partner.store, 5, "the first PUT")
+        partner.delay = 0.05  # pushes take a while: changes pile up behind them and coalesce
+        for _ in range(4):
+            for n in range(5):
+                await broker.publish_event(model.status(f"E{n:02d}"))
+        await eventually(lambda: partner.store["BIG"] == model.wire, 10, "the newest state")
+    later = partner.pushes(ok_only=False)[1:]
+    assert later and all(r.method == "PATCH" and len(r.segments) == 4 for r in later)
+    assert len(later) < 20  # coalesced
+    assert_never_older_after_newer(partner.pushes(ok_only=False))
+
+
+async def test_a_change_during_its_objects_push_goes_out_without_waiting_for_a_poll(
+    broker: Broker, namespace: str, amqp_url: str, mongo_url: str
+) -> None:
+    """A change that arrives while the same location is being pushed finds it leased; it goes out
+    right after that push is written (no poll: polls and second looks are an hour apart here)."""
+    settings = make_settings(namespace, amqp_url, mongo_url)
+    tuning = make_tuning(settings, poll=3600.0, missed_retry=3600.0, probe_tick=3600.0)
+    partner = FakePartner("emsp")
+    async with started(partner), running_dispatcher(settings, tuning) as ctx:
+        await register(broker, ctx, partner, "emsp-1")
+        model = LocationModel("LOC1", ["E1", "E2"])
+        await broker.publish_event(model.created())
+        await eventually(lambda: "LOC1" in partner.store, 5, "the first PUT")
+        partner.pause = 0.5
+        await broker.publish_event(model.status("E1"))
+        await asyncio.sleep(0.25)  # the PATCH is at the partner, its push holds the lease
+        await broker.publish_event(model.status("E2"))
+        await eventually(lambda: partner.store["LOC1"] == model.wire, 5, "the change made during the push")
+    methods = [r.method for r in partner.pushes()]
+    assert methods[0] == "PUT" and set(methods[1:]) == {"PATCH"}

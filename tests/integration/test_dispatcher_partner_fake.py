@@ -60,6 +60,7 @@ class FakePartner:
         self.down = False  # answer 503 to everything
         self.unknown_answer = "404"  # how a PATCH/PUT for an unknown location is refused: "404" or "2003"
         self.delay = 0.0  # upper bound of a random pause per request
+        self.pause = 0.0  # a fixed pause per request, on top
         self.store: dict[str, Json] = {}
         self.cpo_locations: list[Any] = []  # what the CPO sender pages through (raw JSON objects)
         self.cpo_tariffs: list[Any] = []
@@ -123,8 +124,8 @@ class FakePartner:
         return received
 
     async def _pause(self) -> None:
-        if self.delay:
-            await asyncio.sleep(random.uniform(0, self.delay))
+        if self.delay or self.pause:
+            await asyncio.sleep(self.pause + random.uniform(0, self.delay))
 
     async def _versions(self, request: web.Request) -> web.StreamResponse:
         if self.answer is not None:

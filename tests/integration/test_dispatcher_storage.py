@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dispatcher.domain import Admission, change_key
+from services.dispatcher.domain import change_key
 from services.dispatcher.partners import PartnerProjection
 from services.dispatcher.pull_schedule import PullSchedule
-from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
+from services.dispatcher.push_plans import MODULE_PLANS, PUSH_PLANS, Snapshot
 from services.dispatcher.pushes import Delivered, PushQueue
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.contracts.partners import PartnerRegistered, Party, SyncState
@@ -77,25 +77,15 @@ async def queue(db: AsyncDatabase[Document]) -> PushQueue:
 
 async def test_pending_push_keeps_the_newest_snapshot_and_the_union_of_changes(queue: PushQueue) -> None:
     """Versions arriving out of order never replace a newer snapshot, but their changes still join."""
-    assert (
-        await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False)
-        is Admission.REPLACE
-    )
-    assert await queue.enqueue("p", snap(location("v3"), 3, LOCATION), NOW, parked=False) is Admission.MERGE
-    assert (
-        await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False) is Admission.MERGE
-    )
-    assert (
-        await queue.enqueue("p", snap(location("v6"), 6, status("E2")), NOW, parked=False)
-        is Admission.REPLACE
-    )
+    await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False)
+    await queue.enqueue("p", snap(location("v3"), 3, LOCATION), NOW, parked=False)
+    await queue.enqueue("p", snap(location("v5"), 5, status("E1")), NOW, parked=False)
+    await queue.enqueue("p", snap(location("v6"), 6, status("E2")), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None and job.version == 6
-    assert sorted(job.parts, key=str) == sorted(
-        [change_key(c) for c in (status("E1"), LOCATION, status("E2"))], key=str
-    )
-    state = await queue.newest_state(ModuleID.LOCATIONS, "L1")
-    assert state is not None and state[1] is not None and (state[0], state[1]["name"]) == (6, "v6")
+    expected = [change_key(c) for c in (status("E1"), LOCATION, status("E2"))]
+    assert sorted(job.parts, key=str) == sorted(expected, key=str)
+    assert job.state is not None and job.state["name"] == "v6"
 
 
 async def test_a_lease_keeps_other_replicas_off_until_it_expires(queue: PushQueue) -> None:
@@ -118,8 +108,8 @@ async def test_completion_keeps_a_version_that_arrived_during_the_push(queue: Pu
     assert again is not None and again.version == 2 and again.attempts == 0
     await queue.complete(again, "other", Delivered(version=2, pushed=None), NOW)
     assert await queue.claim("other", NOW + timedelta(hours=1), 30) is None
-    delivered = await queue.delivered_state("p", ModuleID.LOCATIONS, "L1")
-    assert delivered is not None and delivered.version == 2
+    record = await queue.record("p", ModuleID.LOCATIONS, "L1")
+    assert record is not None and record["delivered"] == 2
 
 
 async def test_a_part_that_joins_during_the_push_keeps_it_pending(queue: PushQueue) -> None:
@@ -127,33 +117,36 @@ async def test_a_part_that_joins_during_the_push_keeps_it_pending(queue: PushQue
     await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
-    assert (
-        await queue.enqueue("p", snap(location("v1"), 1, status("E1")), NOW, parked=False) is Admission.MERGE
-    )
+    await queue.enqueue("p", snap(location("v1"), 1, status("E1")), NOW, parked=False)
     await queue.complete(job, "me", Delivered(version=1, pushed=[change_key(LOCATION)]), NOW)
     again = await queue.claim("other", NOW, 30)
     assert again is not None and again.version == 1 and change_key(status("E1")) in again.parts
 
 
-async def test_the_newest_state_is_kept_once_for_all_partners(queue: PushQueue) -> None:
-    """An older state recorded late never replaces a newer one; every partner's push reads the same."""
+async def test_an_older_state_recorded_late_never_replaces_a_newer_one(queue: PushQueue) -> None:
+    """Each partner's record keeps the newest state it was given, whatever the arrival order."""
     await queue.enqueue("p", snap(location("v3"), 3, LOCATION), NOW, parked=False)
-    await queue.enqueue("q", snap(location("v2"), 2, LOCATION), NOW, parked=False)
-    state = await queue.newest_state(ModuleID.LOCATIONS, "L1")
-    assert state is not None and state[1] is not None and (state[0], state[1]["name"]) == (3, "v3")
-    assert await queue.states.count_documents({}) == 1
+    await queue.enqueue("p", snap(location("v2"), 2, LOCATION), NOW, parked=False)
+    job = await queue.claim("me", NOW, 30)
+    assert job is not None and job.version == 3
+    assert job.state is not None and job.state["name"] == "v3"
 
 
-async def test_delivered_never_goes_back_and_covered_late_events_are_dropped(queue: PushQueue) -> None:
-    """The delivered version only grows; a late event whose part went out already queues nothing."""
+async def test_delivered_never_goes_back_and_covered_late_events_send_nothing(queue: PushQueue) -> None:
+    """The delivered version only grows; a late event whose part went out already sends nothing."""
     await queue.enqueue("p", snap(location("v4"), 4, LOCATION), NOW, parked=False)
     job = await queue.claim("me", NOW, 30)
     assert job is not None
     await queue.complete(job, "me", Delivered(version=4, pushed=None), NOW)
     await queue.complete(job, "me", Delivered(version=2, pushed=None), NOW)
-    delivered = await queue.delivered_state("p", ModuleID.LOCATIONS, "L1")
-    assert delivered is not None and delivered.version == 4
-    assert await queue.enqueue("p", snap(location("v3"), 3, status("E9")), NOW, parked=False) is None
+    record = await queue.record("p", ModuleID.LOCATIONS, "L1")
+    assert record is not None and record["delivered"] == 4
+    await queue.enqueue("p", snap(location("v3"), 3, status("E9")), NOW, parked=False)
+    late = await queue.claim("me", NOW, 30)
+    # Queued without a read, found out by the worker: the partner has v4 whole, which covers it.
+    assert late is not None and late.version == 4 and late.delivered == Delivered(4, None)
+    plan = MODULE_PLANS[ModuleID.LOCATIONS]
+    assert all(plan.covers(late.delivered.pushed, part) for part in late.parts)
 
 
 async def test_park_unpark_and_forget_work_per_partner(queue: PushQueue) -> None:
@@ -223,16 +216,11 @@ async def test_a_pull_requested_during_a_pull_is_not_lost(db: AsyncDatabase[Docu
 
 
 async def test_a_tariff_and_a_location_with_the_same_id_are_two_pushes(queue: PushQueue) -> None:
-    """Pending, delivered and state records are keyed by module: tariff T1 never meets location T1."""
+    """Push records are keyed by module: tariff T1 never meets location T1."""
     removed = PUSH_PLANS[TariffRemoved].snapshot(TariffRemoved(tariff_id="L1", version=9, at=NOW), None)
-    assert await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False) is Admission.REPLACE
-    assert await queue.enqueue("p", removed, NOW, parked=False) is Admission.REPLACE
-    assert await queue.newest_state(ModuleID.TARIFFS, "L1") == (9, None)
-    located = await queue.newest_state(ModuleID.LOCATIONS, "L1")
-    assert located is not None and located[0] == 1
+    await queue.enqueue("p", snap(location("v1"), 1, LOCATION), NOW, parked=False)
+    await queue.enqueue("p", removed, NOW, parked=False)
     first, second = await queue.claim("me", NOW, 30), await queue.claim("me", NOW, 30)
     assert first is not None and second is not None
-    assert {(first.module, first.version), (second.module, second.version)} == {
-        (ModuleID.LOCATIONS, 1),
-        (ModuleID.TARIFFS, 9),
-    }
+    jobs = {(job.module, job.version, job.state is None) for job in (first, second)}
+    assert jobs == {(ModuleID.LOCATIONS, 1, False), (ModuleID.TARIFFS, 9, True)}

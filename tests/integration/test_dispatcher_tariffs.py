@@ -59,7 +59,7 @@ async def test_a_changed_tariff_is_put_and_a_removed_one_deleted(
         await eventually(lambda: any(r.answered == 404 for r in tariff_calls(partner)), 5, "the DELETE of T2")
 
         async def settled() -> bool:
-            return await dispatcher.db["pending"].count_documents({}) == 0
+            return await dispatcher.db["pushes"].count_documents({"due_at": {"$ne": None}}) == 0
 
         await eventually(settled, 5, "no push left pending")
     calls = [(r.method, r.path.split("/tariffs/")[1], r.answered) for r in tariff_calls(partner)]

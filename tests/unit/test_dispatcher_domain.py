@@ -134,6 +134,30 @@ def test_everything_else_puts_the_whole_location(changes: list[LocationChange]) 
     assert [(c.method, c.path, c.partial, c.body) for c in calls] == [("PUT", ("LOC1",), False, raw(loc))]
 
 
+def test_a_large_site_patches_a_few_changed_statuses() -> None:
+    """40 EVSEs, 5 changed statuses: 5 PATCHes, not a PUT of 40 EVSEs (MAX_EVSE_CALLS is no cap)."""
+    loc = location(*(evse(f"E{n:02d}") for n in range(40)))
+    calls = plan_push(raw(loc), [status(f"E{n:02d}") for n in range(5)])
+    assert [(c.method, c.path[1]) for c in calls] == [("PATCH", f"E{n:02d}") for n in range(5)]
+
+
+def test_a_large_site_goes_whole_when_most_of_its_evses_changed() -> None:
+    """40 EVSEs, 35 changed statuses: one PUT of the location; 20 (half) still PATCH, 21 do not."""
+    loc = location(*(evse(f"E{n:02d}") for n in range(40)))
+    calls = plan_push(raw(loc), [status(f"E{n:02d}") for n in range(35)])
+    assert [(c.method, c.path, c.partial) for c in calls] == [("PUT", ("LOC1",), False)]
+    assert len(plan_push(raw(loc), [status(f"E{n:02d}") for n in range(20)])) == 20
+    assert len(plan_push(raw(loc), [status(f"E{n:02d}") for n in range(21)])) == 1
+
+
+def test_more_calls_than_a_push_may_make_go_whole() -> None:
+    """A push makes at most `max_calls` calls (its lease): beyond, the location goes whole."""
+    loc = location(*(evse(f"E{n:02d}") for n in range(40)))
+    changes = [status(f"E{n:02d}") for n in range(10)]
+    assert len(plan_push(raw(loc), changes, max_calls=10)) == 10
+    assert [c.method for c in plan_push(raw(loc), changes, max_calls=9)] == ["PUT"]
+
+
 def test_pushed_changes_is_none_for_a_location_put() -> None:
     """A push that included a whole-location PUT covered everything."""
     loc = location(evse("E1"))

@@ -8,12 +8,18 @@ import msgspec
 import pytest
 
 from services.dispatcher.domain import change_from_key
-from services.dispatcher.handlers import Deps, coalesce, handle_batch
-from services.dispatcher.push_plans import PUSH_PLANS
+from services.dispatcher.handlers import Deps, coalesce, handle_batch, objects_changed
+from services.dispatcher.partners import Partner, PartnerCache
+from services.dispatcher.pull_schedule import PullSchedule
+from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
+from services.dispatcher.pushes import PushQueue
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
+from shared.contracts.partners import SyncState
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS
 from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.versions import ModuleID
+from shared.settings import Role
 
 # These paths return or raise before any dependency is used.
 NO_DEPS = cast(Deps, object())
@@ -86,3 +92,54 @@ def test_coalesce_keeps_the_newest_state_with_every_part() -> None:
         ("L1", 5, "v5", [e1, e2, whole]),
         ("L2", 1, "v1", [whole]),
     ]
+
+
+class FakeCache:
+    """The partner projection's receivers, without a database."""
+
+    def __init__(self, partners: list[tuple[str, SyncState]]) -> None:
+        self.partners = partners
+
+    async def receivers(self, module: ModuleID) -> list[Partner]:
+        return [
+            Partner(
+                pid, Role.EMSP, (), "http://x/versions", {module.value: "http://x"}, "t", state, True, 0.0
+            )
+            for pid, state in self.partners
+        ]
+
+
+class FakeQueue:
+    """Records each bulk enqueue."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[tuple[str, bool]], list[str]]] = []
+
+    async def enqueue_many(
+        self, partners: list[tuple[str, bool]], snapshots: list[Snapshot], now: object
+    ) -> int:
+        self.calls.append((list(partners), [s.key for s in snapshots]))
+        return len(partners) * len(snapshots)
+
+
+async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_worker_per_push() -> None:
+    """Two partners, one OUT_OF_SYNC: one bulk enqueue, the parked one marked; only live pushes wake."""
+    cache = FakeCache([("a", SyncState.IN_SYNC), ("b", SyncState.OUT_OF_SYNC)])
+    queue = FakeQueue()
+    woken: list[int] = []
+    deps = Deps(
+        partners=cast(PartnerCache, cache),
+        pushes=cast(PushQueue, queue),
+        pulls=cast(PullSchedule, object()),
+        wake_pushes=woken.append,
+        wake_pulls=lambda: None,
+        cpo_probe=5.0,
+    )
+    e1 = LocationChange(ChangeScope.EVSE_STATUS, "E1")
+    snapshots = [
+        PUSH_PLANS[LocationChanged].snapshot(event, None)
+        for event in (changed(1, e1), changed(2, e1), changed(1, e1, location_id="L2"))
+    ]
+    await objects_changed(snapshots, deps)
+    assert queue.calls == [([("a", False), ("b", True)], ["L1", "L2"])]
+    assert woken == [2]
