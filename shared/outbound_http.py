@@ -83,14 +83,11 @@ def outbound_session(
     resolver: AbstractResolver | None = None,
     limit: int = 100,
     limit_per_host: int = 0,
-    connector: aiohttp.BaseConnector | None = None,
     **kwargs: Any,
 ) -> aiohttp.ClientSession:
     """The process's session towards partners: policed addresses (M1), and it never inflates bodies
-    itself (`fetch` does, bounded). `resolver` resolves names (tests give their own). A `connector`
-    passed in only lends its limits: the session always connects through a PolicedConnector."""
-    if connector is not None:
-        limit, limit_per_host = connector.limit, connector.limit_per_host
+    itself (`fetch` does, bounded). `resolver` resolves names (tests give their own). It always
+    connects through a PolicedConnector: callers choose its limits, not the connector."""
     policed = PolicedConnector(
         policy or _process_policy, resolver, limit=limit, limit_per_host=limit_per_host
     )

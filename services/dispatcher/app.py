@@ -89,7 +89,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     await partners.ensure_indexes()
     await pushes.ensure_indexes()
     await pulls.ensure_indexes()
-    http = HttpSession(outbound_session(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)))
+    http = HttpSession(outbound_session(limit=200, limit_per_host=32))
     client = OcpiClient(http.session, tuning.push_timeout, settings.outbound_max_body_bytes)
     # Leases name their holder: host, process, and this instance (tests run two in one process).
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

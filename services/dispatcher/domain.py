@@ -39,20 +39,6 @@ class Answer(enum.Enum):
     FAILED = "FAILED"
 
 
-class Admission(enum.Enum):
-    """What an incoming LocationChanged does to the pending push of one partner."""
-
-    REPLACE = "REPLACE"  # newer than anything pending or delivered: becomes the snapshot to push
-    MERGE = "MERGE"  # not newer: only its change scope joins the pending push
-
-
-def admit(incoming: int, pending: int | None, delivered: int | None) -> Admission:
-    """The version guard: only a version above both the pending and the delivered one replaces."""
-    if (pending is None or incoming > pending) and (delivered is None or incoming > delivered):
-        return Admission.REPLACE
-    return Admission.MERGE
-
-
 def change_key(change: LocationChange) -> dict[str, str | None]:
     """The stored form of a change; equal changes give equal documents (for `$addToSet`)."""
     return {"scope": change.scope.value, "evse_uid": change.evse_uid, "connector_id": change.connector_id}

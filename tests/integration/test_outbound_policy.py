@@ -103,9 +103,9 @@ async def test_the_local_policy_lets_two_local_deployments_connect(server: Serve
     assert server.hits == 2
 
 
-async def test_a_connector_passed_in_gives_its_limits_but_the_session_stays_policed(server: Server) -> None:
-    """The dispatcher hands in a TCPConnector of its own; it must not bypass the policy."""
-    async with outbound_session(STRICT, connector=aiohttp.TCPConnector(limit=7, limit_per_host=3)) as session:
+async def test_limits_given_by_the_caller_keep_the_session_policed(server: Server) -> None:
+    """The dispatcher asks for limits of its own; the session still connects through the policy."""
+    async with outbound_session(STRICT, limit=7, limit_per_host=3) as session:
         assert session.connector is not None and session.connector.limit == 7
         with pytest.raises(PartnerCallFailed):
             await _call(session, server.url)
@@ -165,7 +165,7 @@ async def test_sessions_made_without_a_policy_follow_the_process_policy(server: 
     previous = process_policy()
     set_process_policy(STRICT)
     try:
-        async with outbound_session(connector=aiohttp.TCPConnector(limit=200, limit_per_host=32)) as session:
+        async with outbound_session(limit=200, limit_per_host=32) as session:
             with pytest.raises(PartnerCallFailed):
                 await _call(session, server.url)
     finally:

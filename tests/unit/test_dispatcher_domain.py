@@ -9,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.dispatcher.domain import (
-    Admission,
     Answer,
-    admit,
     change_from_key,
     change_key,
     classify,
@@ -253,38 +251,6 @@ def test_probe_interval_doubles_within_bounds() -> None:
     for _ in range(7):
         intervals.append(next_probe_interval(intervals[-1], 1.0, 30.0))
     assert intervals[1:] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-
-
-# --- version guard -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("incoming", "pending", "delivered", "admission"),
-    [
-        (1, None, None, Admission.REPLACE),
-        (5, 4, 3, Admission.REPLACE),
-        (5, None, 4, Admission.REPLACE),
-        (5, 5, None, Admission.MERGE),
-        (4, 5, None, Admission.MERGE),
-        (4, None, 4, Admission.MERGE),
-        (3, None, 4, Admission.MERGE),
-        (5, 4, 6, Admission.MERGE),
-    ],
-)
-def test_admit(incoming: int, pending: int | None, delivered: int | None, admission: Admission) -> None:
-    """Only a version above both the pending and the delivered one becomes the snapshot to push."""
-    assert admit(incoming, pending, delivered) is admission
-
-
-@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=40))
-def test_admitted_snapshots_only_ever_increase(versions: list[int]) -> None:
-    """Whatever order versions arrive in, the snapshot kept is always the highest seen so far."""
-    pending: int | None = None
-    for version in versions:
-        if admit(version, pending, None) is Admission.REPLACE:
-            assert pending is None or version > pending
-            pending = version
-    assert pending == max(versions)
 
 
 # --- paging --------------------------------------------------------------------------------------
