@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m bench.receiver_patch
 	$(PY) -m bench.db_ops
 	$(PY) -m bench.large_site
+	$(PY) -m bench.list_cpu
 
 up:
 	docker compose up --build
