@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 class RegistrySweeper:
     """Publishes the outbox entries that outlived the grace period, and deletes removed partners."""
 
-    def __init__(self, gateway: Gateway, every: float = 2.0, grace: float = 10.0, batch: int = 100) -> None:
+    def __init__(self, gateway: Gateway, every: float = 5.0, grace: float = 10.0, batch: int = 100) -> None:
         self._gateway = gateway
         # Well above the time from a commit to its publish, so that the sweep seldom doubles one.
         self._grace = grace
