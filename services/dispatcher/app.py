@@ -34,10 +34,11 @@ SERVICE = "dispatcher"
 class EventsConsumer:
     """The dispatcher's durable work queue on the events exchange, shared by its replicas."""
 
-    def __init__(self, broker: Broker, handler: BatchHandler, batch: int = 100) -> None:
+    def __init__(self, broker: Broker, handler: BatchHandler, batch: int = 100, linger: float = 0.0) -> None:
         self._broker = broker
         self._handler = handler
         self._batch = batch
+        self._linger = linger
         self._channel: AbstractChannel | None = None
         self._consumer: BatchConsumer | None = None
 
@@ -47,7 +48,9 @@ class EventsConsumer:
         topology, exchanges = self._broker.topology, self._broker.exchanges
         queue = await declare(self._channel, topology, exchanges, DISPATCHER_EVENTS)
         name = f"{SERVICE}.events"
-        self._consumer = BatchConsumer(self._broker, queue, self._handler, name, self._batch)
+        self._consumer = BatchConsumer(
+            self._broker, queue, self._handler, name, self._batch, linger=self._linger
+        )
         await self._consumer.start()
 
     async def ready(self) -> bool:
@@ -103,7 +106,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
         partners=cache,
         pushes=pushes,
         pulls=pulls,
-        wake_pushes=worker.wake,
+        wake_pushes=worker.wake_for,
         wake_pulls=runner.wake,
         cpo_probe=tuning.cpo_probe,
     )
@@ -111,4 +114,4 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     async def on_events(deliveries: Sequence[Delivery]) -> list[str | None]:
         return await handle_batch(deliveries, deps)
 
-    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_events)]
+    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_events, linger=tuning.consume_linger)]

@@ -8,14 +8,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import msgspec
+
 from shared.contracts.locations import ChangeScope, LocationChange
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.storage import Document
 
-# Up to this many EVSE calls are always fine. Beyond it the location goes whole only when most of
-# its EVSEs changed (the PUT is then about as large as the calls it replaces, and one call instead
-# of many): a status change stays a PATCH of its EVSE at a large site too.
-MAX_EVSE_CALLS = 3
+# What one more call costs beyond its body, in bytes of the body it competes with: the request line
+# and headers both ways, and the receiver's handling of one more request. With it, the whole location
+# is sent only when most of its EVSEs changed (for a 40-EVSE site, about three quarters).
+CALL_OVERHEAD_BYTES = 400
 
 
 @dataclass(frozen=True)
@@ -56,29 +58,27 @@ def location_put(location: Document) -> PushCall:
     return PushCall(method="PUT", path=(str(location["id"]),), body=location, partial=False)
 
 
+_sizer = msgspec.json.Encoder()
+
+
 def _evse(location: Document, uid: str) -> Document | None:
     return next((e for e in location.get("evses") or () if e.get("uid") == uid), None)
 
 
 def plan_push(
-    location: Document,
-    changes: Iterable[LocationChange],
-    max_evse_calls: int = MAX_EVSE_CALLS,
-    max_calls: int | None = None,
+    location: Document, changes: Iterable[LocationChange], max_calls: int | None = None
 ) -> list[PushCall]:
     """Choose the calls that bring a partner from any earlier state to `location` (JSON form), given
-    what changed: one call per changed EVSE, or the whole location when more than
-    max(`max_evse_calls`, half its EVSEs) changed, or more than `max_calls` (what one push may
-    send within its lease)."""
+    what changed: one call per changed EVSE (a PATCH of status and last_updated where only the status
+    changed, else a PUT of the EVSE), or the whole location when that is smaller than those calls
+    (CALL_OVERHEAD_BYTES each), or when they are more than `max_calls` (what one push may send
+    within its lease)."""
     per_evse: dict[str, set[ChangeScope]] = {}
     for change in changes:
         if change.scope is ChangeScope.LOCATION or change.evse_uid is None:
             return [location_put(location)]
         per_evse.setdefault(change.evse_uid, set()).add(change.scope)
-    evses = len(location.get("evses") or ())
-    if not per_evse or len(per_evse) > max(max_evse_calls, evses // 2):
-        return [location_put(location)]
-    if max_calls is not None and len(per_evse) > max_calls:
+    if not per_evse or (max_calls is not None and len(per_evse) > max_calls):
         return [location_put(location)]
     calls: list[PushCall] = []
     for uid in sorted(per_evse):
@@ -91,7 +91,14 @@ def plan_push(
             calls.append(PushCall(method="PATCH", path=path, body=body, partial=True))
         else:
             calls.append(PushCall(method="PUT", path=path, body=evse, partial=True))
+    if _cost(location) <= sum(_cost(call.body) for call in calls):
+        return [location_put(location)]
     return calls
+
+
+def _cost(body: object) -> int:
+    """What sending `body` in a call of its own costs, in bytes."""
+    return len(_sizer.encode(body)) + CALL_OVERHEAD_BYTES
 
 
 def covers(pushed: Sequence[LocationChange] | None, change: LocationChange) -> bool:

@@ -13,7 +13,7 @@ from services.dispatcher.partners import PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
 from services.dispatcher.push_worker import Clock, utc_now
-from services.dispatcher.pushes import PushQueue
+from services.dispatcher.pushes import PushKey, PushQueue
 from shared.contracts.base import Message, routing_key, tag_of
 from shared.contracts.catalogue import IMPORTS, decoder
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
@@ -32,7 +32,7 @@ class Deps:
     partners: PartnerCache
     pushes: PushQueue
     pulls: PullSchedule
-    wake_pushes: Callable[[int], None]
+    wake_pushes: Callable[[Sequence[PushKey]], None]
     wake_pulls: Callable[[], None]
     cpo_probe: float
     clock: Clock = utc_now
@@ -78,7 +78,7 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
     """
     now = deps.clock()
     coalesced = coalesce(snapshots)
-    queued = 0
+    due: list[PushKey] = []
     for module in dict.fromkeys(s.module for s in coalesced):
         of_module = [s for s in coalesced if s.module is module]
         receivers = [
@@ -87,9 +87,14 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
         ]
         await deps.pushes.enqueue_many(receivers, of_module, now)
         # Parked pushes wait for their partner to answer again: no worker looks for them now.
-        queued += len(of_module) * sum(1 for _, parked in receivers if not parked)
-    if queued:
-        deps.wake_pushes(queued)
+        due += [
+            (partner_id, module.value, s.key)
+            for partner_id, parked in receivers
+            if not parked
+            for s in of_module
+        ]
+    if due:
+        deps.wake_pushes(due)
 
 
 def coalesce(snapshots: Sequence[Snapshot]) -> list[Snapshot]:

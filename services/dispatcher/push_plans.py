@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.dispatcher.domain import (
-    MAX_EVSE_CALLS,
     PushCall,
     change_from_key,
     change_key,
@@ -89,7 +88,7 @@ def _location_calls(
 ) -> list[PushCall]:
     if state is None:  # locations are never deleted (EVSEs become REMOVED): not expected
         return []
-    return plan_push(state, [change_from_key(p) for p in parts], MAX_EVSE_CALLS, max_calls)
+    return plan_push(state, [change_from_key(p) for p in parts], max_calls)
 
 
 def _location_covers(pushed: Sequence[Part] | None, part: Part) -> bool:
@@ -177,4 +176,4 @@ MODULE_PLANS: dict[ModuleID, ModulePlan] = {
     ModuleID.TARIFFS: WHOLE_OBJECT_PLAN,
 }
 
-__all__ = ["MAX_EVSE_CALLS", "MODULE_PLANS", "PUSH_PLANS", "ModulePlan", "Part", "PushPlan", "Snapshot"]
+__all__ = ["MODULE_PLANS", "PUSH_PLANS", "ModulePlan", "Part", "PushPlan", "Snapshot"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -15,7 +15,15 @@ from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient, Reply
 from services.dispatcher.partners import Partner, PartnerCache
 from services.dispatcher.push_plans import MODULE_PLANS, ModulePlan
-from services.dispatcher.pushes import Completions, Delivered, PendingPush, PushQueue, finish
+from services.dispatcher.pushes import (
+    Completions,
+    Delivered,
+    PendingPush,
+    PushKey,
+    PushQueue,
+    finish,
+    push_key,
+)
 from services.dispatcher.tuning import Tuning
 from services.dispatcher.wakeup import Signal, WakeOne
 from shared.contracts.partners import SyncState
@@ -69,6 +77,11 @@ class PushWorker:
         # may be one of those, due again if something joined it during the push.
         self._missed = 0
         self._running = 0
+        # Records this replica is pushing now, and those of them that changed meanwhile: a change of
+        # a record in flight wakes nobody (the claim would find it leased); its push's completion
+        # makes it due again and wakes one worker for it.
+        self._in_flight: set[PushKey] = set()
+        self._dirty: set[PushKey] = set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -77,6 +90,17 @@ class PushWorker:
     def wake(self, count: int = 1, signal: Signal = Signal.QUEUED) -> None:
         """`count` pushes became due: one worker looks for each, now rather than at the next poll."""
         self._completions.expect(self._wakeup.notify(count, signal))
+
+    def wake_for(self, keys: Sequence[PushKey]) -> None:
+        """These records became due: one worker per record not being pushed by this replica now."""
+        idle = 0
+        for key in keys:
+            if key in self._in_flight:
+                self._dirty.add(key)
+            else:
+                idle += 1
+        if idle:
+            self.wake(idle)
 
     def wake_later(self, delay: float) -> None:
         """A push this replica scheduled comes due in `delay` seconds: a worker looks then."""
@@ -148,6 +172,7 @@ class PushWorker:
                 continue
             if signal is Signal.POLL:
                 self._poll()
+            self._in_flight.add(push_key(job))
             self._running += 1
             try:
                 await self._deliver(job)
@@ -156,7 +181,7 @@ class PushWorker:
                 log.exception("push_loop_error")
             finally:
                 self._running -= 1
-                self._written()
+                self._written(())
 
     def _missed_claim(self, signal: Signal) -> None:
         if signal is Signal.QUEUED:
@@ -167,11 +192,21 @@ class PushWorker:
                 self.wake_later(self._tuning.missed_retry)
         self._completions.settled()
 
-    def _written(self) -> None:
-        """Pushes of this replica ended: what a missed claim was woken for may be due now."""
+    def _written(self, keys: Sequence[PushKey]) -> None:
+        """Pushes of this replica ended, those of `keys` with their completion written: a record
+        that changed during its push is due again (one worker for it), and what a missed claim was
+        woken for may be due once nothing of this replica runs or waits to be written."""
+        again = 0
+        for key in keys:
+            self._in_flight.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                again += 1
         if self._missed and self._running == 0 and self._completions.idle:
-            missed, self._missed = self._missed, 0
-            self.wake(missed)
+            again += self._missed
+            self._missed = 0
+        if again:
+            self.wake(again)
 
     async def _deliver(self, job: PendingPush) -> None:
         finished = False
@@ -181,10 +216,13 @@ class PushWorker:
                 finished = await self._deliver_bound(job)
         finally:
             if not finished:
+                # Released for a retry, parked or dropped: a change meanwhile waits for that too.
+                self._in_flight.discard(push_key(job))
+                self._dirty.discard(push_key(job))
                 self._completions.settled()
 
     def _finish(self, job: PendingPush, sent: Delivered | None) -> bool:
-        self._completions.add(finish(job, self._owner, sent, self._clock()))
+        self._completions.add(finish(job, self._owner, sent, self._clock()), push_key(job))
         return True
 
     async def _deliver_bound(self, job: PendingPush) -> bool:

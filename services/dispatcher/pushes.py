@@ -60,6 +60,15 @@ class Delivered:
     pushed: list[Part] | None
 
 
+# A push record's identity in memory: (partner_id, module, object key).
+PushKey = tuple[str, str, str]
+
+
+def push_key(job: PendingPush) -> PushKey:
+    """The identity of a claimed push's record."""
+    return (job.partner_id, job.module.value, job.key)
+
+
 def _id(partner_id: str, module: ModuleID, key: str) -> dict[str, str]:
     # Field order matters: MongoDB compares embedded documents field by field, in order.
     return {"partner_id": partner_id, "module": module.value, "key": key}
@@ -268,11 +277,13 @@ class Completions:
     pushes (delivery is at least once).
     """
 
-    def __init__(self, queue: PushQueue, window: float, on_written: Callable[[], None]) -> None:
+    def __init__(
+        self, queue: PushQueue, window: float, on_written: Callable[[Sequence[PushKey]], None]
+    ) -> None:
         self._queue = queue
         self._window = window
         self._on_written = on_written
-        self._held: list[UpdateOne] = []
+        self._held: list[tuple[UpdateOne, PushKey]] = []
         self._busy = 0  # pushes claimed or about to be claimed, whose finish is not held yet
         self._writing: asyncio.Task[None] | None = None
         self._in_write = False
@@ -292,9 +303,9 @@ class Completions:
         self._busy = max(0, self._busy - 1)
         self._maybe_write()
 
-    def add(self, update: UpdateOne) -> None:
-        """Hold the `finish` update of an expected push for the next group write."""
-        self._held.append(update)
+    def add(self, update: UpdateOne, key: PushKey) -> None:
+        """Hold the `finish` update of an expected push (of record `key`) for the next group write."""
+        self._held.append((update, key))
         self._busy = max(0, self._busy - 1)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._window, self._write_now)
@@ -323,13 +334,13 @@ class Completions:
         if batch:
             self._in_write = True
             try:
-                await self._queue.finish_many(batch)
+                await self._queue.finish_many([update for update, _ in batch])
             except Exception:
                 # Their leases run out and the pushes go again: at least once, never lost.
                 log.exception("push_completions_not_written", count=len(batch))
             finally:
                 self._in_write = False
-            self._on_written()
+            self._on_written([key for _, key in batch])
         if self._held:
             # Finishes that came during the write: the last push or their own timer writes them.
             if self._timer is None:

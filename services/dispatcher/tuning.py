@@ -27,6 +27,10 @@ class Tuning:
     reconcile_every: float = 10.0
     # The in-memory partner projection is read again when older than this (other replicas' changes).
     partner_ttl: float = 5.0
+    # Under a steady stream of events, batches of them start at least this far apart: each batch
+    # coalesces what came meanwhile into one write per object and partner (an event after a quiet
+    # spell is handled at once). The write of a batch costs per object, not per event.
+    consume_linger: float = 0.2
     # The longest a push completion waits for those of the pushes running alongside (group commit).
     complete_window: float = 0.05
     # A claim that found its push leased by another replica looks again after this long.

@@ -4,6 +4,7 @@ outages hold messages without counting them."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -281,3 +282,38 @@ async def test_readiness_is_off_while_a_batch_is_held_and_back_after(broker: Bro
         await eventually(consumer.ready, WAIT, "ready again")
     finally:
         await consumer.stop()
+
+
+async def test_with_linger_a_steady_stream_makes_fewer_larger_batches(broker: Broker) -> None:
+    """A message after a quiet spell is handled at once; under a stream, batches start at least
+    `linger` apart and gather what came meanwhile."""
+    queue = await work_queue(broker, "linger", prefetch=64)
+    linger = 0.5
+    starts: list[tuple[float, int]] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def handle(batch: Sequence[Delivery]) -> list[str | None]:
+        starts.append((loop.time(), len(batch)))
+        if sum(size for _, size in starts) >= 21:
+            done.set()
+        return [None] * len(batch)
+
+    consumer = BatchConsumer(broker, queue, handle, queue.name, 32, linger=linger)
+    await consumer.start()
+    try:
+        published = loop.time()
+        await publish(broker, "linger", ["first"])
+        await eventually(lambda: len(starts) == 1, WAIT, "the first message")
+        assert starts[0][0] - published < linger / 2, "a message after a quiet spell waited"
+        for n in range(20):  # one every 50 ms for a second
+            await publish(broker, "linger", [str(n)])
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(WAIT):
+            await done.wait()
+    finally:
+        await consumer.stop()
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(starts)]
+    assert gaps and all(gap >= linger * 0.9 for gap in gaps), gaps
+    # 21 messages, in fewer batches than messages: what came during a linger went together.
+    assert sum(size for _, size in starts) == 21 and len(starts) < 21, starts

@@ -29,7 +29,7 @@ def update(n: int) -> UpdateOne:
 
 def completions(recorder: Recorder, window: float = 5.0) -> tuple[Completions, list[int]]:
     written: list[int] = []
-    group = Completions(cast(PushQueue, recorder), window, lambda: written.append(1))
+    group = Completions(cast(PushQueue, recorder), window, lambda keys: written.append(len(keys)))
     return group, written
 
 
@@ -38,13 +38,13 @@ async def test_the_finishes_of_pushes_woken_together_are_written_once() -> None:
     recorder = Recorder()
     group, written = completions(recorder)
     group.expect(3)
-    group.add(update(1))
-    group.add(update(2))
+    group.add(update(1), ("p", "locations", "L1"))
+    group.add(update(2), ("p", "locations", "L2"))
     await asyncio.sleep(0.01)
     assert recorder.writes == [] and not group.idle
-    group.add(update(3))
+    group.add(update(3), ("p", "locations", "L3"))
     await group.drain()
-    assert recorder.writes == [3] and written == [1] and group.idle
+    assert recorder.writes == [3] and written == [3] and group.idle
 
 
 async def test_a_push_that_ends_without_a_finish_releases_the_others() -> None:
@@ -52,7 +52,7 @@ async def test_a_push_that_ends_without_a_finish_releases_the_others() -> None:
     recorder = Recorder()
     group, _ = completions(recorder)
     group.expect(2)
-    group.add(update(1))
+    group.add(update(1), ("p", "locations", "L1"))
     await asyncio.sleep(0.01)
     assert recorder.writes == []
     group.settled()
@@ -65,7 +65,7 @@ async def test_the_window_bounds_the_wait_for_a_slow_push() -> None:
     recorder = Recorder()
     group, _ = completions(recorder, window=0.05)
     group.expect(2)
-    group.add(update(1))
+    group.add(update(1), ("p", "locations", "L1"))
     await asyncio.sleep(0.2)
     assert recorder.writes == [1]
 
@@ -75,11 +75,11 @@ async def test_finishes_arriving_during_a_write_join_the_next() -> None:
     recorder = Recorder(pause=0.05)
     group, _ = completions(recorder)
     group.expect(1)
-    group.add(update(1))
+    group.add(update(1), ("p", "locations", "L1"))
     await asyncio.sleep(0.01)  # the first write is out
     group.expect(2)
-    group.add(update(2))
-    group.add(update(3))
+    group.add(update(2), ("p", "locations", "L2"))
+    group.add(update(3), ("p", "locations", "L3"))
     await group.drain()
     assert recorder.writes == [1, 2]
 
@@ -88,9 +88,9 @@ async def test_after_a_write_the_group_is_idle_for_the_callback() -> None:
     """The callback runs once the write is done: a missed claim woken from it finds the push free."""
     recorder = Recorder(pause=0.01)
     states: list[bool] = []
-    group = Completions(cast(PushQueue, recorder), 5.0, lambda: states.append(group.idle))
+    group = Completions(cast(PushQueue, recorder), 5.0, lambda keys: states.append(group.idle))
     group.expect(1)
-    group.add(update(1))
+    group.add(update(1), ("p", "locations", "L1"))
     assert not group.idle
     await group.drain()
     assert states == [True] and group.idle

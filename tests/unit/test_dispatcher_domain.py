@@ -108,7 +108,7 @@ def test_evse_and_connector_changes_put_each_touched_evse() -> None:
 
 def test_status_and_evse_changes_mix_patch_and_put() -> None:
     """An EVSE with only a status change is PATCHed while another EVSE that changed more is PUT."""
-    loc = location(evse("E1"), evse("E2"))
+    loc = location(*(evse(f"E{n}") for n in range(1, 7)))
     calls = plan_push(raw(loc), [status("E1"), LocationChange(scope=ChangeScope.EVSE, evse_uid="E2")])
     assert [(c.method, c.path) for c in calls] == [("PATCH", ("LOC1", "E1")), ("PUT", ("LOC1", "E2"))]
 
@@ -119,33 +119,47 @@ def test_status_and_evse_changes_mix_patch_and_put() -> None:
         [LocationChange(scope=ChangeScope.LOCATION)],
         [status("E1"), LocationChange(scope=ChangeScope.LOCATION)],
         [LocationChange(scope=ChangeScope.EVSE, evse_uid=None)],
-        [status("E1"), status("E2"), status("E3"), status("E4")],
+        [LocationChange(scope=ChangeScope.EVSE, evse_uid=uid) for uid in ("E1", "E2", "E3", "E4")],
         [status("GONE")],
         [],
     ],
-    ids=["location", "location-and-status", "evse-without-uid", "too-many-evses", "unknown-evse", "none"],
+    ids=["location", "location-and-status", "evse-without-uid", "every-evse-whole", "unknown-evse", "none"],
 )
 def test_everything_else_puts_the_whole_location(changes: list[LocationChange]) -> None:
-    """Location-level, too broad, inconsistent or empty change sets PUT the whole location."""
+    """Location-level, larger than the location, inconsistent or empty change sets PUT it whole."""
     loc = location(evse("E1"), evse("E2"), evse("E3"), evse("E4"))
-    calls = plan_push(raw(loc), changes, max_evse_calls=3)
+    calls = plan_push(raw(loc), changes)
     assert [(c.method, c.path, c.partial, c.body) for c in calls] == [("PUT", ("LOC1",), False, raw(loc))]
 
 
 def test_a_large_site_patches_a_few_changed_statuses() -> None:
-    """40 EVSEs, 5 changed statuses: 5 PATCHes, not a PUT of 40 EVSEs (MAX_EVSE_CALLS is no cap)."""
+    """40 EVSEs, 5 changed statuses: 5 PATCHes, not a PUT of 40 EVSEs."""
     loc = location(*(evse(f"E{n:02d}") for n in range(40)))
     calls = plan_push(raw(loc), [status(f"E{n:02d}") for n in range(5)])
     assert [(c.method, c.path[1]) for c in calls] == [("PATCH", f"E{n:02d}") for n in range(5)]
 
 
-def test_a_large_site_goes_whole_when_most_of_its_evses_changed() -> None:
-    """40 EVSEs, 35 changed statuses: one PUT of the location; 20 (half) still PATCH, 21 do not."""
+def test_a_large_site_goes_whole_only_when_most_of_its_evses_changed() -> None:
+    """40 EVSEs: the PATCHes go until the location is the smaller send, which is past half of them;
+    once it goes whole, more changes keep it whole; all 40 changed statuses are one PUT."""
     loc = location(*(evse(f"E{n:02d}") for n in range(40)))
-    calls = plan_push(raw(loc), [status(f"E{n:02d}") for n in range(35)])
-    assert [(c.method, c.path, c.partial) for c in calls] == [("PUT", ("LOC1",), False)]
-    assert len(plan_push(raw(loc), [status(f"E{n:02d}") for n in range(20)])) == 20
-    assert len(plan_push(raw(loc), [status(f"E{n:02d}") for n in range(21)])) == 1
+    methods = [
+        {c.method for c in plan_push(raw(loc), [status(f"E{n:02d}") for n in range(changed)])}
+        for changed in range(1, 41)
+    ]
+    first_whole = methods.index({"PUT"}) + 1
+    assert 20 < first_whole < 40, first_whole
+    assert methods[: first_whole - 1] == [{"PATCH"}] * (first_whole - 1)
+    assert methods[first_whole - 1 :] == [{"PUT"}] * (41 - first_whole)
+
+
+def test_whole_evses_go_whole_sooner_than_statuses() -> None:
+    """A PUT of an EVSE costs about what the EVSE weighs in the location: 3 of 4 changed EVSEs are
+    one location PUT, where 3 changed statuses are 3 PATCHes."""
+    loc = location(evse("E1"), evse("E2"), evse("E3"), evse("E4"))
+    whole = [LocationChange(scope=ChangeScope.EVSE, evse_uid=uid) for uid in ("E1", "E2", "E3")]
+    assert [c.method for c in plan_push(raw(loc), whole)] == ["PUT"]
+    assert [c.method for c in plan_push(raw(loc), [status(u) for u in ("E1", "E2", "E3")])] == ["PATCH"] * 3
 
 
 def test_more_calls_than_a_push_may_make_go_whole() -> None:

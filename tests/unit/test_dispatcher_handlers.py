@@ -126,12 +126,12 @@ async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_wo
     """Two partners, one OUT_OF_SYNC: one bulk enqueue, the parked one marked; only live pushes wake."""
     cache = FakeCache([("a", SyncState.IN_SYNC), ("b", SyncState.OUT_OF_SYNC)])
     queue = FakeQueue()
-    woken: list[int] = []
+    woken: list[list[tuple[str, str, str]]] = []
     deps = Deps(
         partners=cast(PartnerCache, cache),
         pushes=cast(PushQueue, queue),
         pulls=cast(PullSchedule, object()),
-        wake_pushes=woken.append,
+        wake_pushes=lambda keys: woken.append(list(keys)),
         wake_pulls=lambda: None,
         cpo_probe=5.0,
     )
@@ -142,4 +142,4 @@ async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_wo
     ]
     await objects_changed(snapshots, deps)
     assert queue.calls == [([("a", False), ("b", True)], ["L1", "L2"])]
-    assert woken == [2]
+    assert woken == [[("a", "locations", "L1"), ("a", "locations", "L2")]]
