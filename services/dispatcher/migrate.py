@@ -15,7 +15,7 @@ import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dispatcher.pushes import NO_LEASE
+from services.dispatcher.pushes import NO_LEASE, stored_state
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.storage import Document
 
@@ -65,7 +65,7 @@ async def _move_pushes(db: AsyncDatabase[Document]) -> int:
             "module": MODULE,
             "key": key,
             "version": int(state["version"]),
-            "state": state.get("location"),
+            "state": stored_state(state.get("location")),
             "request_id": None,
             "parts": [],
             "due_at": None,

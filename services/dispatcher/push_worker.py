@@ -82,6 +82,9 @@ class PushWorker:
         # makes it due again and wakes one worker for it.
         self._in_flight: set[PushKey] = set()
         self._dirty: set[PushKey] = set()
+        # Records a worker was woken for and nobody here claimed yet: another change of one of them
+        # needs no second worker (under load, changes come faster than claims).
+        self._awaited: set[PushKey] = set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -97,7 +100,8 @@ class PushWorker:
         for key in keys:
             if key in self._in_flight:
                 self._dirty.add(key)
-            else:
+            elif key not in self._awaited:
+                self._awaited.add(key)
                 idle += 1
         if idle:
             self.wake(idle)
@@ -168,11 +172,20 @@ class PushWorker:
                 await asyncio.sleep(1.0)
                 continue
             if job is None:
+                # The record this signal was for went with another claim (or another replica's).
+                if self._awaited:
+                    self._awaited.pop()
                 self._missed_claim(signal)
                 continue
+            key = push_key(job)
+            if key in self._awaited:
+                self._awaited.discard(key)
+            elif self._awaited and signal is Signal.QUEUED:
+                # A signal was spent on another due record: one awaited record fewer has its worker.
+                self._awaited.pop()
             if signal is Signal.POLL:
                 self._poll()
-            self._in_flight.add(push_key(job))
+            self._in_flight.add(key)
             self._running += 1
             try:
                 await self._deliver(job)
@@ -201,7 +214,9 @@ class PushWorker:
             self._in_flight.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                again += 1
+                if key not in self._awaited:
+                    self._awaited.add(key)
+                    again += 1
         if self._missed and self._running == 0 and self._completions.idle:
             again += self._missed
             self._missed = 0

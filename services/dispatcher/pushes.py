@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import structlog
+from bson import Binary
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -74,6 +76,28 @@ def _id(partner_id: str, module: ModuleID, key: str) -> dict[str, str]:
     return {"partner_id": partner_id, "module": module.value, "key": key}
 
 
+def stored_state(state: Document | None) -> Binary | None:
+    """A state as the record keeps it: its JSON bytes, one opaque value. The dispatcher never
+    queries into a state, and one binary field costs the database far less to rewrite with every
+    change than the object's nested document (on SecantusDB about a third less per upsert)."""
+    return None if state is None else Binary(_state_encoder.encode(state))
+
+
+def state_of(stored: object) -> Document | None:
+    """The state a record keeps (JSON bytes; a nested document from before this format)."""
+    if stored is None:
+        return None
+    if isinstance(stored, bytes):
+        decoded: Document = msgspec.json.decode(stored)
+        return decoded
+    if isinstance(stored, dict):
+        return stored
+    raise TypeError(f"a push record's state is {type(stored).__name__}")
+
+
+_state_encoder = msgspec.json.Encoder()
+
+
 def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) -> UpdateOne:
     """Fold a snapshot into the partner's push record, in one upsert and without reading it first.
 
@@ -93,7 +117,7 @@ def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) 
                     "module": snapshot.module.value,
                     "key": snapshot.key,
                     "version": {"$cond": ["$_newer", snapshot.version, "$version"]},
-                    "state": {"$cond": ["$_newer", {"$literal": snapshot.state}, "$state"]},
+                    "state": {"$cond": ["$_newer", {"$literal": stored_state(snapshot.state)}, "$state"]},
                     "request_id": {"$cond": ["$_newer", {"$literal": snapshot.request_id}, "$request_id"]},
                     "parts": {"$setUnion": [{"$ifNull": ["$parts", []]}, {"$literal": snapshot.parts}]},
                     "due_at": {"$ifNull": ["$due_at", now]},
@@ -183,7 +207,7 @@ class PushQueue:
             module=ModuleID(doc["module"]),
             key=doc["key"],
             version=int(doc["version"]),
-            state=doc.get("state"),
+            state=state_of(doc.get("state")),
             parts=list(doc.get("parts") or []),
             attempts=int(doc.get("attempts", 0)),
             request_id=doc.get("request_id"),

@@ -30,7 +30,7 @@ class Tuning:
     # Under a steady stream of events, batches of them start at least this far apart: each batch
     # coalesces what came meanwhile into one write per object and partner (an event after a quiet
     # spell is handled at once). The write of a batch costs per object, not per event.
-    consume_linger: float = 0.2
+    consume_linger: float = 0.05
     # The longest a push completion waits for those of the pushes running alongside (group commit).
     complete_window: float = 0.05
     # A claim that found its push leased by another replica looks again after this long.

@@ -34,7 +34,7 @@ async def test_the_partner_call_carries_the_request_id_of_the_input(
     broker: Broker, dispatcher: ServiceContext, amqp_url: str, mongo_url: str, namespace: str
 ) -> None:
     """An EvseStatusSet published with x-request-id R reaches the partner as a PATCH with X-Request-ID R,
-    and the dispatcher's push_delivered line names R."""
+    and every log line of its way names R: the locations service's batch, the dispatcher's push."""
     partner = FakePartner("emsp")
     # As in production (shared/logging.py), bound context joins each line.
     with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
@@ -59,3 +59,11 @@ async def test_the_partner_call_carries_the_request_id_of_the_input(
     assert patch.headers["X-Request-ID"] == "req-status-42"
     delivered = [entry for entry in logs if entry["event"] == "push_delivered"]
     assert [entry["request_id"] for entry in delivered] == ["req-create", "req-status-42"]
+    # The locations service's line for the batch that applied the status names the request too.
+    applied = [e for e in logs if e["event"] == "inputs_handled" and "LOC1" in e.get("versions", {})]
+    assert applied and applied[-1]["versions"]["LOC1"] == 2
+    assert "req-status-42" in (applied[-1].get("request_id"), *applied[-1].get("request_ids", ()))
+    # No line about the status change lost the id on the way.
+    after = logs[logs.index(applied[-1]) :]
+    about_it = [e for e in after if e["event"] in ("inputs_handled", "push_delivered")]
+    assert all("request_id" in e or "request_ids" in e for e in about_it), about_it
