@@ -39,8 +39,21 @@ def location(lid: str, at: datetime = T0, status: Status = Status.AVAILABLE) -> 
     )  # fmt: skip
 
 
+@pytest.fixture
+async def mongo_repo(mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+    """The MongoDB repository, for the tests that look at MongoDB itself (indexes, plans, counters)."""
+    client = connect_mongo(mongo_url)
+    db = service_database(client, namespace, "locations")
+    try:
+        yield await mongo_repository(db)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
 @pytest.fixture(params=["memory", "mongo"])
 async def repo(request: pytest.FixtureRequest, mongo_url: str, namespace: str) -> AsyncIterator[Repository]:
+    """Both stores: every contract test runs against the in-memory twin and MongoDB."""
     if request.param == "memory":
         yield in_memory_repository()
         return
@@ -57,9 +70,8 @@ DE = Party("DE", "CPO")
 
 
 def mongo_only(repo: Repository) -> MongoSenderStore[Location]:
-    """The MongoDB store of our locations; the test is skipped for the in-memory one."""
-    if not isinstance(repo.own, MongoSenderStore):
-        pytest.skip("looks at MongoDB itself")
+    """The MongoDB store of our locations."""
+    assert isinstance(repo.own, MongoSenderStore)
     return repo.own
 
 
@@ -155,8 +167,9 @@ async def test_a_lost_race_is_told_apart_when_the_winner_applied_the_same_input(
     assert record is not None and record.value.last_updated == T0 + timedelta(minutes=1)
 
 
-async def test_recent_event_ids_stay_bounded(repo: Repository) -> None:
+async def test_recent_event_ids_stay_bounded(mongo_repo: Repository) -> None:
     """$push with $slice keeps only the newest event ids."""
+    repo = mongo_repo
     record = await add(repo, location("L1"), "e0")
     assert record is not None
     collection = mongo_only(repo).collection
@@ -192,8 +205,9 @@ def _stages(plan: object) -> list[str]:
     return []
 
 
-async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
+async def test_keyset_page_is_an_index_range_scan(mongo_repo: Repository) -> None:
     """A page after a cursor is read by an index scan of created_seq: no skip and no in-memory sort."""
+    repo = mongo_repo
     own = mongo_only(repo)
     for i in range(30):
         await add(repo, location(f"L{i}"), f"e{i}")
@@ -204,9 +218,10 @@ async def test_keyset_page_is_an_index_range_scan(repo: Repository) -> None:
     assert "IXSCAN" in stages and "SKIP" not in stages and "SORT" not in stages, stages
 
 
-async def test_keyset_pages_cross_gaps_in_creation_numbers(repo: Repository) -> None:
+async def test_keyset_pages_cross_gaps_in_creation_numbers(mongo_repo: Repository) -> None:
     """Creation numbers far apart (numbers taken by failed creations): pages still fill up, in order,
     with and without a date filter, and end at the last location."""
+    repo = mongo_repo
     collection = mongo_only(repo).counters
     for i in range(12):
         await add(repo, location(f"L{i:02d}", T0 + timedelta(minutes=i % 3)), f"e{i}")
@@ -252,8 +267,9 @@ async def test_partner_changes_stay_marked_until_announced(repo: Repository) -> 
     assert await partners.unannounced(later, 10) == []
 
 
-async def test_indexes_exist(repo: Repository) -> None:
+async def test_indexes_exist(mongo_repo: Repository) -> None:
     """created_seq (unique) and last_updated are indexed for the pull API."""
+    repo = mongo_repo
     collection = mongo_only(repo).collection
     keys = [dict(index["key"]) for index in (await collection.index_information()).values()]
     assert {"created_seq": 1} in keys and {"last_updated": 1} in keys
