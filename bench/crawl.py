@@ -3,7 +3,7 @@
 A (CPO: gateway + locations) and B (eMSP: gateway) are connected by the credentials handshake; the
 crawl runs in a separate process with the token B uses to call A. 100,000 locations are seeded
 straight into A's locations database with insert_many, in the document shape the service writes
-(`_stored`, version 1, created_seq from the service's own counter, last_updated, recent_event_ids):
+(`stored_form`, version 1, created_seq from the service's own counter, last_updated, recent_event_ids):
 the seeding bypasses the broker and the locations service. The crawl follows the Link headers to
 the end and checks that it saw every seeded id exactly once. Then single pages: the first page
 again, the keyset page after the 99,900th location, and offset=99900 without a cursor (a client
@@ -26,8 +26,9 @@ from pymongo import ReturnDocument
 from bench._support import cleanup_broker, deployment, settings_of
 from bench.common import emit, infrastructure
 from deploy.local_stack import Deployment
-from services.locations.mongo import COUNTERS, OWN, _stored
-from services.locations.paging import encode_cursor
+from services.locations.mongo import OWN
+from shared.modules.mongo import COUNTERS, stored_form
+from shared.modules.paging import encode_cursor
 from shared.ocpi.v2_1_1.types import to_utc
 from shared.storage import connect_mongo, service_database
 from tests.support.deployments import running
@@ -63,7 +64,7 @@ async def seed(mongo: str, cpo: Deployment, start: int, count: int) -> tuple[flo
                 documents.append(
                     {
                         "_id": loc.id,
-                        "location": _stored(loc),
+                        "location": stored_form(loc),
                         "version": 1,
                         "created_seq": first_seq + n,
                         "last_updated": to_utc(loc.last_updated),

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.locations.repository import Repository, updated_of
-from shared.modules.mongo import COUNTERS, MongoReceiverStore, MongoSenderStore, stored_form
+from shared.modules.mongo import MongoReceiverStore, MongoSenderStore
 from shared.ocpi.v2_1_1.locations import Location
 from shared.storage import Document
 
 OWN = "own_locations"
 PARTNER = "partner_locations"
 FIELD = "location"  # the document field holding the OCPI object
-_stored = stored_form  # the stored form of a location (bench/crawl.py writes documents with it)
-__all__ = ["COUNTERS", "OWN", "PARTNER", "_stored", "mongo_repository"]
 
 
 async def mongo_repository(db: AsyncDatabase[Document]) -> Repository:
