@@ -55,6 +55,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inbound_max_body_bytes: int = 2 * 1024 * 1024
     outbound_allow_http: bool = False
     outbound_allow_private: bool = False
+    # ---- tokens (mod_tokens.md); see services/tokens/README.md ----
+    # eMSP side: the internal service (RPC routing key) that decides real-time authorizations; empty:
+    # the platform decides from the token alone (valid, not blocked, not expired).
+    tokens_authorize_delegate: str = ""
+    tokens_authorize_deadline: float = 1.0
+    # The `allowed` answered when the delegate does not answer within its deadline.
+    tokens_authorize_fallback: str = "NOT_ALLOWED"
+    # Answer 2002 to a real-time authorization without LocationReferences.
+    tokens_authorize_requires_location: bool = False
+    # CPO side: how long a charger's authorization waits for the token's eMSP (real-time).
+    tokens_realtime_deadline: float = 2.0
+    # Ask the eMSP in real time for ALLOWED tokens too (when it answers in time; else the local answer).
+    tokens_realtime_for_allowed: bool = False
+    # The connection (partner id, usually a hub) asked about tokens we do not hold; empty: refused.
+    tokens_unknown_via: str = ""
+    # Upper bound on how long a cached partner token may answer without the database (s).
+    tokens_cache_ttl: float = 30.0
 
     @property
     def database_prefix(self) -> str:
@@ -93,12 +110,24 @@ _ENV: dict[str, str] = {
     "inbound_max_body_bytes": "INBOUND_MAX_BODY_BYTES",
     "outbound_allow_http": "OUTBOUND_ALLOW_HTTP",
     "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
+    "tokens_authorize_delegate": "TOKENS_AUTHORIZE_DELEGATE",
+    "tokens_authorize_deadline": "TOKENS_AUTHORIZE_DEADLINE_SECONDS",
+    "tokens_authorize_fallback": "TOKENS_AUTHORIZE_FALLBACK",
+    "tokens_authorize_requires_location": "TOKENS_AUTHORIZE_REQUIRES_LOCATION",
+    "tokens_realtime_deadline": "TOKENS_REALTIME_DEADLINE_SECONDS",
+    "tokens_realtime_for_allowed": "TOKENS_REALTIME_FOR_ALLOWED",
+    "tokens_unknown_via": "TOKENS_UNKNOWN_VIA",
+    "tokens_cache_ttl": "TOKENS_CACHE_TTL_SECONDS",
 }
 
 
 def env_names() -> Mapping[str, str]:
     """Field name -> environment variable, for documentation and tests."""
     return dict(_ENV)
+
+
+# The values of mod_tokens.md's `Allowed` (not imported: settings sit below the OCPI models).
+_ALLOWED_VALUES = frozenset({"ALLOWED", "BLOCKED", "EXPIRED", "NO_CREDIT", "NOT_ALLOWED"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -121,6 +150,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("OUTBOUND_MAX_BODY_BYTES must be at least 1024")
     if settings.inbound_max_body_bytes < 1024:
         raise ValueError("INBOUND_MAX_BODY_BYTES must be at least 1024")
+    if settings.tokens_authorize_fallback not in _ALLOWED_VALUES:
+        raise ValueError(f"TOKENS_AUTHORIZE_FALLBACK must be one of {', '.join(sorted(_ALLOWED_VALUES))}")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:
         raise ValueError("OCPI_COUNTRY_CODE must have 2 characters and OCPI_PARTY_ID 1 to 3")
     return msgspec.structs.replace(settings, public_url=settings.public_url.rstrip("/"))

@@ -105,25 +105,36 @@ async def sender_get(module: OcpiModule, request: web.Request) -> web.Response:
 
 
 async def receiver_get(module: OcpiModule, request: web.Request) -> web.Response:
-    party = _owned_party(request, await registered_partner(request, module.sender_role))
-    message = ReceiverGet(module=module.name, party=party, path=_path(request, module))
+    principal = await registered_partner(request, module.sender_role)
+    party = _owned_party(request, principal)
+    message = ReceiverGet(
+        module=module.name, party=party, path=_path(request, module), partner_id=principal.partner.id
+    )
     return await call_service(gateway_of(request), module.service, message)
 
 
 async def receiver_put(module: OcpiModule, request: web.Request) -> web.Response:
-    party = _owned_party(request, await registered_partner(request, module.sender_role))
+    principal = await registered_partner(request, module.sender_role)
+    party = _owned_party(request, principal)
     path = _path(request, module)
     level = module.level(len(path))
     obj = parse_body(await request.read(), level.object_type, level.object_type.__name__)
     _same_id(level.id_field, getattr(obj, level.id_field), path[-1])
     # Checked on the body's object, so that the path names the field in the partner's JSON.
     refuse_future_last_updated(obj)
-    message = ReceiverPut(module=module.name, party=party, path=path, body=msgspec.Raw(encode(obj)))
+    message = ReceiverPut(
+        module=module.name,
+        party=party,
+        path=path,
+        body=msgspec.Raw(encode(obj)),
+        partner_id=principal.partner.id,
+    )
     return await call_service(gateway_of(request), module.service, message)
 
 
 async def receiver_patch(module: OcpiModule, request: web.Request) -> web.Response:
-    party = _owned_party(request, await registered_partner(request, module.sender_role))
+    principal = await registered_partner(request, module.sender_role)
+    party = _owned_party(request, principal)
     path = _path(request, module)
     level = module.level(len(path))
     what = f"{level.object_type.__name__} patch"
@@ -132,13 +143,22 @@ async def receiver_patch(module: OcpiModule, request: web.Request) -> web.Respon
     refuse_future_last_updated(patch)
     if not to_builtins(patch):
         raise invalid("PATCH body names no field")
-    message = ReceiverPatch(module=module.name, party=party, path=path, body=msgspec.Raw(encode(patch)))
+    message = ReceiverPatch(
+        module=module.name,
+        party=party,
+        path=path,
+        body=msgspec.Raw(encode(patch)),
+        partner_id=principal.partner.id,
+    )
     return await call_service(gateway_of(request), module.service, message)
 
 
 async def receiver_delete(module: OcpiModule, request: web.Request) -> web.Response:
-    party = _owned_party(request, await registered_partner(request, module.sender_role))
-    message = ReceiverDelete(module=module.name, party=party, path=_path(request, module))
+    principal = await registered_partner(request, module.sender_role)
+    party = _owned_party(request, principal)
+    message = ReceiverDelete(
+        module=module.name, party=party, path=_path(request, module), partner_id=principal.partner.id
+    )
     return await call_service(gateway_of(request), module.service, message)
 
 

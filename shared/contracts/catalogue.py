@@ -33,31 +33,59 @@ from shared.contracts.tariffs import (
     TariffInput,
     TariffRemoved,
 )
+from shared.contracts.tokens import (
+    AuthorizationDecided,
+    ChargerAuthorize,
+    DelegatedAuthorize,
+    PartnerAuthorize,
+    PartnerTokenChanged,
+    PartnerTokenImport,
+    RealtimeAuthorize,
+    TokenChanged,
+    TokenInput,
+)
 from shared.ocpi.v2_1_1.versions import ModuleID
 
 # What the company's systems publish on the internal exchange, per module (its service consumes them).
 INPUTS: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: get_args(LocationInput),
     ModuleID.TARIFFS: get_args(TariffInput),
+    ModuleID.TOKENS: get_args(TokenInput),
 }
 
 # The message a re-sync pull publishes (internal exchange) for each object it reads from a partner.
 IMPORTS: dict[ModuleID, type[Message]] = {
     ModuleID.LOCATIONS: PartnerLocationImport,
     ModuleID.TARIFFS: PartnerTariffImport,
+    ModuleID.TOKENS: PartnerTokenImport,
 }
 
 # Events about our own objects (events exchange): the dispatcher pushes them to partners.
 PUSHED: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: (LocationChanged,),
     ModuleID.TARIFFS: (TariffChanged, TariffRemoved),
+    ModuleID.TOKENS: (TokenChanged,),
 }
 
 # Events about partners' objects as we store them (events exchange), for internal consumers.
 PARTNER_OBJECT_EVENTS: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: (PartnerLocationChanged,),
     ModuleID.TARIFFS: (PartnerTariffChanged, PartnerTariffRemoved),
+    ModuleID.TOKENS: (PartnerTokenChanged,),
 }
+
+# Decisions the platform took (events exchange), for internal consumers.
+DECISION_EVENTS: tuple[type[Message], ...] = (AuthorizationDecided,)
+
+# Requests (RPC) with their documented replies: from the company's systems to a service
+# (ChargerAuthorize), from a service to the company's systems (DelegatedAuthorize), and between
+# the platform's own processes (the gateway's RealtimeAuthorize, the tokens service's PartnerAuthorize).
+REQUESTS: tuple[type[Message], ...] = (
+    ChargerAuthorize,
+    DelegatedAuthorize,
+    RealtimeAuthorize,
+    PartnerAuthorize,
+)
 
 # Events about the partners themselves (events exchange).
 PARTNER_EVENTS: tuple[type[Message], ...] = (PartnerRegistered, PartnerUnregistered, PartnerSyncStateChanged)

@@ -43,6 +43,8 @@ class ReceiverGet(Message, frozen=True, kw_only=True, tag="objects.receiver.get"
     module: str
     party: Party
     path: list[str]
+    # The connection (partner id) that made the request: the party's own, or a hub carrying it.
+    partner_id: str = ""
 
 
 class ReceiverPut(Message, frozen=True, kw_only=True, tag="objects.receiver.put"):
@@ -52,6 +54,7 @@ class ReceiverPut(Message, frozen=True, kw_only=True, tag="objects.receiver.put"
     party: Party
     path: list[str]
     body: msgspec.Raw
+    partner_id: str = ""
 
 
 class ReceiverPatch(Message, frozen=True, kw_only=True, tag="objects.receiver.patch"):
@@ -61,6 +64,7 @@ class ReceiverPatch(Message, frozen=True, kw_only=True, tag="objects.receiver.pa
     party: Party
     path: list[str]
     body: msgspec.Raw
+    partner_id: str = ""
 
 
 class ReceiverDelete(Message, frozen=True, kw_only=True, tag="objects.receiver.delete"):
@@ -69,6 +73,7 @@ class ReceiverDelete(Message, frozen=True, kw_only=True, tag="objects.receiver.d
     module: str
     party: Party
     path: list[str]
+    partner_id: str = ""
 
 
 ObjectRequest = SenderList | SenderGet | ReceiverGet | ReceiverPut | ReceiverPatch | ReceiverDelete

@@ -99,7 +99,7 @@ def receiver_handlers(
             rule = _rule(module, msg, key)
         except OcpiFailure as exc:
             return Outcome(reply=failure_reply(exc))
-        return await receive(store, msg.party, key, rule, announce)
+        return await receive(store, msg.party, key, rule, announce, via=msg.partner_id)
 
     handlers: dict[type[Message], RpcHandler] = {
         ReceiverGet: handle_get,

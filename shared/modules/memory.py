@@ -90,7 +90,7 @@ class MemoryReceiverStore(Generic[T]):
         return self.records.get((party.country_code, party.party_id, key))
 
     async def save(
-        self, party: Party, key: str, state: T | Removed[T], version: int | None
+        self, party: Party, key: str, state: T | Removed[T], version: int | None, via: str = ""
     ) -> PartnerRecord[T] | None:
         """Store `state` marked unannounced if the record is still at `version` (None: absent)."""
         where = (party.country_code, party.party_id, key)
@@ -99,7 +99,7 @@ class MemoryReceiverStore(Generic[T]):
             return None
         removed = isinstance(state, Removed)
         value: T = state.last if isinstance(state, Removed) else state
-        record = PartnerRecord(party, key, value, 1 if version is None else version + 1, removed)
+        record = PartnerRecord(party, key, value, 1 if version is None else version + 1, removed, via)
         self.records[where] = record
         self.unannounced_since[where] = self.now()
         return record

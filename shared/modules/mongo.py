@@ -347,6 +347,7 @@ class MongoReceiverStore(Generic[T]):
             value=convert(document[self._field], self._type),
             version=document["version"],
             removed=bool(document.get("removed", False)),
+            via=str(document.get("via", "")),
         )
 
     async def get(self, party: Party, key: str) -> PartnerRecord[T] | None:
@@ -355,7 +356,7 @@ class MongoReceiverStore(Generic[T]):
         return None if document is None else self._record(document)
 
     async def save(
-        self, party: Party, key: str, state: T | Removed[T], version: int | None
+        self, party: Party, key: str, state: T | Removed[T], version: int | None, via: str = ""
     ) -> PartnerRecord[T] | None:
         """Store `state` marked unannounced if the record is still at `version` (None: absent)."""
         removed = isinstance(state, Removed)
@@ -366,6 +367,7 @@ class MongoReceiverStore(Generic[T]):
             "last_updated": to_utc(self._updated_of(value)),
             "unannounced_since": utc_now(),
             "removed": removed,
+            "via": via,
         }
         if version is None:
             try:
@@ -378,7 +380,7 @@ class MongoReceiverStore(Generic[T]):
             )
             if result.matched_count != 1:
                 return None
-        return PartnerRecord(party, key, value, 1 if version is None else version + 1, removed)
+        return PartnerRecord(party, key, value, 1 if version is None else version + 1, removed, via)
 
     async def announced(self, versions: Sequence[PartnerVersion]) -> None:
         """These versions were published: clear their marks in one bulk write (a newer version

@@ -40,6 +40,9 @@ class PartnerRecord(Generic[T]):
     value: T
     version: int
     removed: bool = False
+    # The connection (partner id) the newest change came through: the party's own connection or a
+    # hub carrying it. Objects sent back to the owner (sessions, CDRs of a token) go there.
+    via: str = ""
 
     @property
     def current(self) -> T | None:
@@ -54,10 +57,10 @@ class ReceiverStore(Protocol[T]):
         """The stored record (also a tombstone), if any."""
 
     async def save(
-        self, party: Party, key: str, state: T | Removed[T], version: int | None
+        self, party: Party, key: str, state: T | Removed[T], version: int | None, via: str = ""
     ) -> PartnerRecord[T] | None:
-        """Store `state` marked unannounced if the record is still at `version` (None: absent);
-        the new record, or None when the precondition failed."""
+        """Store `state` (come through connection `via`) marked unannounced if the record is still
+        at `version` (None: absent); the new record, or None when the precondition failed."""
 
     async def announced(self, versions: Sequence[PartnerVersion]) -> None:
         """These versions were published: clear their marks (a newer version keeps its own)."""
@@ -71,7 +74,7 @@ Rule = Callable[[T | None], T | Removed[T] | None]
 
 
 async def store_change(
-    store: ReceiverStore[T], party: Party, key: str, rule: Rule[T]
+    store: ReceiverStore[T], party: Party, key: str, rule: Rule[T], via: str = ""
 ) -> tuple[T | None, PartnerRecord[T] | None]:
     """Apply `rule` to our copy with compare-and-set: (object before, record after or None if unchanged)."""
     for _ in range(MAX_ATTEMPTS):
@@ -80,7 +83,7 @@ async def store_change(
         state = rule(before)
         if state is None:
             return before, None
-        saved = await store.save(party, key, state, None if record is None else record.version)
+        saved = await store.save(party, key, state, None if record is None else record.version, via)
         if saved is not None:
             return before, saved
     raise ConcurrentChanges(f"{party.country_code}/{party.party_id}/{key} kept changing")
@@ -93,13 +96,14 @@ async def receive(
     rule: Rule[T],
     announce: Callable[[PartnerRecord[T]], Message],
     is_new: Callable[[T | None], bool] = lambda before: before is None,
+    via: str = "",
 ) -> Outcome:
     """Answer a PUT, PATCH or DELETE: apply the rule, reply, and announce what was stored.
 
     `is_new(before)` tells whether the change created the addressed object (HTTP 201).
     """
     try:
-        before, after = await store_change(store, party, key, rule)
+        before, after = await store_change(store, party, key, rule, via)
     except OcpiFailure as exc:
         return Outcome(reply=failure_reply(exc))
     except msgspec.ValidationError as exc:

@@ -229,13 +229,13 @@ def bson_checked(repo: Repository) -> Repository:
     save = repo.partners.save
 
     async def checked_save(
-        party: Party, key: str, state: Location | Removed[Location], version: int | None
+        party: Party, key: str, state: Location | Removed[Location], version: int | None, via: str = ""
     ) -> PartnerRecord[Location] | None:
         loc = state.last if isinstance(state, Removed) else state
         if loc.name == "too large":
             raise DocumentTooLarge("BSON document too large")
         bson.encode(to_builtins(loc, keep_datetimes=True))
-        return await save(party, key, state, version)
+        return await save(party, key, state, version, via)
 
     repo.partners.save = checked_save  # type: ignore[method-assign]
     return repo
@@ -299,11 +299,11 @@ async def test_input_handler_dead_letters_an_unstorable_import_and_stores_the_re
     save = repo.partners.save
 
     async def too_large(
-        party: Party, key: str, state: Location | Removed[Location], version: int | None
+        party: Party, key: str, state: Location | Removed[Location], version: int | None, via: str = ""
     ) -> PartnerRecord[Location] | None:
         if key == "BAD":
             raise DocumentTooLarge("BSON document too large")
-        return await save(party, key, state, version)
+        return await save(party, key, state, version, via)
 
     repo.partners.save = too_large  # type: ignore[method-assign]
     handler = input_handler(repo, _Broker().publish_event, _Announcer())  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, ConnectorPatch, EVSEPatch, Location, LocationPatch
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.tariffs import Tariff, TariffPatch
+from shared.ocpi.v2_1_1.tokens import Token, TokenPatch
 from shared.ocpi.v2_1_1.types import OcpiStruct
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role
@@ -92,7 +93,17 @@ TARIFFS = OcpiModule(
     sender_get=False,
 )
 
-MODULES: dict[ModuleID, OcpiModule] = {module.id: module for module in (LOCATIONS, TARIFFS)}
+TOKENS = OcpiModule(
+    id=ModuleID.TOKENS,
+    sender_role=Role.EMSP,
+    service="tokens",
+    levels=(Level("token_uid", Token, TokenPatch, "uid", 36),),
+    # Tokens cannot be deleted (mod_tokens.md 2.1): a blocked card is valid=false.
+    receiver_methods=frozenset({"GET", "PUT", "PATCH"}),
+    sender_get=False,
+)
+
+MODULES: dict[ModuleID, OcpiModule] = {module.id: module for module in (LOCATIONS, TARIFFS, TOKENS)}
 
 
 def module_named(name: str) -> OcpiModule | None:
