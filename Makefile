@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) -m bench.db_ops
 	$(PY) -m bench.large_site
 	$(PY) -m bench.list_cpu
+	$(PY) -m bench.tokens_authorize
 
 up:
 	docker compose up --build

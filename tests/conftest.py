@@ -80,6 +80,10 @@ def start_pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
         # A partner outage must spend the retry budget within a test's patience.
         deployment.extra_env.update(PUSH_MAX_ATTEMPTS="5", PUSH_BACKOFF_MAX_SECONDS="1")
         NAMESPACES.add(deployment.namespace)
+    # B delegates real-time decisions to the company's authorizer (a fake in the tokens tests) and
+    # waits 2.5 s for it; A waits 1.5 s for B, so an authorizer 2 s late is "B slow" for A.
+    emsp.extra_env.update(TOKENS_AUTHORIZE_DELEGATE="authorizer", TOKENS_AUTHORIZE_DEADLINE_SECONDS="2.5")
+    cpo.extra_env.update(TOKENS_REALTIME_DEADLINE_SECONDS="1.5")
     with running(cpo, "A ") as cpo_stack, running(emsp, "B ") as emsp_stack:
         yield Pair(cpo, emsp, cpo_stack, emsp_stack, mongo_url)
 
