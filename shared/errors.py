@@ -49,6 +49,14 @@ class Unavailable(OcpiFailure):
     """A part of the platform needed for the answer cannot be reached right now."""
 
 
+class TooManyRequests(OcpiFailure):
+    """The caller sent more requests than its share; it may try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 #: failure -> (HTTP status, OCPI status code)
 ERRORS: dict[type[OcpiFailure], tuple[int, OcpiStatus]] = {
     InvalidInput: (400, OcpiStatus.INVALID_OR_MISSING_PARAMETERS),
@@ -58,6 +66,7 @@ ERRORS: dict[type[OcpiFailure], tuple[int, OcpiStatus]] = {
     Unauthorized: (401, OcpiStatus.CLIENT_ERROR),
     MethodNotAllowed: (405, OcpiStatus.CLIENT_ERROR),
     Unavailable: (503, OcpiStatus.SERVER_ERROR),
+    TooManyRequests: (429, OcpiStatus.CLIENT_ERROR),
 }
 
 

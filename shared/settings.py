@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inbound_max_body_bytes: int = 2 * 1024 * 1024
     outbound_allow_http: bool = False
     outbound_allow_private: bool = False
+    # Requests per second each partner token may send to one gateway replica, sustained, and the
+    # burst it may send at once; beyond that HTTP 429 (M6/L7). 0 turns the limit off.
+    inbound_rate_per_token: float = 500.0
+    inbound_rate_burst: int = 1000
     # ---- tokens (mod_tokens.md); see services/tokens/README.md ----
     # eMSP side: the internal service (RPC routing key) that decides real-time authorizations; empty:
     # the platform decides from the token alone (valid, not blocked, not expired).
@@ -110,6 +114,8 @@ _ENV: dict[str, str] = {
     "inbound_max_body_bytes": "INBOUND_MAX_BODY_BYTES",
     "outbound_allow_http": "OUTBOUND_ALLOW_HTTP",
     "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
+    "inbound_rate_per_token": "INBOUND_RATE_PER_TOKEN",
+    "inbound_rate_burst": "INBOUND_RATE_BURST",
     "tokens_authorize_delegate": "TOKENS_AUTHORIZE_DELEGATE",
     "tokens_authorize_deadline": "TOKENS_AUTHORIZE_DEADLINE_SECONDS",
     "tokens_authorize_fallback": "TOKENS_AUTHORIZE_FALLBACK",
@@ -150,6 +156,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("OUTBOUND_MAX_BODY_BYTES must be at least 1024")
     if settings.inbound_max_body_bytes < 1024:
         raise ValueError("INBOUND_MAX_BODY_BYTES must be at least 1024")
+    if settings.inbound_rate_per_token < 0 or settings.inbound_rate_burst < 1:
+        raise ValueError("INBOUND_RATE_PER_TOKEN must not be negative and INBOUND_RATE_BURST at least 1")
     if settings.tokens_authorize_fallback not in _ALLOWED_VALUES:
         raise ValueError(f"TOKENS_AUTHORIZE_FALLBACK must be one of {', '.join(sorted(_ALLOWED_VALUES))}")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:

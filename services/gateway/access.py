@@ -13,7 +13,9 @@ from shared.settings import Role
 
 async def principal_of(request: web.Request) -> Principal:
     gateway = gateway_of(request)
-    return await authenticate(request.headers.get("Authorization"), gateway.partners, gateway.cache)
+    return await authenticate(
+        request.headers.get("Authorization"), gateway.partners, gateway.cache, gateway.budgets
+    )
 
 
 async def principal_for_handshake(request: web.Request) -> Principal:

@@ -20,6 +20,7 @@ from services.gateway.events import start_consumers
 from services.gateway.middleware import ocpi_middleware
 from services.gateway.partner_client import PartnerClient
 from services.gateway.partners import PartnerRepository
+from services.gateway.ratelimit import TokenBuckets
 from services.gateway.state import GATEWAY, Gateway
 from services.gateway.sweeper import RegistrySweeper
 from shared.messaging.broker import Broker
@@ -61,7 +62,8 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         await rpc.start()
         async with outbound_session(OutboundPolicy.from_settings(settings)) as session:
             client = PartnerClient(session, max_body=settings.outbound_max_body_bytes)
-            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client)
+            budgets = TokenBuckets(settings.inbound_rate_per_token, settings.inbound_rate_burst)
+            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client, budgets)
             ocpi[GATEWAY] = gateway
             admin[GATEWAY] = gateway
             ocpi[MONGO] = mongo

@@ -7,12 +7,19 @@ import time
 from dataclasses import dataclass
 
 from services.gateway.partners import ConnectionStatus, Partner, PartnerRepository
+from services.gateway.ratelimit import TokenBuckets
 from services.gateway.responses import unauthorized
 from services.gateway.tokens import parse_authorization, same_hash, token_hash
+from shared.errors import TooManyRequests
 
 # The cache is invalidated by broker events within milliseconds; the TTL only bounds the damage
 # of an event that never arrived (a replica that was disconnected from the broker at the time).
 CACHE_TTL = 30.0
+# An unknown token is answered 401 from memory for this long (L7): a flood of wrong tokens costs no
+# database lookup each. Safe because every token we issue is fresh random: nobody can have
+# presented it before we stored it, so a remembered miss never hides a token that became valid.
+UNKNOWN_TTL = 5.0
+UNKNOWN_MAX = 10_000
 
 
 class TokenKind(enum.Enum):
@@ -47,9 +54,27 @@ def _kind_of(partner: Partner, hashed: str) -> TokenKind | None:
 class TokenCache:
     """Token hash -> principal, per gateway replica; dropped entries come from TokensRevoked events."""
 
-    def __init__(self, ttl: float = CACHE_TTL) -> None:
+    def __init__(self, ttl: float = CACHE_TTL, unknown_ttl: float = UNKNOWN_TTL) -> None:
         self._ttl = ttl
+        self._unknown_ttl = unknown_ttl
         self._entries: dict[str, tuple[Principal, float]] = {}
+        # Hashes looked up and not found, with when that stops counting; oldest first.
+        self._unknown: dict[str, float] = {}
+
+    def is_unknown(self, hashed: str) -> bool:
+        """Looked up a moment ago and not found."""
+        expires = self._unknown.get(hashed)
+        if expires is None:
+            return False
+        if time.monotonic() > expires:
+            del self._unknown[hashed]
+            return False
+        return True
+
+    def put_unknown(self, hashed: str) -> None:
+        self._unknown[hashed] = time.monotonic() + self._unknown_ttl
+        while len(self._unknown) > UNKNOWN_MAX:
+            del self._unknown[next(iter(self._unknown))]
 
     def get(self, hashed: str) -> Principal | None:
         entry = self._entries.get(hashed)
@@ -73,18 +98,26 @@ class TokenCache:
             del self._entries[hashed]
 
 
-async def authenticate(header: str | None, repo: PartnerRepository, cache: TokenCache) -> Principal:
-    """Resolve the Authorization header or raise a 401 OCPI error."""
+async def authenticate(
+    header: str | None, repo: PartnerRepository, cache: TokenCache, budgets: TokenBuckets | None = None
+) -> Principal:
+    """Resolve the Authorization header, or raise a 401 (unknown token) or a 429 (over its budget)."""
     token = parse_authorization(header)
     if token is None:
         raise unauthorized("Missing or malformed Authorization header; expected 'Token <token>'")
     hashed = token_hash(token)
+    wait = budgets.take(hashed) if budgets is not None else None
+    if wait is not None:
+        raise TooManyRequests("Too many requests with this token; slow down", retry_after=wait)
     principal = cache.get(hashed)
     if principal is not None:
         return principal
+    if cache.is_unknown(hashed):
+        raise unauthorized("Unknown token")
     partner = await repo.by_token_hash(hashed)
     kind = _kind_of(partner, hashed) if partner else None
     if partner is None or kind is None:
+        cache.put_unknown(hashed)
         raise unauthorized("Unknown token")
     principal = Principal(partner=partner, kind=kind, token_hash=hashed)
     cache.put(principal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -10,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from services.gateway.responses import OcpiError, envelope
-from shared.errors import OcpiFailure, answer_of
+from shared.errors import OcpiFailure, TooManyRequests, answer_of
 from shared.messaging.headers import current_request_id, new_request_id
 
 log = structlog.get_logger("gateway.http")
@@ -43,6 +44,8 @@ async def ocpi_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except OcpiFailure as exc:
             http_status, status_code = answer_of(exc)
             response = envelope(None, status_code, exc.message, http_status)
+            if isinstance(exc, TooManyRequests):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         except web.HTTPException as exc:
             # Unknown route (404), wrong method (405), body too large (413): still an OCPI envelope.
             response = envelope(None, 2000, exc.reason, exc.status)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from services.gateway.auth import TokenCache
 from services.gateway.partner_client import PartnerClient
 from services.gateway.partners import PartnerRepository
+from services.gateway.ratelimit import TokenBuckets
 from shared.messaging.broker import Broker
 from shared.messaging.rpc import RpcClient
 from shared.settings import Settings
@@ -22,6 +23,8 @@ class Gateway:
     partners: PartnerRepository
     cache: TokenCache
     client: PartnerClient
+    # Per-token request budgets (INBOUND_RATE_PER_TOKEN); the default has the limit off.
+    budgets: TokenBuckets = field(default_factory=lambda: TokenBuckets(0.0, 1))
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

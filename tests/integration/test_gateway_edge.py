@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from shared.settings import load_settings
 
 SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CAP = 4096
+RATE, BURST = 2.0, 10
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -38,6 +40,8 @@ async def apps(namespace: str, amqp_url: str, mongo_url: str) -> AsyncIterator[t
         mongo_url=mongo_url,
         admin_token=ADMIN_TOKEN,
         inbound_max_body_bytes=CAP,
+        inbound_rate_per_token=RATE,
+        inbound_rate_burst=BURST,
     )
     ocpi, admin = create_apps(settings)
     ocpi.router.add_post("/echo", _echo)
@@ -97,3 +101,34 @@ async def test_deeply_nested_json_to_the_admin_api_is_a_2001_not_a_500(apps: tup
     )
     assert response.status == 400
     assert (await response.json())["status_code"] == 2001
+
+
+async def _token_a(admin: Client, name: str, party_id: str) -> str:
+    response = await admin.post(
+        "/admin/partners",
+        json={"name": name, "country_code": "DE", "party_id": party_id, "role": "EMSP"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    body = await response.json()
+    assert body["status_code"] == 1000, body
+    return str(body["data"]["token_a"])
+
+
+async def test_a_flooding_token_gets_429_and_another_partner_is_served(apps: tuple[Client, Client]) -> None:
+    """Past its burst a token is answered 429 in a 2.1.1 envelope with Retry-After (M6/L7), before
+    any lookup; another partner's token, in the same moment, is served as usual."""
+    client, admin = apps
+    flooder = await _token_a(admin, "flooder", "FLD")
+    quiet = await _token_a(admin, "quiet", "QUI")
+
+    async def versions(token: str) -> tuple[int, dict[str, object], str | None]:
+        response = await client.get("/ocpi/versions", headers={"Authorization": f"Token {token}"})
+        return response.status, await response.json(), response.headers.get("Retry-After")
+
+    flood = await asyncio.gather(*(versions(flooder) for _ in range(BURST + 20)))
+    assert sorted(status for status, _, _ in flood) == [200] * BURST + [429] * 20
+    status, body, retry_after = next(answer for answer in flood if answer[0] == 429)
+    assert body["status_code"] == 2000 and "timestamp" in body, body
+    assert retry_after is not None and int(retry_after) >= 1
+    assert [status for status, _, _ in [await versions(quiet) for _ in range(5)]] == [200] * 5
+
