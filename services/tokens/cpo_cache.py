@@ -25,6 +25,9 @@ from shared.ocpi.v2_1_1.tokens import Token, TokenType
 TokenKey = tuple[str, TokenType]
 # The most entries a replica keeps (a token with its owner is well under a kilobyte).
 CACHE_SIZE = 50_000
+# How long an unknown uid is remembered: long enough to spare the database a burst of taps of a
+# foreign card, short enough that a token pushed a moment later is found (its event drops it anyway).
+MISS_SECONDS = 1.0
 # How long a fence is kept: far longer than a database read may take.
 FENCE_SECONDS = 60.0
 
