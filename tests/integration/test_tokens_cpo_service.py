@@ -123,7 +123,7 @@ async def decided(client: ServiceClient, request: ChargerAuthorize) -> tuple[dic
 def answered(outcome: Outcome) -> Any:
     """The data of a handler's reply (a replica called directly)."""
     assert outcome.reply is not None
-    return answered(outcome)
+    return data(outcome.reply)
 
 
 def encoded(location: LocationReferences) -> Any:
