@@ -9,6 +9,7 @@ import msgspec
 import structlog
 
 from shared.contracts.base import Message, Outcome, error
+from shared.errors import InvalidInput, failure_reply
 from shared.messaging.rpc import PublishedHook, RpcServer
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.service import ServiceContext
@@ -27,7 +28,13 @@ def rpc_server(
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
 
     async def handle(body: bytes) -> Outcome:
-        request = decoder.decode(body)
+        try:
+            request = decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            # Well-formed JSON of the wrong shape (a missing field, a value out of bounds): the caller
+            # waits for an answer, so it gets a 2001 naming the field rather than a dead letter.
+            # Unreadable JSON stays a poison message (RpcServer dead-letters it).
+            return Outcome(reply=failure_reply(InvalidInput(f"invalid request: {exc}")))
         handler = handlers.get(type(request))
         if handler is None:
             return Outcome(

@@ -133,16 +133,23 @@ def _rule(module: OcpiModule, msg: ReceiverPut | ReceiverPatch | ReceiverDelete,
 
 
 async def import_whole(
-    module: OcpiModule, store: ReceiverStore[T], party: Party, obj: T, key: str, announce: Announce
+    module: OcpiModule,
+    store: ReceiverStore[T],
+    party: Party,
+    obj: T,
+    key: str,
+    announce: Announce,
+    via: str = "",
 ) -> Outcome:
     """Store an object pulled from a partner during a re-sync like a PUT (unless ours is newer).
 
-    Raises one of UNSTORABLE when it can never be stored (the caller dead-letters it).
+    `via` is the connection it was pulled through, stored like a PUT's. Raises one of UNSTORABLE
+    when it can never be stored (the caller dead-letters it).
     """
     id_field = module.level(1).id_field
 
     def rule(stored: T | None) -> T | None:
         return put_whole(stored, obj, key, id_field)  # type: ignore[type-var]
 
-    _, after = await store_change(store, party, key, rule)
+    _, after = await store_change(store, party, key, rule, via)
     return Outcome() if after is None else Outcome(events=[announce(after)])
