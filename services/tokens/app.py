@@ -21,7 +21,9 @@ async def build(ctx: ServiceContext) -> list[Component]:
     """Both sides of the module in one service: one RPC queue, one input queue."""
     cpo = await build_cpo(ctx)
     emsp = await build_emsp(ctx)
-    announcer: Announcer[Token] = Announcer(cpo.store, ctx.broker.publish_event, cpo.partner_event, cpo.mark_of)
+    announcer: Announcer[Token] = Announcer(
+        cpo.store, ctx.broker.publish_event, cpo.partner_event, cpo.mark_of
+    )
     inputs = InputHandler(TOKENS, emsp.store, emsp.rules, cpo.import_one, ctx.broker.publish_event, announcer)
     requests = {**emsp.object_requests, **cpo.object_requests}
     other = {**emsp.other_requests, **cpo.other_requests}
