@@ -24,7 +24,15 @@ import msgspec
 import msgspec.inspect as mi
 
 from shared.contracts.base import Message, routing_key
-from shared.contracts.catalogue import INPUTS, PARTNER_EVENTS, PARTNER_OBJECT_EVENTS, PUSHED, flat
+from shared.contracts.catalogue import (
+    DECISION_EVENTS,
+    INPUTS,
+    PARTNER_EVENTS,
+    PARTNER_OBJECT_EVENTS,
+    PUSHED,
+    REQUESTS,
+    flat,
+)
 from shared.contracts.locations import (
     ChangeScope,
     ConnectorRemove,
@@ -53,7 +61,21 @@ from shared.contracts.tariffs import (
     TariffRemoved,
     TariffUpsert,
 )
-from shared.messaging.headers import ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID
+from shared.contracts.tokens import (
+    AuthorizationDecided,
+    ChargerAuthorization,
+    ChargerAuthorize,
+    Decider,
+    DelegatedAuthorize,
+    PartnerAuthorize,
+    PartnerTokenChanged,
+    RealtimeAuthorize,
+    TokenBlock,
+    TokenChanged,
+    TokenExpire,
+    TokenUpsert,
+)
+from shared.messaging.headers import DEADLINE, ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID
 from shared.messaging.topology import DELIVERY_LIMIT, Topology
 from shared.ocpi.v2_1_1.locations import (
     EVSE,
@@ -69,6 +91,14 @@ from shared.ocpi.v2_1_1.locations import (
 )
 from shared.ocpi.v2_1_1.modules import MODULES
 from shared.ocpi.v2_1_1.tariffs import PriceComponent, Tariff, TariffDimensionType, TariffElement
+from shared.ocpi.v2_1_1.tokens import (
+    Allowed,
+    AuthorizationInfo,
+    LocationReferences,
+    Token,
+    TokenType,
+    WhitelistType,
+)
 from shared.settings import Role
 
 OUTPUT = Path(__file__).resolve().parent / "asyncapi.yaml"
@@ -83,7 +113,16 @@ CONSUMED_BY: dict[type[Message], str] = {
     kind: MODULES[module_id].service for module_id, kinds in INPUTS.items() for kind in kinds
 }
 # Domain events on the events exchange that internal consumers may bind to.
-EVENT_TYPES: tuple[type[Message], ...] = (*flat(PUSHED), *flat(PARTNER_OBJECT_EVENTS), *PARTNER_EVENTS)
+EVENT_TYPES: tuple[type[Message], ...] = (
+    *flat(PUSHED),
+    *flat(PARTNER_OBJECT_EVENTS),
+    *DECISION_EVENTS,
+    *PARTNER_EVENTS,
+)
+# Requests (RPC) on the rpc exchange, with their replies.
+REQUEST_TYPES: tuple[type[Message], ...] = REQUESTS
+# The structs that travel as the `data` of the requests' replies (documented beside them).
+REPLY_TYPES: tuple[type[Any], ...] = (AuthorizationInfo, ChargerAuthorization)
 
 EVENT_NOTES: dict[type[Message], str] = {
     LocationChanged: (
@@ -110,6 +149,28 @@ EVENT_NOTES: dict[type[Message], str] = {
         "side): a PUT or PATCH from the partner, or a tariff pulled during a re-sync."
     ),
     PartnerTariffRemoved: "Published by the tariffs service after a partner deleted one of its tariffs.",
+    TokenChanged: (
+        "Published by the tokens service after every stored change of one of our tokens (eMSP side), "
+        "with the plain 2.1.1 Token and its version (+1 per stored change). `changed` names the "
+        "Token fields that differ from the previous version (every field for a new token): the "
+        "dispatcher PATCHes a CPO holding the previous version when only `valid`, `whitelist` and "
+        "`last_updated` changed, and PUTs the token otherwise. A redelivered input announces the "
+        "same version again; consumers drop versions they have seen."
+    ),
+    PartnerTokenChanged: (
+        "Published by the tokens service after an eMSP partner's token changed in our copy (CPO "
+        "side): a PUT or PATCH from the partner, or a token pulled during a re-sync; `partner_id` "
+        "is the connection it came through. Outbox rules as for partner locations: an event can "
+        "come twice, never goes missing."
+    ),
+    AuthorizationDecided: (
+        "Published by the tokens service for every authorization answered with an `allowed`: a CPO "
+        "partner's real-time request about one of our tokens (eMSP side; `partner_id` is the CPO's "
+        "connection) or a charger's request (CPO side). `decider` says who decided (LOCAL: the "
+        "token as held; DELEGATE: the company's authorizer; REALTIME: the token's eMSP; FALLBACK: "
+        "nobody answered in time) and `reason` why. Requests answered with an error (unknown "
+        "token, 2002) decide nothing and publish nothing."
+    ),
     PartnerRegistered: (
         "Published by the gateway when a credentials handshake with a partner completes or is "
         "updated. It carries the token we use to call the partner in clear: restrict who may bind "
@@ -158,6 +219,19 @@ INPUT_NOTES: dict[type[Message], str] = {
         "Changes nothing when the tariff is unknown or removed already, or when `at` is older than "
         "its `last_updated`."
     ),
+    TokenUpsert: (
+        "Issues the token or replaces it as a whole. Ignored when `token.last_updated` is older "
+        "than the stored token's, or when nothing changed. An invalid token keeps the stored "
+        "reason (EXPIRED stays EXPIRED), else real-time authorizations answer BLOCKED."
+    ),
+    TokenBlock: (
+        "Sets `valid` to false with `last_updated` = `at`; real-time authorizations answer BLOCKED. "
+        "Changes nothing when the token is unknown or `at` is older than its `last_updated`."
+    ),
+    TokenExpire: (
+        "Sets `valid` to false with `last_updated` = `at`; real-time authorizations answer EXPIRED. "
+        "Changes nothing when the token is unknown or `at` is older than its `last_updated`."
+    ),
     ConnectorRemove: (
         "Removes the connector from the EVSE. Removing the last connector of an EVSE is "
         "dead-lettered (remove the EVSE instead). Changes nothing when the location, EVSE or "
@@ -165,6 +239,35 @@ INPUT_NOTES: dict[type[Message], str] = {
     ),
 }
 
+
+# Who publishes each request, with which routing key, and what it replies.
+REQUEST_NOTES: dict[type[Message], tuple[str, str]] = {
+    ChargerAuthorize: (
+        "tokens",
+        "From the charger backend: may this token charge here? The reply's `data` is a ChargerAuthorization.",
+    ),
+    DelegatedAuthorize: (
+        "the value of TOKENS_AUTHORIZE_DELEGATE",
+        "From the tokens service to the company's authorizer (eMSP side), for a valid token a CPO "
+        "partner asks about. Reply with `data` = an AuthorizationInfo (status_code 1000): its "
+        "`location` is narrowed to the EVSEs and connectors the CPO named (an answer for another "
+        "location is not used). Reply status_code 2002 when a location is needed: the CPO gets "
+        "2002. No reply within TOKENS_AUTHORIZE_DEADLINE_SECONDS (the request's "
+        f"`{DEADLINE}` header, epoch milliseconds, says until when it is worth answering), or an "
+        "unusable one: the CPO gets TOKENS_AUTHORIZE_FALLBACK.",
+    ),
+    RealtimeAuthorize: (
+        "tokens",
+        "Platform-internal: the gateway's POST /ocpi/emsp/2.1.1/tokens/{token_uid}/authorize. Reply "
+        "`data`: an AuthorizationInfo; HTTP 404 / 2000 for a token we did not issue; 2002.",
+    ),
+    PartnerAuthorize: (
+        "dispatcher",
+        "Platform-internal: the tokens service asks the token's eMSP in real time (CPO side). Reply "
+        "`data`: the eMSP's AuthorizationInfo; 404 when it does not know the token; 3001 when it "
+        "cannot be reached in time.",
+    ),
+}
 
 # ---- examples: built from the Structs, so they always decode --------------------------------------
 
@@ -224,6 +327,23 @@ def example_tariff() -> Tariff:
         ],
         last_updated=_T0,
     )
+
+
+def example_token(valid: bool = True, last_updated: datetime = _T0) -> Token:
+    """mod_tokens.md's example token."""
+    return Token(
+        uid="012345678",
+        type=TokenType.RFID,
+        auth_id="DE8ACC12E46L89",
+        visual_number="DF000-2001-8999",
+        issuer="TheNewMotion",
+        valid=valid,
+        whitelist=WhitelistType.ALLOWED,
+        last_updated=last_updated,
+    )
+
+
+_AT_EVSE = LocationReferences(location_id="LOC-0001", evse_uids=["EVSE-0001-1"])
 
 
 def examples() -> dict[type[Message], Message]:
@@ -289,6 +409,39 @@ def examples() -> dict[type[Message], Message]:
         PartnerTariffRemoved: PartnerTariffRemoved(
             country_code="DE", party_id="XYZ", tariff_id="TARIFF-AC-1", version=2
         ),
+        TokenUpsert: TokenUpsert(event_id="3c2b1a09-8f7e-4d6c-b5a4-392817060f5e", token=example_token()),
+        TokenBlock: TokenBlock(
+            event_id="8d7c6b5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d", token_uid="012345678", at=_T1
+        ),
+        TokenExpire: TokenExpire(
+            event_id="f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f", token_uid="012345678", at=_T1
+        ),
+        TokenChanged: TokenChanged(
+            token=example_token(valid=False, last_updated=_T1), version=2, changed=["valid", "last_updated"]
+        ),
+        PartnerTokenChanged: PartnerTokenChanged(
+            country_code="DE", party_id="XYZ", token=example_token(), version=1, partner_id="6f1e2d3c4b5a6978"
+        ),
+        AuthorizationDecided: AuthorizationDecided(
+            token_uid="012345678",
+            token_type=TokenType.RFID,
+            allowed=Allowed.ALLOWED,
+            decider=Decider.DELEGATE,
+            reason="the authorizer decided",
+            location=_AT_EVSE,
+            partner_id="6f1e2d3c4b5a6978",
+            at=_T1,
+        ),
+        ChargerAuthorize: ChargerAuthorize(token_uid="012345678", location=_AT_EVSE),
+        DelegatedAuthorize: DelegatedAuthorize(
+            token=example_token(), location=_AT_EVSE, partner_id="6f1e2d3c4b5a6978"
+        ),
+        RealtimeAuthorize: RealtimeAuthorize(
+            token_uid="012345678", location=_AT_EVSE, partner_id="6f1e2d3c4b5a6978"
+        ),
+        PartnerAuthorize: PartnerAuthorize(
+            partner_id="6f1e2d3c4b5a6978", token_uid="012345678", location=_AT_EVSE
+        ),
         PartnerRegistered: PartnerRegistered(
             partner_id="6f1e2d3c4b5a6978",
             name="acme",
@@ -329,7 +482,7 @@ def _is_datetime(info: mi.Type) -> bool:
     return isinstance(info, mi.UnionType) and any(isinstance(t, mi.DateTimeType) for t in info.types)
 
 
-def _reachable(types: tuple[type[Message], ...]) -> list[mi.StructType | mi.EnumType]:
+def _reachable(types: tuple[type[Any], ...]) -> list[mi.StructType | mi.EnumType]:
     """Every Struct and Enum reachable from `types`, each once."""
     found: list[mi.StructType | mi.EnumType] = []
     seen: set[type[Any]] = set()
@@ -377,7 +530,7 @@ def _mark_datetime(schema: dict[str, Any]) -> None:
             candidate["format"] = "date-time"
 
 
-def schemas(types: tuple[type[Message], ...]) -> dict[str, Any]:
+def schemas(types: tuple[type[Any], ...]) -> dict[str, Any]:
     """JSON Schemas (AsyncAPI Schema is a superset of draft 07) of `types` and everything they use.
 
     Descriptions are the classes' docstrings cleaned here (inspect.cleandoc), not as msgspec
@@ -426,13 +579,23 @@ def _request_id_header() -> dict[str, Any]:
 
 def _message(cls: type[Message], sample: Message, input_side: bool) -> dict[str, Any]:
     tag = routing_key(sample)
-    notes = INPUT_NOTES[cls] if input_side else EVENT_NOTES[cls]
-    if input_side:
+    if cls in REQUEST_NOTES:
+        service, notes = REQUEST_NOTES[cls]
+        properties = (
+            f"AMQP properties: routing key {service} (not the `type`), reply_to "
+            "amq.rabbitmq.reply-to, a correlation_id to copy onto the reply, expiration = the "
+            f"deadline, header `{DEADLINE}`. The reply, published to the default exchange with "
+            "routing key = reply_to, is a JSON object: `status_code` (OCPI, 1000 = success), "
+            "`status_message`, `http_status` (default 200) and `data` (see above)."
+        )
+    elif input_side:
+        notes = INPUT_NOTES[cls]
         properties = (
             "AMQP properties: message_id = event_id, delivery_mode 2 (persistent), "
             "content_type application/json."
         )
     else:
+        notes = EVENT_NOTES[cls]
         properties = (
             "AMQP properties: delivery_mode 2 (persistent), content_type application/json, "
             "message_id a fresh id per publish."
@@ -478,7 +641,7 @@ document shows the default, `{NAMESPACE}`.
 |---|---|---|
 | `{NAMESPACE}.internal` | topic | input from the company's systems (channels with `publish`) |
 | `{NAMESPACE}.events` | topic | domain events the platform publishes (channels with `subscribe`) |
-| `{NAMESPACE}.rpc` | direct | gateway requests to the services (platform-internal) |
+| `{NAMESPACE}.rpc` | direct | requests (RPC), routed by service name (the channels on this exchange) |
 | `{NAMESPACE}.dead-letter` | fanout | what could not be handled, into `{NAMESPACE}.dead-letters` |
 
 AsyncAPI 2 describes operations from the point of view of the platform's clients: `publish` means
@@ -523,6 +686,19 @@ def build_document() -> dict[str, Any]:
             events, f"Domain event on `{topology.events_exchange}`.", "subscribe", cls
         )
         messages[cls.__name__] = _message(cls, sample, input_side=False)
+    rpc = _exchange(topology.rpc_exchange, "direct")
+    for cls in REQUEST_TYPES:
+        sample = samples[cls]
+        service = REQUEST_NOTES[cls][0]
+        operation = "subscribe" if cls is DelegatedAuthorize else "publish"
+        channels[routing_key(sample)] = _channel(
+            rpc,
+            f"Request (RPC) on `{topology.rpc_exchange}`, routing key {service}; the `type` field "
+            "tells the requests of one service apart.",
+            operation,
+            cls,
+        )
+        messages[cls.__name__] = _message(cls, sample, input_side=operation == "publish")
     channels[topology.dead_letter_queue] = {
         "description": (
             f"Every message a service could not handle, published on the fanout exchange "
@@ -587,7 +763,10 @@ def build_document() -> dict[str, Any]:
         },
         "defaultContentType": "application/json",
         "channels": channels,
-        "components": {"messages": messages, "schemas": schemas((*INPUT_TYPES, *EVENT_TYPES))},
+        "components": {
+            "messages": messages,
+            "schemas": schemas((*INPUT_TYPES, *EVENT_TYPES, *REQUEST_TYPES, *REPLY_TYPES)),
+        },
     }
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 
 # Modules whose objects of ours an operator loads from a file: POST /admin/<module>.
-LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs"}
+LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs", "tokens": "2.1.1 Tokens"}
 
 
 class AdminError(Exception):

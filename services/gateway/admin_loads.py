@@ -1,8 +1,8 @@
 """Operators load our own objects from a JSON file: each becomes an internal upsert message.
 
-`POST /admin/locations` and `POST /admin/tariffs` take a JSON list of 2.1.1 objects. The whole file
-is validated first, so a bad file changes nothing; then one upsert per object is published to the
-module's service, exactly as the company's systems would publish it.
+`POST /admin/locations`, `POST /admin/tariffs` and `POST /admin/tokens` take a JSON list of 2.1.1
+objects. The whole file is validated first, so a bad file changes nothing; then one upsert per object
+is published to the module's service, exactly as the company's systems would publish it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from shared.contracts.base import Message
 from shared.contracts.locations import LocationUpsert
 from shared.contracts.objects import SenderList
 from shared.contracts.tariffs import TariffUpsert
+from shared.contracts.tokens import TokenUpsert
 from shared.messaging.rpc import RpcTimeout, RpcUnavailable
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.tariffs import Tariff
+from shared.ocpi.v2_1_1.tokens import Token
 
 log = structlog.get_logger(__name__)
 PAGE = 1000
@@ -54,9 +56,14 @@ def _tariff_upsert(event_id: str, tariff: Tariff) -> Message:
     return TariffUpsert(event_id=event_id, tariff=tariff)
 
 
+def _token_upsert(event_id: str, token: Token) -> Message:
+    return TokenUpsert(event_id=event_id, token=token)
+
+
 LOADS: dict[str, Load] = {
     "locations": Load("list of Locations", list[Location], _location_upsert),
     "tariffs": Load("list of Tariffs", list[Tariff], _tariff_upsert),
+    "tokens": Load("list of Tokens", list[Token], _token_upsert),
 }
 
 

@@ -13,6 +13,7 @@ from services.gateway import (
     admin_routes,
     credentials_routes,
     module_routes,
+    tokens_routes,
     versions_routes,
 )
 from services.gateway.auth import TokenCache
@@ -46,6 +47,7 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     versions_routes.add_routes(ocpi)
     credentials_routes.add_routes(ocpi)
     module_routes.add_routes(ocpi)
+    tokens_routes.add_routes(ocpi)
     admin_routes.add_routes(admin)
     admin_loads.add_routes(admin)
     for app in (ocpi, admin):
