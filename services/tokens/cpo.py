@@ -1,7 +1,7 @@
 """The CPO side of the tokens module: partners' tokens (the Receiver interface) and our chargers'
 authorizations (ChargerAuthorize). services/tokens/app.py composes it with the eMSP side.
 
-See services/tokens/CPO.md for the charger RPC, the whitelist table, the cache and the settings.
+See services/tokens/README.md (CPO side) for the charger RPC, the whitelist table, the cache and the settings.
 """
 
 from __future__ import annotations
