@@ -110,8 +110,10 @@ def _check(case: Case, caller: Caller, tally: Tally, seconds: float) -> None:
         problems.append(f"not an envelope: {envelope}")
     try:
         case.validate_response(response, checks=CHECKS)
-    except (Failure, FailureGroup) as exc:
-        problems.append(f"schema: {str(exc).strip().splitlines()[0]}")
+    except FailureGroup as group:
+        problems += [f"schema: {failure.title}: {failure.message[:200]}" for failure in group.exceptions]
+    except Failure as failure:
+        problems.append(f"schema: {failure.title}: {failure.message[:200]}")
     if problems:
         sent = f"{case.path_parameters or ''} {case.query or ''} {str(case.body)[:200] if case.body else ''}"
         answer = response.content[:300].decode(errors="replace")
