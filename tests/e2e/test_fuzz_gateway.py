@@ -12,7 +12,7 @@ gets those, last (PUT, then DELETE), and its Receiver routes are pinned to its o
 bodies reach validation and the services instead of a 403; nothing else reads that party.
 
 FUZZ_EXAMPLES (default 2) sets the examples per operation, mode and token: the suite's run takes
-about two minutes; `FUZZ_EXAMPLES=25` is the long run (docs/security.md has its figures).
+about 80 s with the pair's start; `FUZZ_EXAMPLES=10` is the long run (docs/security.md has its figures).
 """
 
 from __future__ import annotations
