@@ -12,7 +12,7 @@ from aiohttp import web
 
 from services.gateway.responses import OcpiError, bad_body, envelope, invalid
 from services.gateway.state import Gateway
-from shared.contracts.base import Message
+from shared.contracts.base import Message, RpcReply
 from shared.messaging.rpc import RpcTimeout, RpcUnavailable
 from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.types import INT32_MAX, format_datetime, to_utc, utc_now
@@ -46,7 +46,16 @@ async def call_service(
         headers["X-Limit"] = str(reply.limit)
     if reply.next_query is not None and base_url is not None:
         headers["Link"] = f'<{base_url}?{urlencode(reply.next_query)}>; rel="next"'
-    return envelope(reply.data, reply.status_code, reply.status_message, reply.http_status, headers)
+    return envelope(
+        forwarded_data(reply), reply.status_code, reply.status_message, reply.http_status, headers
+    )
+
+
+def forwarded_data(reply: RpcReply) -> bytes | None:
+    """A reply's `data` for the envelope; none when it is JSON null (a service's error or a write), so
+    every answer without data looks alike: the gateway's own errors omit the field too."""
+    data = bytes(reply.data)
+    return None if data.strip() == b"null" else data
 
 
 def parse_body(body: bytes, type_: type[T], what: str) -> T:

@@ -131,4 +131,3 @@ async def test_a_flooding_token_gets_429_and_another_partner_is_served(apps: tup
     assert body["status_code"] == 2000 and "timestamp" in body, body
     assert retry_after is not None and int(retry_after) >= 1
     assert [status for status, _, _ in [await versions(quiet) for _ in range(5)]] == [200] * 5
-
