@@ -23,8 +23,10 @@ def rpc_server(
     request_type: Any,
     handlers: Mapping[type[Message], RpcHandler],
     on_published: PublishedHook | None = None,
+    prefetch: int = 16,
 ) -> RpcServer:
-    """An RpcServer for `ctx.name` decoding `request_type` and calling the handler for its class."""
+    """An RpcServer for `ctx.name` decoding `request_type` and calling the handler for its class;
+    `prefetch` requests are handled at a time."""
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
 
     async def handle(body: bytes) -> Outcome:
@@ -42,4 +44,4 @@ def rpc_server(
             )
         return await handler(request)
 
-    return RpcServer(ctx.broker, ctx.name, handle, on_published=on_published)
+    return RpcServer(ctx.broker, ctx.name, handle, prefetch=prefetch, on_published=on_published)

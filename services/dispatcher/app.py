@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import aiohttp
 from aio_pika.abc import AbstractChannel
 
+from services.dispatcher.authorize import PartnerAuthorizer
 from services.dispatcher.handlers import Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.migrate import migrate_legacy
@@ -21,24 +22,40 @@ from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_worker import PushWorker
 from services.dispatcher.pushes import PushQueue
 from services.dispatcher.tuning import Tuning
+from shared.contracts.tokens import PartnerAuthorize
 from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
-from shared.messaging.queues import DISPATCHER_EVENTS, declare
+from shared.messaging.queues import DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS, WorkQueue, declare
 from shared.outbound_http import outbound_session
+from shared.rpc_service import rpc_server
 from shared.service import Component, ServiceContext
 
 SERVICE = "dispatcher"
+# Real-time authorizations handled at a time per replica: each may wait for a slow eMSP until its
+# caller's deadline, and the others must not queue behind it.
+AUTHORIZE_CONCURRENCY = 64
 
 
 class EventsConsumer:
-    """The dispatcher's durable work queue on the events exchange, shared by its replicas."""
+    """One of the dispatcher's durable work queues on the events exchange, shared by its replicas."""
 
-    def __init__(self, broker: Broker, handler: BatchHandler, batch: int = 100, linger: float = 0.0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        handler: BatchHandler,
+        batch: int = 100,
+        linger: float = 0.0,
+        queue: WorkQueue = DISPATCHER_EVENTS,
+        retired: tuple[str, ...] = (),
+    ) -> None:
         self._broker = broker
         self._handler = handler
         self._batch = batch
         self._linger = linger
+        self._queue = queue
+        # Routing keys the queue was bound to by earlier versions, that another queue takes now.
+        self._retired = retired
         self._channel: AbstractChannel | None = None
         self._consumer: BatchConsumer | None = None
 
@@ -46,8 +63,11 @@ class EventsConsumer:
         """Declare and bind the queue, then consume it."""
         self._channel = await self._broker.channel(2 * self._batch)
         topology, exchanges = self._broker.topology, self._broker.exchanges
-        queue = await declare(self._channel, topology, exchanges, DISPATCHER_EVENTS)
-        name = f"{SERVICE}.events"
+        queue = await declare(self._channel, topology, exchanges, self._queue)
+        for key in self._retired:
+            # Else those events would come twice, once here behind everything else (idempotent).
+            await queue.unbind(exchanges.events, key)
+        name = f"{SERVICE}.{self._queue.purpose}"
         self._consumer = BatchConsumer(
             self._broker, queue, self._handler, name, self._batch, linger=self._linger
         )
@@ -100,6 +120,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     worker = PushWorker(pushes, cache, health, client, settings, tuning, owner)
     runner = PullRunner(pulls, partners, client, ctx.broker.publish_internal, settings, tuning)
     probe = PartnerProbe(partners, pushes, pulls, health, client, tuning, runner.wake)
+    authorizer = PartnerAuthorizer(cache, client, tuning.push_timeout)
     health.on_unparked = worker.wake
     health.on_probe_due = probe.wake_in
     deps = Deps(
@@ -114,4 +135,13 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     async def on_events(deliveries: Sequence[Delivery]) -> list[str | None]:
         return await handle_batch(deliveries, deps)
 
-    return [http, worker, runner, probe, EventsConsumer(ctx.broker, on_events, linger=tuning.consume_linger)]
+    linger = tuning.consume_linger
+    events = EventsConsumer(
+        ctx.broker, on_events, linger=linger, retired=DISPATCHER_TOKEN_EVENTS.routing_keys
+    )
+    # Token changes on a queue of their own: a blocked card is not read after a backlog of locations.
+    token_events = EventsConsumer(ctx.broker, on_events, linger=linger, queue=DISPATCHER_TOKEN_EVENTS)
+    authorizations = rpc_server(
+        ctx, PartnerAuthorize, {PartnerAuthorize: authorizer.authorize}, prefetch=AUTHORIZE_CONCURRENCY
+    )
+    return [http, worker, runner, probe, token_events, events, authorizations]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import msgspec
@@ -37,6 +37,8 @@ class Reply:
     request_id: str
     data: bytes = b"null"
     link: str | None = None
+    # Why no usable answer came, in one word ("timeout", "unreachable", ...); None when one came.
+    failure: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -51,18 +53,26 @@ class OcpiClient:
         self._caller = PartnerCaller(session, timeout, max_body)
 
     async def call(
-        self, method: str, url: str, token: str, body: object = None, request_id: str | None = None
+        self,
+        method: str,
+        url: str,
+        token: str,
+        body: object = None,
+        request_id: str | None = None,
+        seconds: float | None = None,
     ) -> Reply:
         """Send one request and read the OCPI envelope; every failure becomes a Reply that is not OK.
 
         `request_id` (X-Request-ID) is the request behind what is sent, when there is one, so the
-        partner's logs and ours meet; otherwise a fresh one."""
+        partner's logs and ours meet; otherwise a fresh one. `seconds` replaces the usual timeout
+        (a call made for someone who waits no longer than that)."""
         request_id = request_id or uuid.uuid4().hex
+        caller = self._caller if seconds is None else replace(self._caller, seconds=seconds)
         try:
-            answer = await self._caller.call(method, url, token, body=body, request_id=request_id)
+            answer = await caller.call(method, url, token, body=body, request_id=request_id)
         except PartnerCallFailed as exc:
             # A redirect keeps its 3xx status for the detail; classify() counts it as failed.
-            return Reply(exc.http_status, None, str(exc)[:MAX_MESSAGE], request_id)
+            return Reply(exc.http_status, None, str(exc)[:MAX_MESSAGE], request_id, failure=exc.reason)
         status, link, payload = answer.http_status, answer.link, answer.body
         try:
             envelope = _envelope.decode(payload)
@@ -72,6 +82,6 @@ class OcpiClient:
         except RecursionError:
             # msgspec gives up on JSON nested ~1000 deep with RecursionError, not DecodeError (L1).
             log.warning("partner_answer_refused", reason="too_deep", method=method, url=url[:200])
-            return Reply(None, None, "answer nested too deep", request_id)
+            return Reply(None, None, "answer nested too deep", request_id, failure="too_deep")
         message = (envelope.status_message or "")[:MAX_MESSAGE]
         return Reply(status, envelope.status_code, message, request_id, bytes(envelope.data), link)

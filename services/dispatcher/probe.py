@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -123,6 +123,17 @@ class PartnerProbe:
             elif partner.sync_state is not SyncState.OUT_OF_SYNC:
                 self._health.on_unparked(await self._pushes.unpark_partner(partner_id, self._clock()))
 
+    async def _pull_back(self, partner: Partner, now: datetime) -> None:
+        """The partner answers again: what it pushed us meanwhile may be lost, so a delta pull of
+        every module it sends (a CPO's locations and tariffs, an eMSP's tokens)."""
+        modules = partner.sent_modules()
+        if not modules:
+            return
+        log.info("partner_back_pulling", partner_id=partner.partner_id, modules=[m.value for m in modules])
+        for module in modules:
+            await self._pulls.request(partner.partner_id, module, now, full=False)
+        self._wake_pulls()
+
     async def _probe(self, partner: Partner) -> None:
         reply = await self._client.call("GET", partner.versions_url, partner.token)
         now = self._clock()
@@ -131,20 +142,17 @@ class PartnerProbe:
             if partner.sync_state is not SyncState.IN_SYNC:
                 await self._health.answered(pid, now)
             if partner.role is Role.CPO:
-                modules = partner.sent_modules()
-                back = not partner.reachable and await self._partners.set_reachable(pid, True)
-                if back and modules:
-                    # Pushes it sent us meanwhile may be lost: a delta pull of every module it sends.
-                    log.info("partner_back_pulling", partner_id=pid, modules=[m.value for m in modules])
-                    for module in modules:
-                        await self._pulls.request(pid, module, now, full=False)
-                    self._wake_pulls()
+                if not partner.reachable and await self._partners.set_reachable(pid, True):
+                    await self._pull_back(partner, now)
                 if partner.sync_state is SyncState.OUT_OF_SYNC:
                     # Claimed as out of sync (due after the lease); watched as usual from now on.
                     at = now + timedelta(seconds=self._tuning.cpo_probe)
                     await self._partners.schedule_probe(pid, at, 0.0)
                 self.wake_in(self._tuning.cpo_probe)
             else:
+                if partner.sync_state is SyncState.OUT_OF_SYNC:
+                    # An eMSP is watched only while out of sync: its coming back is this answer.
+                    await self._pull_back(partner, now)
                 await self._partners.stop_probing(pid)
             return
         if partner.role is Role.CPO and partner.reachable and await self._partners.set_reachable(pid, False):

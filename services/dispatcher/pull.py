@@ -46,10 +46,19 @@ def singular(module: ModuleID) -> str:
     return module.value.removesuffix("s")
 
 
-def import_message(module: ModuleID, party: Party, obj: object) -> Message:
-    """The module's import message (IMPORTS) for one pulled object of `party`."""
+def import_message(module: ModuleID, party: Party, obj: object, partner_id: str) -> Message:
+    """The module's import message (IMPORTS) for one pulled object of `party`, naming the partner
+    it came from where the message has room for it (tokens: sessions and CDRs of a token go there)."""
+    kind = IMPORTS[module]
     fields = {"country_code": party.country_code, "party_id": party.party_id, singular(module): obj}
-    return IMPORTS[module](**fields)
+    if "partner_id" in kind.__struct_fields__:
+        fields["partner_id"] = partner_id
+    return kind(**fields)
+
+
+def object_id(module: ModuleID, obj: object) -> str:
+    """The id of a pulled object (`id`, or a token's `uid`), as the module table names its field."""
+    return str(getattr(obj, MODULES[module].levels[0].id_field))
 
 
 class PullRunner:
@@ -149,7 +158,8 @@ class PullRunner:
     async def _pages(self, job: PullJob, partner: Partner, date_from: str | None) -> tuple[int, int, int]:
         party = partner.parties[0]
         module = job.module
-        object_type = MODULES[module].levels[0].object_type
+        level = MODULES[module].levels[0]
+        object_type = level.object_type
         name = singular(module)
         limit = self._tuning.pull_page_limit
         url: str | None = first_page_url(partner.endpoints[module], limit, date_from)
@@ -177,13 +187,14 @@ class PullRunner:
                     rejected += 1
                     fields = {
                         "partner_id": partner.partner_id,
-                        f"{name}_id": _object_id(raw),
+                        f"{name}_{level.id_field}": _object_id(raw, level.id_field),
                         "reason": str(exc),
                     }
                     log.warning(f"pulled_{name}_rejected", **fields)
                     continue
-                message_id = f"{partner.partner_id}:{obj.id}:{format_datetime(obj.last_updated)}"
-                await self._publish(import_message(module, party, obj), message_id)
+                stamp = format_datetime(obj.last_updated)
+                message_id = f"{partner.partner_id}:{object_id(module, obj)}:{stamp}"
+                await self._publish(import_message(module, party, obj, partner.partner_id), message_id)
                 imported += 1
             url = next_page_url(reply.link, url)
             await self._schedule.extend(job, self._clock(), self._tuning.pull_lease)
@@ -223,11 +234,11 @@ class PullRunner:
         )
 
 
-def _object_id(raw: msgspec.Raw) -> object:
-    """The `id` of a rejected object, when it has one, for the log line."""
+def _object_id(raw: msgspec.Raw, id_field: str) -> object:
+    """The id (`id_field`) of a rejected object, when it has one, for the log line."""
     try:
         # Deeper than objects may be, but still far from msgspec's recursion limit (~1000).
         check_depth(raw, limit=256)
-        return _id_only.decode(raw).get("id")
+        return _id_only.decode(raw).get(id_field)
     except msgspec.DecodeError:
         return None

@@ -23,6 +23,7 @@ from services.dispatcher.domain import (
 from shared.contracts.base import Message
 from shared.contracts.locations import LocationChanged
 from shared.contracts.tariffs import TariffChanged, TariffRemoved
+from shared.contracts.tokens import TokenChanged
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.storage import Document
@@ -59,6 +60,8 @@ class ModulePlan:
     pushed: Callable[[Sequence[PushCall], Sequence[Part]], list[Part] | None]
     # The call that puts everything in place after a partial call met an unknown object.
     fallback: Callable[[Document], PushCall | None]
+    # (newest state, pending parts) -> how urgent the push is: claims take higher first (0: usual).
+    priority: Callable[[Document | None, Sequence[Part]], int] = lambda state, parts: 0
 
 
 @dataclass(frozen=True)
@@ -163,17 +166,78 @@ WHOLE_OBJECT_PLAN = ModulePlan(
     fallback=_no_fallback,
 )
 
+# ---- tokens: PATCH of the status fields, PUT of the whole token otherwise ------------------------
+
+# The Token fields a PATCH carries; a change of any other field sends the whole token.
+TOKEN_PATCH_FIELDS = ("valid", "whitelist", "last_updated")
+# The priority of a push that invalidates a card: it goes before any backlog (see pushes.claim).
+URGENT = 1
+
+
+def _token_changed(event: TokenChanged, request_id: str | None) -> Snapshot:
+    return Snapshot(
+        module=ModuleID.TOKENS,
+        key=event.token.uid,
+        version=event.version,
+        state=to_builtins(event.token),
+        parts=[{"field": name} for name in event.changed],
+        request_id=request_id,
+    )
+
+
+def _fields(parts: Sequence[Part]) -> set[str]:
+    return {str(part.get("field")) for part in parts}
+
+
+def _token_put(token: Document) -> PushCall:
+    return PushCall(method="PUT", path=(str(token["uid"]),), body=token, partial=False)
+
+
+def _token_calls(key: str, state: Document | None, parts: Sequence[Part], max_calls: int) -> list[PushCall]:
+    if state is None:  # tokens are never deleted (mod_tokens.md 2.1): not expected
+        return []
+    fields = _fields(parts)
+    if fields and fields <= set(TOKEN_PATCH_FIELDS):
+        body = {name: state[name] for name in TOKEN_PATCH_FIELDS if name in fields}
+        return [PushCall(method="PATCH", path=(key,), body=body, partial=True)]
+    return [_token_put(state)]
+
+
+def _token_covers(pushed: Sequence[Part] | None, part: Part) -> bool:
+    return pushed is None or part in pushed
+
+
+def _token_pushed(calls: Sequence[PushCall], parts: Sequence[Part]) -> list[Part] | None:
+    return None if any(not call.partial for call in calls) else list(parts)
+
+
+def _token_priority(state: Document | None, parts: Sequence[Part]) -> int:
+    """A card that became invalid (blocked, expired) must reach every CPO before anything else."""
+    return URGENT if state is not None and state.get("valid") is False and "valid" in _fields(parts) else 0
+
+
+TOKENS_PLAN = ModulePlan(
+    module=ModuleID.TOKENS,
+    calls=_token_calls,
+    covers=_token_covers,
+    pushed=_token_pushed,
+    fallback=_token_put,
+    priority=_token_priority,
+)
+
 # ---- the tables ---------------------------------------------------------------------------------------
 
 PUSH_PLANS: dict[type[Message], PushPlan] = {
     LocationChanged: PushPlan(ModuleID.LOCATIONS, _location_snapshot),
     TariffChanged: PushPlan(ModuleID.TARIFFS, _tariff_changed),
     TariffRemoved: PushPlan(ModuleID.TARIFFS, _tariff_removed),
+    TokenChanged: PushPlan(ModuleID.TOKENS, _token_changed),
 }
 
 MODULE_PLANS: dict[ModuleID, ModulePlan] = {
     ModuleID.LOCATIONS: LOCATIONS_PLAN,
     ModuleID.TARIFFS: WHOLE_OBJECT_PLAN,
+    ModuleID.TOKENS: TOKENS_PLAN,
 }
 
-__all__ = ["MODULE_PLANS", "PUSH_PLANS", "ModulePlan", "Part", "PushPlan", "Snapshot"]
+__all__ = ["MODULE_PLANS", "PUSH_PLANS", "URGENT", "ModulePlan", "Part", "PushPlan", "Snapshot"]

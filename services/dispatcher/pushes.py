@@ -3,7 +3,8 @@
 Collection `pushes`, `_id` {partner_id, module, key}:
 - the newest state known (`state`, raw JSON, None once removed), its `version` and `request_id`;
 - what is pending: `parts` (union of the changed parts since the last delivery), `due_at` (None:
-  nothing pending), `attempts`, `parked`, and the lease (`lease_owner`, `lease_until`);
+  nothing pending), `priority` (claims take higher first; 0 once nothing is pending), `attempts`,
+  `parked`, and the lease (`lease_owner`, `lease_until`);
 - what the partner has: `delivered` (the newest version it acknowledged) and `pushed` (the parts
   that push carried; None: the whole object).
 
@@ -16,6 +17,7 @@ same bulk write, which is cheaper than the reads a shared copy costs every push.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,8 +29,9 @@ from bson import Binary
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
-from services.dispatcher.push_plans import Part, Snapshot
+from services.dispatcher.push_plans import MODULE_PLANS, Part, Snapshot
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.storage import Document
 
@@ -107,6 +110,9 @@ def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) 
     question: it reads `delivered` with the claim, so no read is needed here.
     """
     newer = {"$gt": [snapshot.version, {"$ifNull": ["$version", -1]}]}
+    # Urgency is the module's call (a blocked card); once set it holds until the push completes, so
+    # a later ordinary change of the same object never sends an invalidation back to the queue's end.
+    priority = MODULE_PLANS[snapshot.module].priority(snapshot.state, snapshot.parts)
     return UpdateOne(
         {"_id": _id(partner_id, snapshot.module, snapshot.key)},
         [
@@ -121,6 +127,7 @@ def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) 
                     "request_id": {"$cond": ["$_newer", {"$literal": snapshot.request_id}, "$request_id"]},
                     "parts": {"$setUnion": [{"$ifNull": ["$parts", []]}, {"$literal": snapshot.parts}]},
                     "due_at": {"$ifNull": ["$due_at", now]},
+                    "priority": {"$max": [{"$ifNull": ["$priority", 0]}, priority]},
                     "attempts": {"$ifNull": ["$attempts", 0]},
                     # Parking is the health's to undo; a change of a parked push keeps it parked.
                     "parked": {"$or": [{"$ifNull": ["$parked", False]}, parked]},
@@ -147,6 +154,8 @@ def finish(job: PendingPush, owner: str, sent: Delivered | None, now: datetime) 
     fields: dict[str, Any] = {
         "due_at": {"$cond": [unchanged, None, now]},
         "parts": {"$cond": [unchanged, {"$literal": []}, "$parts"]},
+        # What joined may be the urgent part: the push keeps its priority until nothing is pending.
+        "priority": {"$cond": [unchanged, 0, {"$ifNull": ["$priority", 0]}]},
         "attempts": 0,
         "lease_owner": None,
         "lease_until": NO_LEASE,
@@ -169,8 +178,12 @@ class PushQueue:
 
     async def ensure_indexes(self) -> None:
         """Indexes for the worker's claim and for per-partner park/unpark/forget."""
-        await self.pushes.create_index([("parked", 1), ("due_at", 1)])
+        # The claim: equality on `parked`, then its sort (priority first) with the range on `due_at`.
+        await self.pushes.create_index([("parked", 1), ("priority", -1), ("due_at", 1)])
         await self.pushes.create_index("partner_id")
+        # The claim's index before priorities: every write would keep it up to date for nothing.
+        with contextlib.suppress(OperationFailure):
+            await self.pushes.drop_index("parked_1_due_at_1")
 
     async def enqueue(self, partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) -> None:
         """Coalesce one state into one partner's push record."""
@@ -191,11 +204,12 @@ class PushQueue:
         return len(operations)
 
     async def claim(self, owner: str, now: datetime, lease: float) -> PendingPush | None:
-        """Lease the most overdue unparked push that no live lease holds, with all it needs."""
+        """Lease the most urgent, then most overdue, unparked push that no live lease holds, with
+        all it needs. A blocked card thus goes before a backlog of any size, for any partner."""
         doc = await self.pushes.find_one_and_update(
             {"parked": False, "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
             {"$set": {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease)}},
-            sort=[("due_at", 1)],
+            sort=[("priority", -1), ("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:

@@ -11,6 +11,9 @@ ERROR = "x-error"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+# While an RPC request is handled: when its caller stops waiting (epoch seconds), None when unsaid.
+# A handler that calls out bounds its own calls by it.
+current_deadline: ContextVar[float | None] = ContextVar("current_deadline", default=None)
 
 
 def new_request_id() -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from shared.contracts.base import tag_of
-from shared.contracts.catalogue import IMPORTS, INPUTS, PUSHED, flat
+from shared.contracts.catalogue import IMPORTS, INPUTS, PUSHED
 from shared.contracts.partners import PartnerRegistered, PartnerSyncStateChanged, PullRequested
 from shared.messaging.topology import Exchanges, Topology, declare_work_queue
 from shared.ocpi.v2_1_1.modules import MODULES
+from shared.ocpi.v2_1_1.versions import ModuleID
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,25 @@ MODULE_INPUTS: dict[str, WorkQueue] = {
     for module_id, module in MODULES.items()
 }
 LOCATIONS_INPUT = MODULE_INPUTS["locations"]
+# Modules whose changes can be urgent (a blocked card) have a dispatcher queue of their own: in the
+# shared queue a token event would be read only after every location change queued before it.
+URGENT_PUSHED = (ModuleID.TOKENS,)
 DISPATCHER_EVENTS = WorkQueue(
     "dispatcher",
     "events",
     "events",
     (
         tag_of(PartnerRegistered).rsplit(".", 1)[0] + ".*",  # credentials.partner.*
-        *(tag_of(kind) for kind in flat(PUSHED)),
+        *(tag_of(kind) for module, kinds in PUSHED.items() if module not in URGENT_PUSHED for kind in kinds),
         tag_of(PullRequested),
     ),
 )
+DISPATCHER_TOKEN_EVENTS = WorkQueue(
+    "dispatcher", "token-events", "events", tuple(tag_of(kind) for kind in PUSHED[ModuleID.TOKENS])
+)
 GATEWAY_PARTNER_STATES = WorkQueue("gateway", "partner-states", "events", (tag_of(PartnerSyncStateChanged),))
 
-WORK_QUEUES = (*MODULE_INPUTS.values(), DISPATCHER_EVENTS, GATEWAY_PARTNER_STATES)
+WORK_QUEUES = (*MODULE_INPUTS.values(), DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS, GATEWAY_PARTNER_STATES)
 
 
 async def declare(

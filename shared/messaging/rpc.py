@@ -16,7 +16,7 @@ from aiormq.exceptions import ChannelInvalidStateError
 from shared.contracts.base import Message, Outcome, RpcReply
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
-from shared.messaging.headers import DEADLINE, REQUEST_ID, current_request_id
+from shared.messaging.headers import DEADLINE, REQUEST_ID, current_deadline, current_request_id
 from shared.messaging.topology import declare_work_queue
 
 log = structlog.get_logger(__name__)
@@ -193,10 +193,13 @@ class RpcServer:
             # Nobody waits for this answer any more; acting on it now would surprise the caller.
             log.info("rpc_request_expired")
             return
+        token = current_deadline.set(deadline / 1000 if isinstance(deadline, int) else None)
         try:
             outcome = await self._handle(delivery.body)
         except msgspec.DecodeError as exc:
             raise PoisonMessage(f"invalid request: {exc}") from exc
+        finally:
+            current_deadline.reset(token)
         for event in outcome.events:
             await self._broker.publish_event(event)
         if self._on_published is not None and outcome.events:

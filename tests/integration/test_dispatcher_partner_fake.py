@@ -65,6 +65,10 @@ class FakePartner:
         self.cpo_locations: list[Any] = []  # what the CPO sender pages through (raw JSON objects)
         self.cpo_tariffs: list[Any] = []
         self.tariffs: dict[str, Json] = {}  # what the eMSP tariffs receiver holds
+        self.tokens: dict[str, Json] = {}  # what the CPO tokens receiver holds
+        self.emsp_tokens: list[Any] = []  # what the eMSP tokens sender pages through
+        # The eMSP's real-time authorization: uid -> AuthorizationInfo JSON (unknown uid: 404).
+        self.authorizations: dict[str, Any] = {}
         self.modules: tuple[str, ...] = ("locations",)  # the object modules it registers endpoints for
         # When set, versions, receiver and sender all answer with it (see tests/support/hostile.py).
         self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
@@ -96,6 +100,9 @@ class FakePartner:
         app.router.add_get("/ocpi/cpo/2.1.1/locations", self._sender)
         app.router.add_route("*", "/ocpi/emsp/2.1.1/tariffs/{tail:.*}", self._tariffs_receiver)
         app.router.add_get("/ocpi/cpo/2.1.1/tariffs", self._tariffs_sender)
+        app.router.add_route("*", "/ocpi/cpo/2.1.1/tokens/{tail:.*}", self._tokens_receiver)
+        app.router.add_get("/ocpi/emsp/2.1.1/tokens", self._tokens_sender)
+        app.router.add_post("/ocpi/emsp/2.1.1/tokens/{uid}/authorize", self._authorize)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
@@ -189,6 +196,36 @@ class FakePartner:
         received = await self._record(request, 200)
         self.tariffs[tariff_id] = received.body
         return envelope()
+
+    async def _tokens_receiver(self, request: web.Request) -> web.StreamResponse:
+        """PUT stores a token, PATCH merges into a known one (404 for an unknown one, mod_tokens.md)."""
+        await self._pause()
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="maintenance")
+        uid = request.match_info["tail"].split("/")[2]
+        if request.method == "PATCH" and uid not in self.tokens:
+            await self._record(request, 404)
+            return envelope(None, 2000, http=404)
+        received = await self._record(request, 200)
+        self.tokens[uid] = received.body if request.method == "PUT" else {**self.tokens[uid], **received.body}
+        return envelope()
+
+    async def _tokens_sender(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request, 200)
+        return envelope(
+            copy.deepcopy(self.emsp_tokens), headers={"X-Total-Count": str(len(self.emsp_tokens))}
+        )
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """The eMSP's POST /tokens/{uid}/authorize: pauses as told, then 404 or the stored answer."""
+        await self._pause()
+        uid = request.match_info["uid"]
+        answer = self.authorizations.get(uid)
+        await self._record(request, 404 if answer is None else 200)
+        if answer is None:
+            return envelope(None, 2000, http=404)
+        return envelope(answer)
 
     async def _tariffs_sender(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, 200)

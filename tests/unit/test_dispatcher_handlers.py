@@ -16,7 +16,7 @@ from services.dispatcher.pushes import PushQueue
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.contracts.partners import SyncState
 from shared.messaging.consumer import Delivery
-from shared.messaging.queues import DISPATCHER_EVENTS
+from shared.messaging.queues import DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role
@@ -31,7 +31,8 @@ def delivery(body: bytes, key: str = "credentials.partner.registered") -> Delive
 
 
 def test_bindings_come_from_the_message_catalogue() -> None:
-    """The queue is bound to the partner events, changes of our objects and pull requests."""
+    """The queue is bound to the partner events, changes of our objects and pull requests; token
+    changes come on a queue of their own, so they are never read after a backlog of the others."""
     assert DISPATCHER_EVENTS.routing_keys == (
         "credentials.partner.*",
         "locations.location.changed",
@@ -39,6 +40,7 @@ def test_bindings_come_from_the_message_catalogue() -> None:
         "tariffs.tariff.removed",
         "dispatcher.module.pull",
     )
+    assert DISPATCHER_TOKEN_EVENTS.routing_keys == ("tokens.token.changed",)
 
 
 async def test_an_unknown_kind_under_a_bound_key_is_skipped() -> None:
