@@ -11,7 +11,7 @@ import structlog
 
 from services.dispatcher.partners import PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
-from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
+from services.dispatcher.push_plans import MODULE_PLANS, PUSH_PLANS, Snapshot
 from services.dispatcher.push_worker import Clock, utc_now
 from services.dispatcher.pushes import PushKey, PushQueue
 from shared.contracts.base import Message, routing_key, tag_of
@@ -32,7 +32,8 @@ class Deps:
     partners: PartnerCache
     pushes: PushQueue
     pulls: PullSchedule
-    wake_pushes: Callable[[Sequence[PushKey]], None]
+    # (records now due, those of them that are urgent: their pushes go first)
+    wake_pushes: Callable[[Sequence[PushKey], frozenset[PushKey]], None]
     wake_pulls: Callable[[], None]
     cpo_probe: float
     clock: Clock = utc_now
@@ -79,6 +80,7 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
     now = deps.clock()
     coalesced = coalesce(snapshots)
     due: list[PushKey] = []
+    urgent: set[PushKey] = set()
     for module in dict.fromkeys(s.module for s in coalesced):
         of_module = [s for s in coalesced if s.module is module]
         receivers = [
@@ -87,14 +89,14 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
         ]
         await deps.pushes.enqueue_many(receivers, of_module, now)
         # Parked pushes wait for their partner to answer again: no worker looks for them now.
-        due += [
-            (partner_id, module.value, s.key)
-            for partner_id, parked in receivers
-            if not parked
-            for s in of_module
-        ]
+        priority = MODULE_PLANS[module].priority
+        for s in of_module:
+            keys = [(partner_id, module.value, s.key) for partner_id, parked in receivers if not parked]
+            due += keys
+            if priority(s.state, s.parts) > 0:
+                urgent.update(keys)
     if due:
-        deps.wake_pushes(due)
+        deps.wake_pushes(due, frozenset(urgent))
 
 
 def coalesce(snapshots: Sequence[Snapshot]) -> list[Snapshot]:

@@ -2,8 +2,9 @@
 
 Before: `states` (`_id` = location id), `pending` and `delivered` (`_id` = {partner_id, key}), and the
 pull state of the locations module in each partner document (`pull_due_at`, `pull_seq`, ...). After:
-`pushes` (`_id` = {partner_id, module, key}) and `pulls` (`_id` = {partner_id, module}). Run at start
-by every replica: the writes only insert what is missing, so replicas starting together agree, and
+`pushes` (`_id` = "partner_id/module/key"; rekey_pushes moves records of the embedded-document form
+{partner_id, module, key} used before 2026-12-02) and `pulls` (`_id` = {partner_id, module}). Run at
+start by every replica: the writes only insert what is missing, so replicas starting together agree, and
 pushes that were pending before the upgrade still go out after it.
 """
 
@@ -15,7 +16,7 @@ import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dispatcher.pushes import NO_LEASE, stored_state
+from services.dispatcher.pushes import NO_LEASE, record_id, stored_state
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.storage import Document
 
@@ -39,6 +40,9 @@ async def migrate_legacy(db: AsyncDatabase[Document]) -> None:
         await _move_pulls(db, partners)
         await db["partners"].update_many(legacy, {"$unset": dict.fromkeys(LEGACY_PULL_FIELDS, "")})
         log.info("dispatcher_migrated_pulls", partners=len(partners))
+    rekeyed = await rekey_pushes(db)
+    if rekeyed:
+        log.info("dispatcher_rekeyed_pushes", records=rekeyed)
 
 
 async def _move_pushes(db: AsyncDatabase[Document]) -> int:
@@ -74,11 +78,25 @@ async def _move_pushes(db: AsyncDatabase[Document]) -> int:
             "lease_until": NO_LEASE,
             **fields,
         }
-        _id = {"partner_id": partner_id, "module": MODULE, "key": key}
+        _id = record_id(partner_id, ModuleID.LOCATIONS, key)
         operations.append(UpdateOne({"_id": _id}, {"$setOnInsert": insert}, upsert=True))
     if operations:
         await db["pushes"].bulk_write(operations, ordered=False)
     return len(operations)
+
+
+async def rekey_pushes(db: AsyncDatabase[Document]) -> int:
+    """Give push records keyed by an embedded document {partner_id, module, key} (before 2026-12-02)
+    their string `_id` (pushes.record_id): copy each under the new id unless one exists (a change
+    since the upgrade is newer), then delete the old. Safe to repeat and to run on every replica."""
+    moved = 0
+    async for doc in db["pushes"].find({"_id": {"$type": "object"}}):
+        old = doc.pop("_id")
+        new = record_id(doc["partner_id"], ModuleID(doc["module"]), doc["key"])
+        await db["pushes"].update_one({"_id": new}, {"$setOnInsert": doc}, upsert=True)
+        await db["pushes"].delete_one({"_id": old})
+        moved += 1
+    return moved
 
 
 async def _move_pulls(db: AsyncDatabase[Document], partners: list[Document]) -> None:

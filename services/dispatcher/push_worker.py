@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -50,6 +51,10 @@ class PushWorker:
     and one completion, written together with those of the pushes running alongside (Completions).
     Workers are woken one per push queued by this replica, per retry this replica scheduled (a
     timer), per push unparked; a slow poll finds what other replicas left (a dead replica's retries).
+
+    A worker woken for a record this replica queued claims that record by its identity, urgent
+    records first (a blocked card before a backlog): a point lookup whose cost does not grow with
+    the backlog. Timers, polls and unparking use the sorted claim (most urgent, then most overdue).
     """
 
     def __init__(
@@ -77,14 +82,18 @@ class PushWorker:
         # may be one of those, due again if something joined it during the push.
         self._missed = 0
         self._running = 0
-        # Records this replica is pushing now, and those of them that changed meanwhile: a change of
-        # a record in flight wakes nobody (the claim would find it leased); its push's completion
-        # makes it due again and wakes one worker for it.
+        # Records this replica is pushing now, and those of them that changed meanwhile (and whether
+        # urgently): a change of a record in flight wakes nobody (the claim would find it leased);
+        # its push's completion makes it due again and wakes one worker for it.
         self._in_flight: set[PushKey] = set()
-        self._dirty: set[PushKey] = set()
+        self._dirty: dict[PushKey, bool] = {}
         # Records a worker was woken for and nobody here claimed yet: another change of one of them
-        # needs no second worker (under load, changes come faster than claims).
+        # needs no second worker (under load, changes come faster than claims). The woken workers
+        # take them in order from the two queues, urgent first; an entry no longer awaited (a poll
+        # claimed it) is skipped.
         self._awaited: set[PushKey] = set()
+        self._urgent_keys: deque[PushKey] = deque()
+        self._keys: deque[PushKey] = deque()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -94,17 +103,35 @@ class PushWorker:
         """`count` pushes became due: one worker looks for each, now rather than at the next poll."""
         self._completions.expect(self._wakeup.notify(count, signal))
 
-    def wake_for(self, keys: Sequence[PushKey]) -> None:
-        """These records became due: one worker per record not being pushed by this replica now."""
+    def wake_for(self, keys: Sequence[PushKey], urgent: Collection[PushKey] = ()) -> None:
+        """These records became due (`urgent` ones go first): one worker per record not being pushed
+        by this replica now."""
         idle = 0
         for key in keys:
+            first = key in urgent
             if key in self._in_flight:
-                self._dirty.add(key)
+                self._dirty[key] = self._dirty.get(key, False) or first
             elif key not in self._awaited:
-                self._awaited.add(key)
+                self._await(key, first)
                 idle += 1
+            elif first:
+                self._urgent_keys.append(key)  # awaited already: its worker now takes it first
         if idle:
             self.wake(idle)
+
+    def _await(self, key: PushKey, urgent: bool) -> None:
+        self._awaited.add(key)
+        (self._urgent_keys if urgent else self._keys).append(key)
+
+    def _next_key(self) -> PushKey | None:
+        """The next awaited record for a worker woken for one, urgent first; None when none is left."""
+        for keys in (self._urgent_keys, self._keys):
+            while keys:
+                key = keys.popleft()
+                if key in self._awaited:
+                    self._awaited.discard(key)
+                    return key
+        return None
 
     def wake_later(self, delay: float) -> None:
         """A push this replica scheduled comes due in `delay` seconds: a worker looks then."""
@@ -163,27 +190,37 @@ class PushWorker:
             if self._stopping:
                 self._completions.settled()
                 return
+            wanted = self._next_key() if signal is Signal.QUEUED else None
             try:
-                job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
+                if wanted is not None:
+                    job = await self._pushes.claim_key(self._owner, wanted, self._clock(), self._tuning.lease)
+                else:
+                    job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
             except Exception:
+                if wanted is not None:
+                    self._await(wanted, False)  # the next signal or poll takes it
                 self._completions.settled()
                 # The next signal or poll tries again.
                 log.exception("push_loop_error")
                 await asyncio.sleep(1.0)
                 continue
             if job is None:
-                # The record this signal was for went with another claim (or another replica's).
-                if self._awaited:
-                    self._awaited.pop()
-                self._missed_claim(signal)
+                if wanted is None:
+                    self._missed_claim(signal)
+                else:
+                    if wanted in self._in_flight:
+                        # This replica is pushing it (another worker's claim came first): the change
+                        # that woke us goes out once that push is written.
+                        self._dirty.setdefault(wanted, False)
+                    # Otherwise another replica holds it, or nothing of it is due any more.
+                    self._completions.settled()
                 continue
             key = push_key(job)
-            if key in self._awaited:
-                self._awaited.discard(key)
-            elif self._awaited and signal is Signal.QUEUED:
-                # A signal was spent on another due record: one awaited record fewer has its worker.
-                self._awaited.pop()
-            if signal is Signal.POLL:
+            known = key in self._awaited
+            self._awaited.discard(key)
+            if signal is Signal.POLL and not known:
+                # What this replica did not queue (a dead replica's, or from before a restart) may be
+                # one of a backlog: look again. What it queued has workers coming already.
                 self._poll()
             self._in_flight.add(key)
             self._running += 1
@@ -213,9 +250,9 @@ class PushWorker:
         for key in keys:
             self._in_flight.discard(key)
             if key in self._dirty:
-                self._dirty.discard(key)
+                urgent = self._dirty.pop(key)
                 if key not in self._awaited:
-                    self._awaited.add(key)
+                    self._await(key, urgent)
                     again += 1
         if self._missed and self._running == 0 and self._completions.idle:
             again += self._missed
@@ -233,7 +270,7 @@ class PushWorker:
             if not finished:
                 # Released for a retry, parked or dropped: a change meanwhile waits for that too.
                 self._in_flight.discard(push_key(job))
-                self._dirty.discard(push_key(job))
+                self._dirty.pop(push_key(job), None)
                 self._completions.settled()
 
     def _finish(self, job: PendingPush, sent: Delivered | None) -> bool:

@@ -1,6 +1,6 @@
 """Push records: one document per partner and object, keyed by module, holding all a push needs.
 
-Collection `pushes`, `_id` {partner_id, module, key}:
+Collection `pushes`, `_id` "partner_id/module/key" (record_id), the three also as fields:
 - the newest state known (`state`, raw JSON, None once removed), its `version` and `request_id`;
 - what is pending: `parts` (union of the changed parts since the last delivery), `due_at` (None:
   nothing pending), `priority` (claims take higher first; 0 once nothing is pending), `attempts`,
@@ -74,9 +74,17 @@ def push_key(job: PendingPush) -> PushKey:
     return (job.partner_id, job.module.value, job.key)
 
 
-def _id(partner_id: str, module: ModuleID, key: str) -> dict[str, str]:
-    # Field order matters: MongoDB compares embedded documents field by field, in order.
-    return {"partner_id": partner_id, "module": module.value, "key": key}
+def record_id(partner_id: str, module: ModuleID, key: str) -> str:
+    """A push record's `_id`: "partner/module/key". Partner ids and module names hold no "/", so it
+    is unique however the key is spelt; it is never parsed (the fields are stored beside it).
+
+    A string, not an embedded document: every claim, completion and upsert finds its record by
+    `_id`, and some servers (SecantusDB, the test database) look up a document-valued `_id` by
+    scanning the collection, 80 ms per lookup at 4,000 records against 0.7 ms for a string."""
+    return f"{partner_id}/{module.value}/{key}"
+
+
+_id = record_id
 
 
 def stored_state(state: Document | None) -> Binary | None:
@@ -170,6 +178,25 @@ def finish(job: PendingPush, owner: str, sent: Delivered | None, now: datetime) 
     )
 
 
+def _pending(doc: Document) -> PendingPush:
+    """The push a claimed record holds."""
+    delivered = doc.get("delivered")
+    pushed = doc.get("pushed")
+    return PendingPush(
+        partner_id=doc["partner_id"],
+        module=ModuleID(doc["module"]),
+        key=doc["key"],
+        version=int(doc["version"]),
+        state=state_of(doc.get("state")),
+        parts=list(doc.get("parts") or []),
+        attempts=int(doc.get("attempts", 0)),
+        request_id=doc.get("request_id"),
+        delivered=None
+        if delivered is None
+        else Delivered(int(delivered), None if pushed is None else list(pushed)),
+    )
+
+
 class PushQueue:
     """The `pushes` collection of the dispatcher's database."""
 
@@ -212,23 +239,27 @@ class PushQueue:
             sort=[("priority", -1), ("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
-        if doc is None:
-            return None
-        delivered = doc.get("delivered")
-        pushed = doc.get("pushed")
-        return PendingPush(
-            partner_id=doc["partner_id"],
-            module=ModuleID(doc["module"]),
-            key=doc["key"],
-            version=int(doc["version"]),
-            state=state_of(doc.get("state")),
-            parts=list(doc.get("parts") or []),
-            attempts=int(doc.get("attempts", 0)),
-            request_id=doc.get("request_id"),
-            delivered=None
-            if delivered is None
-            else Delivered(int(delivered), None if pushed is None else list(pushed)),
+        return None if doc is None else _pending(doc)
+
+    async def claim_key(self, owner: str, key: PushKey, now: datetime, lease: float) -> PendingPush | None:
+        """Lease one record by its identity, if it is due, unparked and held by no live lease.
+
+        A point lookup on `_id`: its cost does not grow with the backlog, on any server (a sorted
+        claim over thousands of due records is a scan on servers that do not use the sort's index,
+        SecantusDB among them). The worker claims the records it was woken for this way.
+        """
+        partner_id, module, object_key = key
+        doc = await self.pushes.find_one_and_update(
+            {
+                "_id": _id(partner_id, ModuleID(module), object_key),
+                "parked": False,
+                "due_at": {"$lte": now},
+                "lease_until": {"$lte": now},
+            },
+            {"$set": {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease)}},
+            return_document=ReturnDocument.AFTER,
         )
+        return None if doc is None else _pending(doc)
 
     async def finish_many(self, operations: Sequence[UpdateOne]) -> None:
         """Write the `finish` updates of several pushes at once (see Completions)."""

@@ -83,3 +83,33 @@ async def test_legacy_pushes_and_pulls_move_into_records_keyed_by_module(db: Asy
     )
     assert await db["pulls"].count_documents({}) == 1
     assert await db["partners"].count_documents({"pull_seq": {"$exists": True}}) == 0
+
+
+async def test_push_records_keyed_by_a_document_get_their_string_id(db: AsyncDatabase[Document]) -> None:
+    """Records of the embedded-document `_id` (before 2026-12-02) are re-keyed; a record already
+    under the new id (written since the upgrade) is kept, the old copy dropped."""
+    old = {
+        "partner_id": "p",
+        "module": "locations",
+        "key": "L1",
+        "version": 3,
+        "state": None,
+        "parts": [STATUS],
+        "due_at": NOW,
+        "attempts": 0,
+        "parked": False,
+        "lease_until": NOW,
+    }
+    await db["pushes"].insert_one({"_id": {"partner_id": "p", "module": "locations", "key": "L1"}, **old})
+    await db["pushes"].insert_one({"_id": {"partner_id": "p", "module": "tariffs", "key": "T1"}, **old})
+    await db["pushes"].insert_one(
+        {"_id": "p/tariffs/T1", **old, "module": "tariffs", "key": "T1", "version": 9}
+    )
+    await migrate_legacy(db)
+    await migrate_legacy(db)
+    ids = sorted([str(doc["_id"]) async for doc in db["pushes"].find({})])
+    assert ids == ["p/locations/L1", "p/tariffs/T1"]
+    kept = await PushQueue(db).record("p", ModuleID.TARIFFS, "T1")
+    assert kept is not None and kept["version"] == 9
+    job = await PushQueue(db).claim_key("me", ("p", "locations", "L1"), NOW, 30)
+    assert job is not None and (job.version, job.parts) == (3, [STATUS])

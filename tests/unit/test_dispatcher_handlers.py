@@ -133,7 +133,7 @@ async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_wo
         partners=cast(PartnerCache, cache),
         pushes=cast(PushQueue, queue),
         pulls=cast(PullSchedule, object()),
-        wake_pushes=lambda keys: woken.append(list(keys)),
+        wake_pushes=lambda keys, urgent: woken.append(list(keys)),
         wake_pulls=lambda: None,
         cpo_probe=5.0,
     )
