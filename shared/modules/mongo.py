@@ -332,6 +332,13 @@ class MongoReceiverStore(Generic[T]):
         await self.collection.create_index(
             [("country_code", ASCENDING), ("party_id", ASCENDING), ("id", ASCENDING)], unique=True
         )
+        # Every write is compare-and-set on the natural key and `version`. MongoDB serves that from
+        # the unique index above; SecantusDB (the test database) uses an index only when it covers
+        # every field of the filter, and scans otherwise: 120 ms per write at 3,000 objects, 5 ms
+        # with this one.
+        await self.collection.create_index(
+            [("country_code", ASCENDING), ("party_id", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)]
+        )
         await self.collection.create_index([("last_updated", ASCENDING)])
         # Only changes whose event has not gone out yet carry the mark: a small sparse index.
         await self.collection.create_index([("unannounced_since", ASCENDING)], sparse=True)
