@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from shared.messaging.broker import Broker
+from shared.messaging.rpc import RpcServer
 from tests.conftest import Connection, Pair, start_pair
+from tests.support import roaming
+from tests.support.authorizer import AUTHORIZER, Authorizer
 from tests.support.http import connect
 from tests.support.servers import mongo_server
 
@@ -29,3 +33,20 @@ def pair(amqp_url: str, pair_mongo_url: str) -> Iterator[Pair]:
 async def connection(pair: Pair) -> Connection:
     """One handshake for the package; tests that need a registered pair share it."""
     return Connection(pair, *await connect(pair.cpo, pair.emsp, pair.mongo_url, "main"))
+
+
+@pytest.fixture(scope="package")
+async def b_broker(connection: Connection, amqp_url: str) -> AsyncIterator[Broker]:
+    """B's broker, as B's card management and authorizer see it."""
+    async with roaming.company_broker(amqp_url, connection.pair.emsp.namespace) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="package")
+async def authorizer(b_broker: Broker) -> AsyncIterator[Authorizer]:
+    """B's company authorizer (B delegates its real-time decisions to it, see start_pair)."""
+    fake = Authorizer()
+    server = RpcServer(b_broker, AUTHORIZER, fake.handle, prefetch=64)
+    await server.start()
+    yield fake
+    await server.stop()

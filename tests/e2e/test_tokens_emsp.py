@@ -12,6 +12,7 @@ import pytest
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.tokens import Token
 from tests.conftest import Connection
+from tests.support.authorizer import Authorizer
 from tests.support.http import Reply, admin, request
 from tests.support.objects import now
 from tests.support.waiting import eventually
@@ -43,9 +44,13 @@ async def test_version_details_offer_tokens_to_the_cpo_partner(connection: Conne
     assert endpoints["tokens"] == _tokens_url(connection)
 
 
-async def test_loaded_tokens_are_listed_and_authorized(connection: Connection) -> None:
-    """`tokens load` at B: A lists them (paged, X-Total-Count) and authorizes them; unknown is 404/2000."""
+async def test_loaded_tokens_are_listed_and_authorized(
+    connection: Connection, authorizer: Authorizer
+) -> None:
+    """`tokens load` at B: A lists them (paged, X-Total-Count) and authorizes them (B's authorizer
+    allows them); unknown is 404/2000."""
     uids = [f"TOK-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    authorizer.allows.update(uids)
     body = json.dumps([_token(uid) for uid in uids]).encode()
     loaded = await admin(connection.pair.emsp, "POST", "/admin/tokens", raw=body)
     assert (loaded.status, loaded.data) == (200, {"published": 3}), loaded

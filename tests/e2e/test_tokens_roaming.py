@@ -12,69 +12,32 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from shared.contracts.base import Outcome, ok
 from shared.contracts.locations import LocationUpsert
 from shared.contracts.tokens import (
     ChargerAuthorization,
     ChargerAuthorize,
-    DelegatedAuthorize,
     TokenBlock,
     TokenUpsert,
 )
 from shared.messaging.broker import Broker
-from shared.messaging.rpc import RpcClient, RpcServer
+from shared.messaging.rpc import RpcClient
 from shared.ocpi.v2_1_1.codec import to_builtins
-from shared.ocpi.v2_1_1.tokens import Allowed, AuthorizationInfo, LocationReferences, Token
+from shared.ocpi.v2_1_1.tokens import Allowed, LocationReferences, Token
 from tests.conftest import Connection
 from tests.support import roaming
+from tests.support.authorizer import Authorizer
 from tests.support.http import partners, request
 from tests.support.objects import event_id, location, now, publish
 from tests.support.waiting import eventually
 
-# What start_pair configures (tests/conftest.py): B delegates to "authorizer" with this deadline,
-# A waits this long for B in real time.
-AUTHORIZER = "authorizer"
-SLOW = 2.0  # past A's real-time deadline (1.5 s), within B's delegate deadline (2.5 s)
-
-
-@dataclass
-class Authorizer:
-    """B's company authorizer: NO_CREDIT for every card but those it allows, after a delay for the
-    cards given one."""
-
-    delays: dict[str, float] = field(default_factory=dict)
-    allows: set[str] = field(default_factory=set)
-    asked: list[str] = field(default_factory=list)
-
-    async def handle(self, body: bytes) -> Outcome:
-        request = msgspec.json.decode(body, type=DelegatedAuthorize)
-        self.asked.append(request.token.uid)
-        await asyncio.sleep(self.delays.get(request.token.uid, 0.0))
-        allowed = Allowed.ALLOWED if request.token.uid in self.allows else Allowed.NO_CREDIT
-        return Outcome(reply=ok(AuthorizationInfo(allowed=allowed, location=request.location)))
-
-
-@pytest.fixture(scope="module")
-async def b_broker(connection: Connection, amqp_url: str) -> AsyncIterator[Broker]:
-    """B's broker, as B's card management and authorizer see it."""
-    async with roaming.company_broker(amqp_url, connection.pair.emsp.namespace) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-async def authorizer(b_broker: Broker) -> AsyncIterator[Authorizer]:
-    fake = Authorizer()
-    server = RpcServer(b_broker, AUTHORIZER, fake.handle, prefetch=64)
-    await server.start()
-    yield fake
-    await server.stop()
+# A waits 1.5 s for B in real time (tests/conftest.py); B waits 2.5 s for its authorizer.
+SLOW = 2.0  # past A's real-time deadline, within B's delegate deadline
 
 
 @pytest.fixture(scope="module")
