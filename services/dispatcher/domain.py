@@ -39,6 +39,8 @@ class Answer(enum.Enum):
     OK = "OK"
     UNKNOWN_OBJECT = "UNKNOWN_OBJECT"
     FAILED = "FAILED"
+    # HTTP 429: the partner asks us to slow down; not a failure of the partner (no attempt counted).
+    THROTTLED = "THROTTLED"
 
 
 def change_key(change: LocationChange) -> dict[str, str | None]:
@@ -126,6 +128,8 @@ def classify(http_status: int | None, status_code: int | None) -> Answer:
     """Success is HTTP 2xx with status_code 1000; 404, 2001 and 2003 mean the receiver lacks the object."""
     if http_status is None:
         return Answer.FAILED
+    if http_status == 429:
+        return Answer.THROTTLED
     if http_status == 404 or status_code in (
         OcpiStatus.INVALID_OR_MISSING_PARAMETERS,
         OcpiStatus.UNKNOWN_LOCATION,

@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 # Timers for due pushes fire this much after the due time (wall clock and loop clock differ a little).
 TIMER_SLACK = 0.05
+# A push the partner answered HTTP 429 (too many requests) goes again after this long, times a jitter
+# of 0.5 to 1: the partner is up and says so; its retry budget and sync state are left alone.
+THROTTLED_PAUSE = 2.0
 
 
 def utc_now() -> datetime:
@@ -301,6 +304,12 @@ class PushWorker:
         sent, detail = await self._send(partner, job, plan, state, calls)
         now = self._clock()
         fields = {**ids, "version": version}
+        if sent is None and detail.startswith(THROTTLED_DETAIL):
+            pause = THROTTLED_PAUSE * random.uniform(0.5, 1.0)
+            await self._pushes.release(job, self._owner, now + timedelta(seconds=pause), job.attempts)
+            self.wake_later(pause)
+            log.info("push_throttled", retry_in=round(pause, 3), detail=detail, **fields)
+            return False
         if sent is not None:
             self._finish(job, Delivered(version=version, pushed=plan.pushed(sent, parts)))
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
@@ -369,10 +378,12 @@ class PushWorker:
         # The first call alone: a partner that is down costs one failed request per attempt, not one
         # per part.
         results = [await one(calls[0])] if calls else []
-        if results and results[0][2] is not Answer.FAILED:
+        if results and results[0][2] not in (Answer.FAILED, Answer.THROTTLED):
             results.extend(await asyncio.gather(*(one(call) for call in calls[1:])))
         fallback = plan.fallback(state) if state is not None else None
         for call, reply, answer in results:
+            if answer is Answer.THROTTLED:
+                return None, f"{THROTTLED_DETAIL}: {_failure(call, reply)}"
             if answer is Answer.FAILED or (
                 answer is Answer.UNKNOWN_OBJECT and (not call.partial or fallback is None)
             ):
@@ -395,6 +406,9 @@ class PushWorker:
         if classify(reply.http_status, reply.status_code) is not Answer.OK:
             return None, _failure(fallback, reply)
         return [*(c for c, _, answer in results if answer is Answer.OK), fallback], ""
+
+
+THROTTLED_DETAIL = "throttled by the partner (HTTP 429)"
 
 
 def _failure(call: PushCall, reply: Reply) -> str:

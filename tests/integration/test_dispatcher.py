@@ -14,6 +14,7 @@ import aio_pika
 import msgspec
 import pytest
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aiohttp import web
 
 from services.dispatcher.app import build
 from services.dispatcher.tuning import Tuning
@@ -43,7 +44,7 @@ from shared.ocpi.v2_1_1.locations import (
 )
 from shared.service import ServiceContext
 from shared.settings import Role, Settings, load_settings
-from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner, Received
+from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner, Received, envelope
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -380,6 +381,32 @@ async def test_a_retrying_partner_that_answers_again_is_in_sync(
         await eventually(lambda: len(states.items) == 2, 5, "IN_SYNC")
         assert [s.state for s in states.items] == [SyncState.RETRYING, SyncState.IN_SYNC]
         assert partner.store["LOC1"] == model.wire
+
+
+async def test_a_partner_answering_429_is_retried_without_spending_attempts(
+    broker: Broker, dispatcher: ServiceContext
+) -> None:
+    """HTTP 429 is the partner asking us to slow down: more 429s than the attempts allowed (5 here)
+    neither park the push nor change the partner's sync state; it goes out once they stop."""
+    states = await sync_states(broker)
+    partner = FakePartner("emsp")
+    throttled = 0
+
+    async def too_many(_: web.Request) -> web.StreamResponse:
+        nonlocal throttled
+        throttled += 1
+        if throttled >= 6:
+            partner.answer = None  # from the next call on, the partner takes pushes again
+        return envelope(None, 2000, http=429)
+
+    async with started(partner):
+        await register(broker, dispatcher, partner, "emsp-1")
+        partner.answer = too_many
+        model = LocationModel("LOC1", ["E1"])
+        await broker.publish_event(model.created())
+        await eventually(lambda: partner.store.get("LOC1") == model.wire, 30, "the push after the 429s")
+    assert throttled == 6
+    assert states.items == []
 
 
 async def test_two_dispatchers_never_deliver_out_of_order(

@@ -219,6 +219,8 @@ def test_change_keys_round_trip(scope: ChangeScope, uid: str | None, connector: 
         (503, None, Answer.FAILED),
         (500, 1000, Answer.FAILED),
         (None, None, Answer.FAILED),
+        (429, 2000, Answer.THROTTLED),
+        (429, None, Answer.THROTTLED),
     ],
 )
 def test_classify(http_status: int | None, status_code: int | None, answer: Answer) -> None:
