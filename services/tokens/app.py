@@ -16,6 +16,9 @@ from shared.ocpi.v2_1_1.modules import TOKENS
 from shared.ocpi.v2_1_1.tokens import Token
 from shared.service import Component, ServiceContext
 
+# Requests one replica handles at a time (the RPC queue's prefetch).
+REQUESTS_IN_FLIGHT = 128
+
 
 async def build(ctx: ServiceContext) -> list[Component]:
     """Both sides of the module in one service: one RPC queue, one input queue."""
@@ -27,5 +30,9 @@ async def build(ctx: ServiceContext) -> list[Component]:
     inputs = InputHandler(TOKENS, emsp.store, emsp.rules, cpo.import_one, ctx.broker.publish_event, announcer)
     requests = {**emsp.object_requests, **cpo.object_requests}
     other = {**emsp.other_requests, **cpo.other_requests}
-    service = await module_service(ctx, TOKENS, announcer, requests, inputs, other)
+    # A real-time authorization waits for the eMSP (up to TOKENS_REALTIME_DEADLINE_SECONDS) or the
+    # company's authorizer: many may be in flight while cached answers keep flowing.
+    service = await module_service(
+        ctx, TOKENS, announcer, requests, inputs, other, prefetch=REQUESTS_IN_FLIGHT
+    )
     return [*service, *cpo.components]

@@ -162,18 +162,19 @@ async def module_service(
     requests: Mapping[type[Message], RpcHandler],
     inputs: Callable[[Sequence[Delivery]], Awaitable[list[str | None]]],
     other_requests: Mapping[type[Message], RpcHandler] | None = None,
+    prefetch: int = 16,
 ) -> list[Component]:
     """The components of a module's service, in start order: the announcer (it starts first and
     stops last: it clears the marks of what the others published), the RPC server of the generic
-    requests (and of the module's `other_requests`, such as the tokens' authorizations), and the
-    consumer of the module's input queue."""
+    requests (and of the module's `other_requests`, such as the tokens' authorizations; `prefetch` of
+    them at a time), and the consumer of the module's input queue."""
     handle = object_requests(module, requests)
     handlers: dict[type[Message], RpcHandler] = {kind: handle for kind in get_args(ObjectRequest)}
     handlers.update(other_requests or {})
     request_type: Any = ObjectRequest
     for kind in other_requests or {}:
         request_type = request_type | kind
-    rpc = rpc_server(ctx, request_type, handlers, on_published=announcer.published)
+    rpc = rpc_server(ctx, request_type, handlers, prefetch=prefetch, on_published=announcer.published)
     channel = await ctx.broker.channel(2 * INPUT_BATCH)
     work_queue = MODULE_INPUTS[module.service]
     queue = await declare(channel, ctx.broker.topology, ctx.broker.exchanges, work_queue)
