@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from services.tokens.cpo_cache import TokenCache, TokenKey
-from services.tokens.cpo_policy import Decision, Found, Holder, RealtimeAnswer, decide, realtime_target
+from services.tokens.cpo_policy import Found, Holder, RealtimeAnswer, decide, realtime_target
+from services.tokens.decision import Decision
 from shared.contracts.base import Outcome, ok
 from shared.contracts.partners import Party
 from shared.contracts.tokens import AuthorizationDecided, ChargerAuthorization, ChargerAuthorize

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 import msgspec
 
+from services.tokens.decision import Decision
 from shared.contracts.base import RpcReply
 from shared.contracts.partners import Party
 from shared.contracts.tokens import Decider
 from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.tokens import Allowed, AuthorizationInfo, LocationReferences, Token, WhitelistType
-from shared.ocpi.v2_1_1.types import DisplayText, to_utc
+from shared.ocpi.v2_1_1.types import to_utc
 
 
 @dataclass(frozen=True)
@@ -72,17 +73,6 @@ class NoAnswer:
 
 
 RealtimeAnswer = Answered | NotKnown | NoAnswer
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the charger is told, and why."""
-
-    allowed: Allowed
-    decider: Decider
-    reason: str
-    location: LocationReferences | None = None
-    info: DisplayText | None = None
 
 
 def choose_holder(holders: Sequence[Holder]) -> Found:

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import structlog
 
+from services.tokens.decision import Decision
 from services.tokens.emsp_decisions import (
-    Decision,
     InvalidDelegateAnswer,
     Policy,
     check_location,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from services.tokens.decision import Decision
 from services.tokens.emsp_rules import IssuedToken
 from shared.contracts.base import RpcReply
 from shared.contracts.tokens import Decider
@@ -17,7 +18,6 @@ from shared.errors import NotEnoughInformation
 from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.tokens import Allowed, AuthorizationInfo, LocationReferences
-from shared.ocpi.v2_1_1.types import DisplayText
 
 
 @dataclass(frozen=True)
@@ -29,22 +29,6 @@ class Policy:
     delegate: str = ""
     deadline: float = 1.0
     fallback: Allowed = Allowed.NOT_ALLOWED
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What we answer, who decided and why."""
-
-    allowed: Allowed
-    decider: Decider
-    reason: str
-    location: LocationReferences | None = None
-    info: DisplayText | None = None
-
-    def info_object(self) -> AuthorizationInfo:
-        """The AuthorizationInfo a CPO receives."""
-        location = self.location if self.allowed is Allowed.ALLOWED else None
-        return AuthorizationInfo(allowed=self.allowed, location=location, info=self.info)
 
 
 class InvalidDelegateAnswer(Exception):
