@@ -11,9 +11,7 @@ and encoded with msgspec, so they are valid by construction. The YAML is written
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from docs.yaml_text import yaml_text
+from docs.yaml_text import generator_main, yaml_text
 from shared.contracts.base import Message, routing_key
 from shared.contracts.catalogue import (
     DECISION_EVENTS,
@@ -778,19 +776,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT} is out of date: run python -m docs.generate_asyncapi", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
-    return 0
+    return generator_main(OUTPUT, render, "docs.generate_asyncapi", argv)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ can drift from the code. `tests/e2e/test_fuzz_gateway.py` fuzzes both deployment
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from docs.generate_asyncapi import schemas
-from docs.yaml_text import yaml_text
+from docs.yaml_text import generator_main, yaml_text
 from services.gateway.endpoints import VERSION
 from services.gateway.module_calls import QUERY_INT_MAX
 from services.gateway.module_routes import PARTY_ID_LENGTHS, receiver_url, sender_url
@@ -319,18 +317,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if (OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else "") != text:
-            print(f"{OUTPUT} is out of date: run python -m docs.generate_openapi", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
-    return 0
+    return generator_main(OUTPUT, render, "docs.generate_openapi", argv)
 
 
 if __name__ == "__main__":

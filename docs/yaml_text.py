@@ -7,8 +7,12 @@ JSON-quoted strings otherwise, literal blocks for multi-line text.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _PLAIN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$./-]*$")
@@ -77,3 +81,21 @@ def _lines(value: object, indent: int) -> list[str]:
 def yaml_text(document: dict[str, Any]) -> str:
     """`document` (builtins) as YAML text ending in a newline."""
     return "\n".join(_lines(document, 0)) + "\n"
+
+
+def generator_main(output: Path, render: Callable[[], str], module: str, argv: list[str] | None) -> int:
+    """The command line of a document generator: write `output`, or with --check exit 1 when the
+    committed file is not what `render` writes."""
+    parser = argparse.ArgumentParser(description=f"Write {output.name} (python -m {module}).")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != text:
+            print(f"{output} is out of date: run python -m {module}", file=sys.stderr)
+            return 1
+        return 0
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}")
+    return 0
