@@ -51,9 +51,29 @@ def running(deployment: Deployment, label: str, services: tuple[str, ...] = SERV
     sink = _log_sink()
     stack = Stack(deployment, log=sink, label=label)
     try:
-        stack.start(services)
-        stack.wait_ready(90)
+        for attempt in range(START_ATTEMPTS):
+            stack.start(services)
+            try:
+                stack.wait_ready(90)
+                break
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == START_ATTEMPTS - 1:
+                    raise
+                # A port that was free when picked was taken before the service bound it (another
+                # process's ephemeral port): start the deployment again on fresh ports.
+                stack.stop()
+                _fresh_ports(deployment)
         yield stack
     finally:
         stack.stop()
         sink.close()
+
+
+START_ATTEMPTS = 3
+
+
+def _fresh_ports(deployment: Deployment) -> None:
+    deployment.gateway_port = free_port()
+    deployment.admin_port = free_port()
+    deployment.health_port_base = free_port()
+    deployment.health_ports = {service: free_port() for service in deployment.health_ports}
