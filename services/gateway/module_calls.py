@@ -28,9 +28,16 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 async def call_service(
-    gateway: Gateway, service: str, request: Message, base_url: str | None = None
+    gateway: Gateway,
+    service: str,
+    request: Message,
+    base_url: str | None = None,
+    location_base: str | None = None,
 ) -> web.Response:
-    """RPC to `service`; a service that does not answer in time becomes a 3000 within our timeout."""
+    """RPC to `service`; a service that does not answer in time becomes a 3000 within our timeout.
+
+    `location_base`: a created object's `Location` header is this URL followed by the path the
+    service answered in its `Location` header (a path below the module's URL)."""
     try:
         reply = await gateway.rpc.call(service, request)
     except RpcUnavailable as exc:
@@ -44,6 +51,8 @@ async def call_service(
         headers["X-Total-Count"] = str(reply.total_count)
     if reply.limit is not None:
         headers["X-Limit"] = str(reply.limit)
+    if location_base is not None and "Location" in headers:
+        headers["Location"] = f"{location_base}/{headers['Location'].lstrip('/')}"
     if reply.next_query is not None and base_url is not None:
         headers["Link"] = f'<{base_url}?{urlencode(reply.next_query)}>; rel="next"'
     return envelope(

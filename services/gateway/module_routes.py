@@ -25,6 +25,7 @@ from shared.contracts.objects import (
     ReceiverDelete,
     ReceiverGet,
     ReceiverPatch,
+    ReceiverPost,
     ReceiverPut,
     SenderGet,
     SenderList,
@@ -79,7 +80,7 @@ def _same_id(field: str, in_body: object, in_url: str) -> None:
 
 async def sender_list(module: OcpiModule, request: web.Request) -> web.Response:
     gateway = gateway_of(request)
-    await registered_partner(request, module.receiver_role)
+    principal = await registered_partner(request, module.receiver_role)
     query = page_query(request, gateway.settings.page_limit_max)
     if module.list_needs_date_from and query.date_from is None:
         raise invalid(f"date_from is required for {module.name}")
@@ -90,6 +91,8 @@ async def sender_list(module: OcpiModule, request: web.Request) -> web.Response:
         date_from=query.date_from,
         date_to=query.date_to,
         cursor=query.cursor,
+        partner_id=principal.partner.id,
+        parties=principal.partner.parties,
     )
     base_url = f"{gateway.settings.public_url}{request.path}"
     return await call_service(gateway, module.service, message, base_url=base_url)
@@ -153,6 +156,23 @@ async def receiver_patch(module: OcpiModule, request: web.Request) -> web.Respon
     return await call_service(gateway_of(request), module.service, message)
 
 
+async def receiver_post(module: OcpiModule, request: web.Request) -> web.Response:
+    """POST of a new object (a CDR): it belongs to the posting partner's own party (2.1.1 CDRs name
+    no party), and the answer's `Location` is where the partner can GET it again."""
+    principal = await registered_partner(request, module.sender_role)
+    partner = principal.partner
+    party = Party(partner.country_code, partner.party_id)
+    level = module.level(1)
+    obj = parse_body(await request.read(), level.object_type, level.object_type.__name__)
+    refuse_future_last_updated(obj)
+    message = ReceiverPost(
+        module=module.name, party=party, body=msgspec.Raw(encode(obj)), partner_id=partner.id
+    )
+    gateway = gateway_of(request)
+    location = f"{gateway.settings.public_url}{receiver_url(module)}"
+    return await call_service(gateway, module.service, message, location_base=location)
+
+
 async def receiver_delete(module: OcpiModule, request: web.Request) -> web.Response:
     principal = await registered_partner(request, module.sender_role)
     party = _owned_party(request, principal)
@@ -168,17 +188,21 @@ RECEIVER_HANDLERS = {
     "PATCH": receiver_patch,
     "DELETE": receiver_delete,
 }
+# Methods addressed to the module's collection URL, not to an object below a party.
+COLLECTION_METHODS = {"POST": receiver_post}
 
 
 def add_module_routes(app: web.Application, module: OcpiModule) -> None:
     """The Sender and Receiver routes of one module, as the table describes it."""
     app.router.add_get(sender_url(module), partial(sender_list, module))
+    for method in sorted(module.receiver_methods & COLLECTION_METHODS.keys()):
+        app.router.add_route(method, receiver_url(module), partial(COLLECTION_METHODS[method], module))
     suffix = ""
     for level in module.levels:
         suffix += "/{" + level.name + "}"
         if module.sender_get:
             app.router.add_get(sender_url(module) + suffix, partial(sender_get, module))
-        for method in sorted(module.receiver_methods):
+        for method in sorted(module.receiver_methods - COLLECTION_METHODS.keys()):
             route = receiver_url(module) + "/{country_code}/{party_id}" + suffix
             app.router.add_route(method, route, partial(RECEIVER_HANDLERS[method], module))
 

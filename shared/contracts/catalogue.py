@@ -12,6 +12,7 @@ from typing import Any, get_args
 import msgspec
 
 from shared.contracts.base import Message
+from shared.contracts.cdrs import CdrCreated, CdrDelivered, PartnerCdrDisputed, PartnerCdrReceived
 from shared.contracts.locations import (
     LocationChanged,
     LocationInput,
@@ -25,6 +26,7 @@ from shared.contracts.partners import (
     PullRequested,
     TokensRevoked,
 )
+from shared.contracts.sessions import PartnerSessionChanged, SessionChanged, SessionEnded, SessionInput
 from shared.contracts.tariffs import (
     PartnerTariffChanged,
     PartnerTariffImport,
@@ -51,9 +53,12 @@ INPUTS: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: get_args(LocationInput),
     ModuleID.TARIFFS: get_args(TariffInput),
     ModuleID.TOKENS: get_args(TokenInput),
+    # The charger backend's session events (CPO side).
+    ModuleID.SESSIONS: get_args(SessionInput),
 }
 
 # The message a re-sync pull publishes (internal exchange) for each object it reads from a partner.
+# Sessions and CDRs are pushed to us only (their lists need dates and hold a partner's own).
 IMPORTS: dict[ModuleID, type[Message]] = {
     ModuleID.LOCATIONS: PartnerLocationImport,
     ModuleID.TARIFFS: PartnerTariffImport,
@@ -65,6 +70,8 @@ PUSHED: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: (LocationChanged,),
     ModuleID.TARIFFS: (TariffChanged, TariffRemoved),
     ModuleID.TOKENS: (TokenChanged,),
+    ModuleID.SESSIONS: (SessionChanged,),
+    ModuleID.CDRS: (CdrCreated,),
 }
 
 # Events about partners' objects as we store them (events exchange), for internal consumers.
@@ -72,7 +79,14 @@ PARTNER_OBJECT_EVENTS: dict[ModuleID, tuple[type[Message], ...]] = {
     ModuleID.LOCATIONS: (PartnerLocationChanged,),
     ModuleID.TARIFFS: (PartnerTariffChanged, PartnerTariffRemoved),
     ModuleID.TOKENS: (PartnerTokenChanged,),
+    ModuleID.SESSIONS: (PartnerSessionChanged,),
+    ModuleID.CDRS: (PartnerCdrReceived,),
 }
+
+# The billing chain's events (events exchange): an ended session (the cdrs service makes its CDR),
+# a CDR the eMSP took (the dispatcher tells the cdrs service where), a received CDR whose price we
+# dispute (for the billing team).
+BILLING_EVENTS: tuple[type[Message], ...] = (SessionEnded, CdrDelivered, PartnerCdrDisputed)
 
 # Decisions the platform took (events exchange), for internal consumers.
 DECISION_EVENTS: tuple[type[Message], ...] = (AuthorizationDecided,)

@@ -28,6 +28,10 @@ class SenderList(Message, frozen=True, kw_only=True, tag="objects.sender.list"):
     date_to: datetime | None = None
     # Opaque keyset position from a Link we issued; when present it wins over offset.
     cursor: str | None = None
+    # The connection asking and the parties it may see: a module whose audience is the token's
+    # owner (sessions, CDRs) lists only the objects of those parties.
+    partner_id: str = ""
+    parties: list[Party] = msgspec.field(default_factory=list)
 
 
 class SenderGet(Message, frozen=True, kw_only=True, tag="objects.sender.get"):
@@ -67,6 +71,16 @@ class ReceiverPatch(Message, frozen=True, kw_only=True, tag="objects.receiver.pa
     partner_id: str = ""
 
 
+class ReceiverPost(Message, frozen=True, kw_only=True, tag="objects.receiver.post"):
+    """POST of a new partner-owned object (CDRs): stored once under `party`, answered with the
+    object's path below the module's URL (the gateway turns it into the `Location` header)."""
+
+    module: str
+    party: Party
+    body: msgspec.Raw
+    partner_id: str = ""
+
+
 class ReceiverDelete(Message, frozen=True, kw_only=True, tag="objects.receiver.delete"):
     """DELETE of a partner-owned object (modules whose receiver has DELETE: tariffs)."""
 
@@ -76,4 +90,6 @@ class ReceiverDelete(Message, frozen=True, kw_only=True, tag="objects.receiver.d
     partner_id: str = ""
 
 
-ObjectRequest = SenderList | SenderGet | ReceiverGet | ReceiverPut | ReceiverPatch | ReceiverDelete
+ObjectRequest = (
+    SenderList | SenderGet | ReceiverGet | ReceiverPut | ReceiverPatch | ReceiverPost | ReceiverDelete
+)

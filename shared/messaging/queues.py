@@ -14,7 +14,9 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from shared.contracts.base import tag_of
 from shared.contracts.catalogue import IMPORTS, INPUTS, PUSHED
+from shared.contracts.cdrs import CdrDelivered
 from shared.contracts.partners import PartnerRegistered, PartnerSyncStateChanged, PullRequested
+from shared.contracts.sessions import SessionEnded
 from shared.messaging.topology import Exchanges, Topology, declare_work_queue
 from shared.ocpi.v2_1_1.modules import MODULES
 from shared.ocpi.v2_1_1.versions import ModuleID
@@ -33,20 +35,28 @@ class WorkQueue:
         return topology.queue(self.service, self.purpose)
 
 
-# Each module's service takes the company's inputs and the re-sync imports of its module.
+# Each module's service takes the company's inputs and the re-sync imports of its module (CDRs
+# have neither: they are made from ended sessions, see CDRS_EVENTS).
 MODULE_INPUTS: dict[str, WorkQueue] = {
     module.service: WorkQueue(
         module.service,
         "input",
         "internal",
-        tuple(tag_of(kind) for kind in (*INPUTS[module_id], IMPORTS[module_id])),
+        tuple(
+            tag_of(kind)
+            for kind in (*INPUTS.get(module_id, ()), *([IMPORTS[module_id]] if module_id in IMPORTS else []))
+        ),
     )
     for module_id, module in MODULES.items()
+    if module_id in INPUTS or module_id in IMPORTS
 }
 LOCATIONS_INPUT = MODULE_INPUTS["locations"]
-# Modules whose changes can be urgent (a blocked card) have a dispatcher queue of their own: in the
-# shared queue a token event would be read only after every location change queued before it.
-URGENT_PUSHED = (ModuleID.TOKENS,)
+# The cdrs service makes a CDR of each ended session and records where the eMSP keeps it.
+CDRS_EVENTS = WorkQueue("cdrs", "events", "events", (tag_of(SessionEnded), tag_of(CdrDelivered)))
+# Modules whose changes must not wait (a blocked card, a driver's running session, a CDR) have a
+# dispatcher queue of their own: in the shared queue their events would be read only after every
+# location change queued before them. The queue keeps its first name ("token-events").
+URGENT_PUSHED = (ModuleID.TOKENS, ModuleID.SESSIONS, ModuleID.CDRS)
 DISPATCHER_EVENTS = WorkQueue(
     "dispatcher",
     "events",
@@ -58,11 +68,20 @@ DISPATCHER_EVENTS = WorkQueue(
     ),
 )
 DISPATCHER_TOKEN_EVENTS = WorkQueue(
-    "dispatcher", "token-events", "events", tuple(tag_of(kind) for kind in PUSHED[ModuleID.TOKENS])
+    "dispatcher",
+    "token-events",
+    "events",
+    tuple(tag_of(kind) for module in URGENT_PUSHED for kind in PUSHED[module]),
 )
 GATEWAY_PARTNER_STATES = WorkQueue("gateway", "partner-states", "events", (tag_of(PartnerSyncStateChanged),))
 
-WORK_QUEUES = (*MODULE_INPUTS.values(), DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS, GATEWAY_PARTNER_STATES)
+WORK_QUEUES = (
+    *MODULE_INPUTS.values(),
+    CDRS_EVENTS,
+    DISPATCHER_EVENTS,
+    DISPATCHER_TOKEN_EVENTS,
+    GATEWAY_PARTNER_STATES,
+)
 
 
 async def declare(

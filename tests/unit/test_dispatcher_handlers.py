@@ -40,7 +40,11 @@ def test_bindings_come_from_the_message_catalogue() -> None:
         "tariffs.tariff.removed",
         "dispatcher.module.pull",
     )
-    assert DISPATCHER_TOKEN_EVENTS.routing_keys == ("tokens.token.changed",)
+    assert DISPATCHER_TOKEN_EVENTS.routing_keys == (
+        "tokens.token.changed",
+        "sessions.session.changed",
+        "cdrs.cdr.created",
+    )
 
 
 async def test_an_unknown_kind_under_a_bound_key_is_skipped() -> None:

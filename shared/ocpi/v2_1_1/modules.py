@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.locations import EVSE, Connector, ConnectorPatch, EVSEPatch, Location, LocationPatch
+from shared.ocpi.v2_1_1.sessions import Session, SessionPatch
 from shared.ocpi.v2_1_1.status import OcpiStatus
 from shared.ocpi.v2_1_1.tariffs import Tariff, TariffPatch
 from shared.ocpi.v2_1_1.tokens import Token, TokenPatch
@@ -103,7 +105,34 @@ TOKENS = OcpiModule(
     sender_get=False,
 )
 
-MODULES: dict[ModuleID, OcpiModule] = {module.id: module for module in (LOCATIONS, TARIFFS, TOKENS)}
+SESSIONS = OcpiModule(
+    id=ModuleID.SESSIONS,
+    sender_role=Role.CPO,
+    service="sessions",
+    levels=(Level("session_id", Session, SessionPatch, "id", 36),),
+    receiver_methods=frozenset({"GET", "PUT", "PATCH"}),
+    sender_get=False,
+    # A session goes to the eMSP of its token only, and a partner's list holds only its own.
+    audience=Audience.TOKEN_OWNER,
+    # mod_sessions.md 2.1.1: date_from is required on the CPO's GET.
+    list_needs_date_from=True,
+)
+
+CDRS = OcpiModule(
+    id=ModuleID.CDRS,
+    sender_role=Role.CPO,
+    service="cdrs",
+    # CDRs are never changed (mod_cdrs.md 1): there is no patch; the level's patch type is unused.
+    levels=(Level("cdr_id", CDR, CDR, "id", 36),),
+    # The eMSP's interface: POST of a new CDR, GET at the URL its POST answered (mod_cdrs.md 2.2).
+    receiver_methods=frozenset({"GET", "POST"}),
+    sender_get=False,
+    audience=Audience.TOKEN_OWNER,
+)
+
+MODULES: dict[ModuleID, OcpiModule] = {
+    module.id: module for module in (LOCATIONS, TARIFFS, TOKENS, SESSIONS, CDRS)
+}
 
 
 def module_named(name: str) -> OcpiModule | None:
