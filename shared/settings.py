@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tokens_unknown_via: str = ""
     # Upper bound on how long a cached partner token may answer without the database (s).
     tokens_cache_ttl: float = 30.0
+    # CPO side: a running session's meter values reach its eMSP at most this often (s, per session);
+    # a start and a stop always go at once.
+    sessions_push_interval: float = 30.0
+    # The currency of a session whose connector has no tariff (ISO 4217).
+    sessions_currency: str = "EUR"
 
     @property
     def database_prefix(self) -> str:
@@ -124,6 +129,8 @@ _ENV: dict[str, str] = {
     "tokens_realtime_for_allowed": "TOKENS_REALTIME_FOR_ALLOWED",
     "tokens_unknown_via": "TOKENS_UNKNOWN_VIA",
     "tokens_cache_ttl": "TOKENS_CACHE_TTL_SECONDS",
+    "sessions_push_interval": "SESSIONS_PUSH_INTERVAL_SECONDS",
+    "sessions_currency": "SESSIONS_CURRENCY",
 }
 
 

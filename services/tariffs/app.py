@@ -44,8 +44,12 @@ async def mongo_stores(db: AsyncDatabase[Document]) -> tuple[SenderStore[Tariff]
 
 
 def requests(own: SenderStore[Tariff], partners: ReceiverStore[Tariff]) -> dict[type[Message], RpcHandler]:
-    """The generic requests the tariffs service answers (the list only on the Sender side)."""
-    return {**sender_handlers(TARIFFS, own), **receiver_handlers(TARIFFS, partners, partner_event)}
+    """The generic requests the tariffs service answers: partners get the list of ours; GET of one
+    of ours is for the sessions service (the tariff that prices a session)."""
+    return {
+        **sender_handlers(TARIFFS, own, internal_get=True),
+        **receiver_handlers(TARIFFS, partners, partner_event),
+    }
 
 
 def input_handler(

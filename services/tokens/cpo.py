@@ -13,12 +13,13 @@ from services.tokens.cpo_authorize import ChargerAuthorizer
 from services.tokens.cpo_cache import MISS_SECONDS, TokenCache
 from services.tokens.cpo_changes import TokenChangesListener
 from services.tokens.cpo_holders import TokenHolders
-from services.tokens.cpo_realtime import RealtimeAuthorizer, RpcClientReadiness
+from services.tokens.cpo_lookup import TokenLookups
+from services.tokens.cpo_realtime import RealtimeAuthorizer
 from services.tokens.cpo_rules import mark_of, partner_event, updated_of
 from shared.contracts.base import Message, Outcome
 from shared.contracts.partners import Party
-from shared.contracts.tokens import ChargerAuthorize, PartnerTokenImport
-from shared.messaging.rpc import RpcClient
+from shared.contracts.tokens import ChargerAuthorize, PartnerTokenImport, TokenLookup
+from shared.messaging.rpc import RpcClient, RpcClientReadiness
 from shared.modules.flat import import_whole, receiver_handlers
 from shared.modules.mongo import MongoReceiverStore
 from shared.modules.receiver import PartnerRecord, PartnerVersion, ReceiverStore
@@ -81,6 +82,6 @@ async def build_cpo(ctx: ServiceContext) -> CpoSide:
         mark_of=mark_of,
         import_one=import_one,
         object_requests=receiver_handlers(TOKENS, store, announce),
-        other_requests={ChargerAuthorize: authorize},
+        other_requests={ChargerAuthorize: authorize, TokenLookup: TokenLookups(holders.find)},
         components=[RpcClientReadiness(rpc), listener],
     )

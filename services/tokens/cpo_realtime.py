@@ -36,20 +36,3 @@ class RealtimeAuthorizer:
         except msgspec.ValidationError as exc:
             return NoAnswer(f"unreadable reply from the dispatcher: {exc}")
         return read_reply(reply)
-
-
-class RpcClientReadiness:
-    """The RPC client as a component: started when built (requests may come before the components
-    start), ready while its replies can arrive."""
-
-    def __init__(self, rpc: RpcClient) -> None:
-        self._rpc = rpc
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass  # its channel closes with the service's broker connection
-
-    async def ready(self) -> bool:
-        return self._rpc.ready

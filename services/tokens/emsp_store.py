@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.tokens.emsp_rules import IssuedToken
 from shared.modules.mongo import MongoSenderStore
-from shared.modules.sender import OwnRecord, OwnWrite, SenderStore, Window
+from shared.modules.sender import Owners, OwnRecord, OwnWrite, SenderStore, Window
 from shared.ocpi.v2_1_1.tokens import Token
 from shared.storage import Document
 
@@ -54,9 +54,11 @@ class IssuedTokens:
         """(created_seq, Token) pairs of a window, oldest creation first."""
         return [(seq, issued.token) for seq, issued in await self._inner.page(window)]
 
-    async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
+    async def count(
+        self, date_from: datetime | None, date_to: datetime | None, owners: Owners | None = None
+    ) -> int:
         """How many tokens match the date filters."""
-        return await self._inner.count(date_from, date_to)
+        return await self._inner.count(date_from, date_to, owners)
 
 
 async def mongo_tokens(db: AsyncDatabase[Document]) -> IssuedTokens:

@@ -45,6 +45,7 @@ from shared.contracts.tokens import (
     RealtimeAuthorize,
     TokenChanged,
     TokenInput,
+    TokenLookup,
 )
 from shared.ocpi.v2_1_1.versions import ModuleID
 
@@ -99,6 +100,7 @@ REQUESTS: tuple[type[Message], ...] = (
     DelegatedAuthorize,
     RealtimeAuthorize,
     PartnerAuthorize,
+    TokenLookup,
 )
 
 # Events about the partners themselves (events exchange).

@@ -15,7 +15,7 @@ import msgspec
 
 from shared.contracts.base import Message
 from shared.contracts.partners import Party
-from shared.ocpi.v2_1_1.sessions import Session
+from shared.ocpi.v2_1_1.sessions import AuthMethod, Session
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.tokens import TokenType
 from shared.ocpi.v2_1_1.types import NonNegativeInt64, String36, String39, String255
@@ -38,6 +38,8 @@ class SessionStart(Message, frozen=True, kw_only=True, tag="sessions.session.sta
     connector_id: String36
     at: datetime
     meter_id: String255 | None = None
+    # WHITELIST when the charger let the token charge from its list, AUTH_REQUEST when it asked.
+    auth_method: AuthMethod = AuthMethod.AUTH_REQUEST
 
 
 class SessionMeter(Message, frozen=True, kw_only=True, tag="sessions.session.meter"):
@@ -90,8 +92,12 @@ class ChargingSession(msgspec.Struct, frozen=True, kw_only=True):
     tariff: Tariff | None = None
     time_zone: str = "UTC"
     readings: list[MeterReading] = msgspec.field(default_factory=list)
-    # Event ids of inputs that came before the session existed (a meter value overtaking the start).
-    early: list[str] = msgspec.field(default_factory=list)
+    # When a meter value was last announced (SESSIONS_PUSH_INTERVAL_SECONDS apart at most once).
+    announced_at: datetime | None = None
+    # This version was stored without an announcement (a meter value within the interval).
+    quiet: bool = False
+    # The Session fields changed since the last announcement: the next one names them all.
+    pending: list[str] = msgspec.field(default_factory=list)
 
 
 # ---- domain events (events exchange) ----------------------------------------------------------------
@@ -120,6 +126,7 @@ class SessionEnded(Message, frozen=True, kw_only=True, tag="sessions.session.end
 
     charging: ChargingSession
     version: NonNegativeInt64
+    changed: list[str] = msgspec.field(default_factory=list)
 
 
 class PartnerSessionChanged(Message, frozen=True, kw_only=True, tag="sessions.partner_session.changed"):

@@ -174,3 +174,23 @@ class PartnerAuthorize(Message, frozen=True, kw_only=True, tag="dispatcher.token
     token_uid: str
     token_type: TokenType = TokenType.RFID
     location: LocationReferences | None = None
+
+
+class TokenLookup(Message, frozen=True, kw_only=True, tag="tokens.token.lookup"):
+    """sessions -> tokens (CPO side): whose token started a session at our charger?
+
+    Replies a TokenHolder; HTTP 404 (status 2000) when no partner gave us the token, or several
+    parties hold its uid and type as valid (nobody can be told which one's it is).
+    """
+
+    token_uid: String36
+    token_type: TokenType = TokenType.RFID
+
+
+class TokenHolder(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to TokenLookup (the data of the RpcReply)."""
+
+    owner: Party
+    # The connection that serves the owner (the eMSP itself, or a hub): sessions and CDRs go there.
+    partner_id: str
+    token: Token

@@ -212,3 +212,20 @@ class RpcServer:
                 correlation_id=delivery.correlation_id,
                 persistent=False,
             )
+
+
+class RpcClientReadiness:
+    """The RPC client as a component: started when built (requests may come before the components
+    start), ready while its replies can arrive."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass  # its channel closes with the service's broker connection
+
+    async def ready(self) -> bool:
+        return self._rpc.ready

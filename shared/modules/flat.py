@@ -56,8 +56,12 @@ def unknown(module: OcpiModule, party: Party | None, key: str) -> UnknownObject:
     return UnknownObject(f"Unknown {module.level(1).object_type.__name__}: {where}", module.unknown_status)
 
 
-def sender_handlers(module: OcpiModule, store: SenderStore[Any]) -> dict[type[Message], RpcHandler]:
-    """The list, and GET by id where the module's Sender interface has it."""
+def sender_handlers(
+    module: OcpiModule, store: SenderStore[Any], internal_get: bool = False
+) -> dict[type[Message], RpcHandler]:
+    """The list, and GET by id where the module's Sender interface has it, or where the platform's
+    own processes need it (`internal_get`: the sessions service reads the tariff of a connector;
+    partners cannot, the gateway has no such route)."""
 
     async def handle_list(msg: SenderList) -> Outcome:
         return await sender_page(store, msg)
@@ -73,7 +77,7 @@ def sender_handlers(module: OcpiModule, store: SenderStore[Any]) -> dict[type[Me
         return Outcome(reply=ok(record.value))
 
     handlers: dict[type[Message], RpcHandler] = {SenderList: handle_list}
-    if module.sender_get:
+    if module.sender_get or internal_get:
         handlers[SenderGet] = handle_get
     return handlers
 

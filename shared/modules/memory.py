@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from shared.contracts.partners import Party
 from shared.modules.receiver import PartnerRecord, PartnerVersion
-from shared.modules.sender import RECENT_EVENTS, OwnRecord, OwnWrite, Removed, Window
+from shared.modules.sender import RECENT_EVENTS, Owners, OwnRecord, OwnWrite, Removed, Window
 from shared.ocpi.v2_1_1.types import utc_now
 
 T = TypeVar("T")
@@ -62,13 +62,19 @@ class MemorySenderStore(Generic[T]):
 
     async def page(self, window: Window) -> list[tuple[int, T]]:
         """(created_seq, object) pairs of a window, oldest creation first, tombstones left out."""
+        if window.owners is not None:
+            raise TypeError("the in-memory store does not list by owner")
         rows = sorted(self.records.values(), key=lambda r: r.created_seq)
         rows = [r for r in rows if not r.removed and window.matches(r.created_seq, self._updated_of(r.value))]
         start = 0 if window.after_seq is not None else window.offset
         return [(r.created_seq, r.value) for r in rows[start : start + window.limit]]
 
-    async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
+    async def count(
+        self, date_from: datetime | None, date_to: datetime | None, owners: Owners | None = None
+    ) -> int:
         """How many objects (not tombstones) match the date filters."""
+        if owners is not None:
+            raise TypeError("the in-memory store does not list by owner")
         window = Window(limit=0, date_from=date_from, date_to=date_to)
         return sum(
             not r.removed and window.matches(r.created_seq, self._updated_of(r.value))

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.contracts.partners import Party
 from shared.modules.receiver import PartnerRecord, PartnerVersion
-from shared.modules.sender import RECENT_EVENTS, OwnRecord, OwnWrite, Removed, Window
+from shared.modules.sender import RECENT_EVENTS, Owners, OwnRecord, OwnWrite, Removed, Window
 from shared.ocpi.v2_1_1.codec import convert, to_builtins
 from shared.ocpi.v2_1_1.types import to_utc, utc_now
 from shared.storage import DUPLICATE_KEY, Document
@@ -72,8 +72,11 @@ class MongoSenderStore(Generic[T]):
         updated_of: Callable[[T], datetime],
         removable: bool = False,
         cache_size: int = CACHE_SIZE,
+        owner_path: str | None = None,
     ) -> None:
         self.collection: AsyncCollection[Document] = db[collection]
+        # Where the owner Party sits in the document ("charging.owner"), for lists by owner.
+        self._owner_path = owner_path
         self.counters: AsyncCollection[Document] = db[COUNTERS]
         self._name = collection
         self._type = type_
@@ -264,6 +267,7 @@ class MongoSenderStore(Generic[T]):
             query["created_seq"] = bounds
         query.update(_date_filter(window.date_from, window.date_to))
         query.update(self._live)
+        query.update(self._owner_filter(window.owners))
         cursor = self.collection.find(query, {self._field: 1, "created_seq": 1}).sort(
             "created_seq", ASCENDING
         )
@@ -293,8 +297,20 @@ class MongoSenderStore(Generic[T]):
                 after, width = upto, 2 * width
         return [(row["created_seq"], convert(row[self._field], self._type)) for row in rows]
 
-    async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
-        """How many objects match the date filters.
+    def _owner_filter(self, owners: Owners | None) -> Document:
+        if owners is None:
+            return {}
+        if self._owner_path is None:
+            raise TypeError(f"{self._name} has no owners to list by")
+        path = self._owner_path
+        either = [{f"{path}.country_code": cc, f"{path}.party_id": pid} for cc, pid in owners]
+        # No party at all sees nothing (an empty $or is not a valid query).
+        return {"$or": either} if either else {"_id": {"$in": []}}
+
+    async def count(
+        self, date_from: datetime | None, date_to: datetime | None, owners: Owners | None = None
+    ) -> int:
+        """How many objects match the date filters (and belong to `owners`, counted every time).
 
         With filters the last_updated index bounds the count. Without, the collection's own count
         answers (metadata on MongoDB), and is kept between pages: objects without tombstones are
@@ -303,7 +319,7 @@ class MongoSenderStore(Generic[T]):
         that took its number before a count but was stored after it shows then). A module with
         tombstones counts the live objects every time (a removal does not move the counter).
         """
-        query = _date_filter(date_from, date_to)
+        query = {**_date_filter(date_from, date_to), **self._owner_filter(owners)}
         if query or self._live:
             return await self.collection.count_documents({**query, **self._live})
         top = await self._top_seq()

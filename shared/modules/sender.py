@@ -12,7 +12,7 @@ re-creation stay ordered for every consumer; lists and counts leave tombstones o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -85,6 +85,10 @@ class OwnWrite(Generic[T]):
     removed: bool = False
 
 
+# The parties a partner may see of a module whose audience is the token's owner (sessions, CDRs).
+Owners = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class Window:
     """Which objects a page holds: keyset (`after_seq`) or offset, and the date filters."""
@@ -94,6 +98,8 @@ class Window:
     after_seq: int | None = None
     date_from: datetime | None = None
     date_to: datetime | None = None
+    # Only objects of these (country_code, party_id) owners; None: every object (see Owners).
+    owners: Owners | None = None
 
     def matches(self, created_seq: int, last_updated: datetime) -> bool:
         """The filter of the window, without offset and limit (used by the in-memory store)."""
@@ -124,15 +130,25 @@ class SenderStore(Protocol[T]):
     async def page(self, window: Window) -> list[tuple[int, T]]:
         """(created_seq, object) pairs of a window, oldest creation first, tombstones left out."""
 
-    async def count(self, date_from: datetime | None, date_to: datetime | None) -> int:
-        """How many objects (not tombstones) match the date filters."""
+    async def count(
+        self, date_from: datetime | None, date_to: datetime | None, owners: Owners | None = None
+    ) -> int:
+        """How many objects (not tombstones) match the date filters (and belong to `owners`)."""
 
 
 # ---- the list ---------------------------------------------------------------------------------------
 
 
-async def sender_page(store: SenderStore[Any], msg: SenderList) -> Outcome:
-    """A page of our objects, oldest creation first, with the query of the next page if any."""
+async def sender_page(
+    store: SenderStore[Any],
+    msg: SenderList,
+    owners: Owners | None = None,
+    view: Callable[[Any], Any] | None = None,
+) -> Outcome:
+    """A page of our objects, oldest creation first, with the query of the next page if any.
+
+    `owners`: only objects of these parties (the asking partner's, for sessions and CDRs);
+    `view`: what partners see of a stored object (a session's OCPI form, without our notes)."""
     try:
         if msg.offset < 0 or msg.limit < 0:
             raise InvalidInput("offset and limit must not be negative")
@@ -143,10 +159,10 @@ async def sender_page(store: SenderStore[Any], msg: SenderList) -> Outcome:
         date_from = None if msg.date_from is None else to_utc(msg.date_from)
         date_to = None if msg.date_to is None else to_utc(msg.date_to)
         # One row more than asked tells whether another page follows.
-        window = Window(msg.limit + 1, msg.offset, after_seq, date_from, date_to)
+        window = Window(msg.limit + 1, msg.offset, after_seq, date_from, date_to, owners)
         try:
             rows = await store.page(window) if msg.limit else []
-            total = await store.count(date_from, date_to)
+            total = await store.count(date_from, date_to, owners)
         except UNSTORABLE as exc:  # a query value BSON cannot encode
             raise InvalidInput(f"a query value cannot be used: {type(exc).__name__}: {exc}") from exc
     except InvalidInput as exc:
@@ -162,7 +178,7 @@ async def sender_page(store: SenderStore[Any], msg: SenderList) -> Outcome:
             date_from=date_from,
             date_to=date_to,
         )
-    objects = [obj for _, obj in page]
+    objects = [obj if view is None else view(obj) for _, obj in page]
     return Outcome(reply=ok(objects, total_count=total, limit=msg.limit, next_query=next_query))
 
 
@@ -192,8 +208,9 @@ class InputRules(Protocol[T, I_contra]):
     def part_of(self, msg: I_contra) -> Hashable:
         """What part of the object an input changes, for the announcement."""
 
-    def changed(self, record: OwnRecord[T], parts: list[Any]) -> Message:
-        """The announcement of a stored state and the parts that changed."""
+    def changed(self, record: OwnRecord[T], parts: list[Any]) -> Message | None:
+        """The announcement of a stored state and the parts that changed; None when the state is
+        stored without one (a running session's meter value within its push interval)."""
 
 
 @dataclass
@@ -253,6 +270,12 @@ class InputsOutcome:
     # The version each changed object was stored at, by id (for the log line of the batch).
     versions: dict[str, int] = field(default_factory=dict)
 
+    def announce(self, key: str, event: Message | None) -> None:
+        """Publish `event` for the object `key` (nothing when the rules announce nothing)."""
+        if event is not None:
+            self.events.append(event)
+            self.keys.append(key)
+
 
 def _write(key: str, record: OwnRecord[T] | None, applied: Applied[T]) -> OwnWrite[T] | None:
     state = applied.state
@@ -290,8 +313,7 @@ async def apply_inputs(store: SenderStore[T], rules: InputRules[T, I], inputs: S
                 continue
             outcome.rejected.update(applied.rejected)
             if applied.replayed and record is not None:
-                outcome.events.append(rules.changed(record, applied.parts))
-                outcome.keys.append(key)
+                outcome.announce(key, rules.changed(record, applied.parts))
         saved = await store.save_many([write for write, _, _ in writes.values()]) if writes else {}
         for key, (write, applied, record) in writes.items():
             if key in saved:
@@ -299,7 +321,6 @@ async def apply_inputs(store: SenderStore[T], rules: InputRules[T, I], inputs: S
                 seq = 0 if record is None else record.created_seq
                 after = OwnRecord(write.value, saved[key], seq, (), write.removed)
                 outcome.versions[key] = saved[key]
-                outcome.events.append(rules.changed(after, applied.parts))
-                outcome.keys.append(key)
+                outcome.announce(key, rules.changed(after, applied.parts))
         runs = {key: runs[key] for key in writes if key not in saved}
     raise ConcurrentChanges(f"objects {sorted(runs)} kept changing")

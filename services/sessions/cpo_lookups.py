@@ -1,0 +1,78 @@
+"""What a session's start needs from the platform's other services, asked over RPC (no service reads
+another's database): the token's owner (tokens), the location (locations) and the connector's tariff
+(tariffs). A service that does not answer raises: the batch is held and tried again."""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+
+from services.sessions.cpo_rules import StartFacts
+from shared.contracts.base import RpcReply
+from shared.contracts.objects import SenderGet
+from shared.contracts.sessions import SessionStart
+from shared.contracts.tokens import TokenHolder, TokenLookup
+from shared.messaging.rpc import RpcClient
+from shared.modules.sender import Rejected
+from shared.ocpi.v2_1_1.codec import decode
+from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.tariffs import Tariff
+
+log = structlog.get_logger(__name__)
+
+
+class Unanswered(Exception):
+    """A service answered a lookup with an error we cannot act on (it is tried again later)."""
+
+
+def _found(reply: RpcReply) -> bool:
+    if reply.status_code == 1000:
+        return True
+    if reply.http_status == 404:
+        return False
+    raise Unanswered(f"{reply.status_code} {reply.status_message}")
+
+
+def the_connector(location: Location, msg: SessionStart) -> Location:
+    """The location with only the session's EVSE and connector (mod_sessions.md 3.1 `location`)."""
+    for evse in location.evses or []:
+        if evse.uid == msg.evse_uid:
+            for connector in evse.connectors:
+                if connector.id == msg.connector_id:
+                    only = msgspec.structs.replace(evse, connectors=[connector])
+                    return msgspec.structs.replace(location, evses=[only])
+            raise Rejected(f"connector {msg.connector_id} of EVSE {msg.evse_uid} is not one of ours")
+    raise Rejected(f"EVSE {msg.evse_uid} of location {msg.location_id} is not one of ours")
+
+
+class StartLookups:
+    """Reads the facts of a start from the tokens, locations and tariffs services."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+
+    async def facts(self, msg: SessionStart) -> StartFacts:
+        reply = await self._rpc.call("locations", SenderGet(module="locations", path=[msg.location_id]))
+        if not _found(reply):
+            raise Rejected(f"location {msg.location_id} is not one of ours")
+        location = the_connector(decode(bytes(reply.data), Location), msg)
+        connector = (location.evses or [])[0].connectors[0]
+        tariff = None
+        if connector.tariff_id is not None:
+            reply = await self._rpc.call("tariffs", SenderGet(module="tariffs", path=[connector.tariff_id]))
+            if _found(reply):
+                tariff = decode(bytes(reply.data), Tariff)
+            else:
+                # Priced at nothing rather than refused: the driver is charging already.
+                log.warning(
+                    "session_tariff_unknown", session_id=msg.session_id, tariff_id=connector.tariff_id
+                )
+        reply = await self._rpc.call(
+            "tokens", TokenLookup(token_uid=msg.token_uid, token_type=msg.token_type)
+        )
+        holder = decode(bytes(reply.data), TokenHolder) if _found(reply) else None
+        if holder is None:
+            log.info("session_token_not_roaming", session_id=msg.session_id, reason=reply.status_message)
+        return StartFacts(
+            location=location, time_zone=location.time_zone or "UTC", tariff=tariff, holder=holder
+        )
