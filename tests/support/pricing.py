@@ -35,7 +35,12 @@ def element(*components: dict[str, Any], **restrictions: Any) -> dict[str, Any]:
 
 
 def tariff(*elements: dict[str, Any], currency: str = "EUR") -> Tariff:
-    document = {"id": "T1", "currency": currency, "elements": list(elements), "last_updated": "2026-01-01T00:00:00Z"}
+    document = {
+        "id": "T1",
+        "currency": currency,
+        "elements": list(elements),
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
     return msgspec.convert(document, Tariff)
 
 

@@ -28,12 +28,21 @@ def _indices(priced: Priced, kind: TariffDimensionType) -> list[int | None]:
 COMPLEX_211 = tariff(
     element(component("FLAT", 2.50, 1)),
     element(component("TIME", 1.00, 900), max_power=32.00),
-    element(component("TIME", 2.00, 600), min_power=32.00, day_of_week=["MONDAY", "TUESDAY", "WEDNESDAY",
-                                                                          "THURSDAY", "FRIDAY"]),
+    element(
+        component("TIME", 2.00, 600),
+        min_power=32.00,
+        day_of_week=["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"],
+    ),
     element(component("TIME", 1.25, 600), min_power=32.00, day_of_week=["SATURDAY", "SUNDAY"]),
-    element(component("PARKING_TIME", 5.00, 300), start_time="09:00", end_time="18:00",
-            day_of_week=["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]),
-    element(component("PARKING_TIME", 6.00, 300), start_time="10:00", end_time="17:00", day_of_week=["SATURDAY"]),
+    element(
+        component("PARKING_TIME", 5.00, 300),
+        start_time="09:00",
+        end_time="18:00",
+        day_of_week=["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"],
+    ),
+    element(
+        component("PARKING_TIME", 6.00, 300), start_time="10:00", end_time="17:00", day_of_week=["SATURDAY"]
+    ),
 )
 
 
@@ -65,7 +74,10 @@ def test_211_complex_tariff_on_a_monday_morning() -> None:
         AMS,
     )
     assert (priced.total_fixed_cost, priced.total_time_cost, priced.total_parking_cost) == (
-        D("2.50"), D("2.75"), D("3.75"))
+        D("2.50"),
+        D("2.75"),
+        D("3.75"),
+    )
     assert priced.total_cost == D("9.00")
     assert _indices(priced, TariffDimensionType.TIME) == [1]
     assert _indices(priced, TariffDimensionType.PARKING_TIME) == [4]
@@ -97,14 +109,21 @@ def test_211_complex_tariff_on_a_saturday_afternoon() -> None:
 def test_221_energy_with_start_fee_and_parking() -> None:
     """tariff_10: 0.50 + 20 kWh at 0.25 + 40 min parking billed per 15 min (45 min at 2.00/h) = 7.00."""
     priced = price_session(
-        tariff(element(component("FLAT", 0.50, 1), component("ENERGY", 0.25, 1), component("PARKING_TIME", 2.00, 900))),
+        tariff(
+            element(
+                component("FLAT", 0.50, 1), component("ENERGY", 0.25, 1), component("PARKING_TIME", 2.00, 900)
+            )
+        ),
         at("2026-06-01T10:00"),
         at("2026-06-01T12:40"),
         [period("2026-06-01T10:00", energy=20.0, time=2.0), period("2026-06-01T12:00", parking=40 / 60)],
     )
     # 0.50 + 5.00 + 0.75 h * 2.00 = 1.50 -> 7.00
     assert (priced.total_fixed_cost, priced.total_energy_cost, priced.total_parking_cost) == (
-        D("0.50"), D("5.00"), D("1.50"))
+        D("0.50"),
+        D("5.00"),
+        D("1.50"),
+    )
     assert priced.total_cost == D("7.00")
 
 
@@ -113,7 +132,9 @@ def test_221_simple_energy_and_start_fee() -> None:
     periods = [period("2026-06-01T10:00", energy=20.0)]
     start, stop = at("2026-06-01T10:00"), at("2026-06-01T12:00")
     plain = price_session(tariff(element(component("ENERGY", 0.25, 1))), start, stop, periods)
-    fee = price_session(tariff(element(component("FLAT", 0.50, 1), component("ENERGY", 0.25, 1))), start, stop, periods)
+    fee = price_session(
+        tariff(element(component("FLAT", 0.50, 1), component("ENERGY", 0.25, 1))), start, stop, periods
+    )
     assert (plain.total_cost, fee.total_cost) == (D("5.00"), D("5.50"))
 
 
@@ -202,13 +223,21 @@ def test_221_step_five_minutes_21_min_charging_7_parking() -> None:
 
 # --- our rules -------------------------------------------------------------------------------------
 
-NIGHT = tariff(element(component("TIME", 1.0), start_time="22:00", end_time="06:00"), element(component("TIME", 2.0)))
+NIGHT = tariff(
+    element(component("TIME", 1.0), start_time="22:00", end_time="06:00"), element(component("TIME", 2.0))
+)
 
 
 @pytest.mark.parametrize(
     ("start", "expected"),
-    [("2026-06-01T23:00", 0), ("2026-06-02T05:59", 0), ("2026-06-02T06:00", 1), ("2026-06-01T21:59", 1),
-     ("2026-06-01T22:00", 0), ("2026-06-02T00:00", 0)],
+    [
+        ("2026-06-01T23:00", 0),
+        ("2026-06-02T05:59", 0),
+        ("2026-06-02T06:00", 1),
+        ("2026-06-01T21:59", 1),
+        ("2026-06-01T22:00", 0),
+        ("2026-06-02T00:00", 0),
+    ],
 )
 def test_end_time_before_start_time_wraps_past_midnight(start: str, expected: int) -> None:
     """22:00-06:00 holds from 22:00 (inclusive) to 06:00 the next morning (exclusive)."""
@@ -219,7 +248,9 @@ def test_end_time_before_start_time_wraps_past_midnight(start: str, expected: in
 def test_start_time_equal_to_end_time_is_the_whole_day() -> None:
     """A window from 10:00 to 10:00 wraps all the way round: it holds at any time of day."""
     whole_day = tariff(element(component("TIME", 1.0), start_time="10:00", end_time="10:00"))
-    priced = price_session(whole_day, at("2026-06-01T03:00"), at("2026-06-01T04:00"), [period("2026-06-01T03:00", time=1)])
+    priced = price_session(
+        whole_day, at("2026-06-01T03:00"), at("2026-06-01T04:00"), [period("2026-06-01T03:00", time=1)]
+    )
     assert priced.total_cost == D("1.00")
 
 
@@ -229,8 +260,11 @@ def test_dst_spring_forward_amsterdam() -> None:
         tariff(element(component("ENERGY", 0.50), start_time="03:00"), element(component("ENERGY", 0.30))),
         at("2026-03-29T00:30"),
         at("2026-03-29T02:00"),
-        [period("2026-03-29T00:30", energy=1.0), period("2026-03-29T00:59", energy=1.0),
-         period("2026-03-29T01:00", energy=1.0)],
+        [
+            period("2026-03-29T00:30", energy=1.0),
+            period("2026-03-29T00:59", energy=1.0),
+            period("2026-03-29T01:00", energy=1.0),
+        ],
         AMS,
     )
     assert _indices(priced, TariffDimensionType.ENERGY) == [1, 1, 0]  # 01:30 CET, 01:59 CET, 03:00 CEST
@@ -240,11 +274,18 @@ def test_dst_spring_forward_amsterdam() -> None:
 def test_dst_fall_back_amsterdam() -> None:
     """On 2026-10-25 the hour 02:00-03:00 happens twice (00:00-01:00Z and 01:00-02:00Z): both match."""
     priced = price_session(
-        tariff(element(component("ENERGY", 0.50), start_time="02:00", end_time="03:00"), element(component("ENERGY", 0.30))),
+        tariff(
+            element(component("ENERGY", 0.50), start_time="02:00", end_time="03:00"),
+            element(component("ENERGY", 0.30)),
+        ),
         at("2026-10-24T23:30"),
         at("2026-10-25T02:30"),
-        [period("2026-10-24T23:30", energy=1.0), period("2026-10-25T00:30", energy=1.0),
-         period("2026-10-25T01:30", energy=1.0), period("2026-10-25T02:00", energy=1.0)],
+        [
+            period("2026-10-24T23:30", energy=1.0),
+            period("2026-10-25T00:30", energy=1.0),
+            period("2026-10-25T01:30", energy=1.0),
+            period("2026-10-25T02:00", energy=1.0),
+        ],
         AMS,
     )
     # 01:30 CEST, 02:30 CEST, 02:30 CET, 03:00 CET
@@ -253,17 +294,26 @@ def test_dst_fall_back_amsterdam() -> None:
 
 def test_day_of_week_is_the_local_day() -> None:
     """Saturday 2026-10-24 22:30Z is already Sunday 00:30 in Amsterdam."""
-    sunday = tariff(element(component("ENERGY", 0.50), day_of_week=["SUNDAY"]), element(component("ENERGY", 0.30)))
+    sunday = tariff(
+        element(component("ENERGY", 0.50), day_of_week=["SUNDAY"]), element(component("ENERGY", 0.30))
+    )
     periods = [period("2026-10-24T22:30", energy=1.0)]
     local = price_session(sunday, at("2026-10-24T22:30"), at("2026-10-24T23:00"), periods, AMS)
     utc = price_session(sunday, at("2026-10-24T22:30"), at("2026-10-24T23:00"), periods, "UTC")
-    assert (_indices(local, TariffDimensionType.ENERGY), _indices(utc, TariffDimensionType.ENERGY)) == ([0], [1])
+    assert (_indices(local, TariffDimensionType.ENERGY), _indices(utc, TariffDimensionType.ENERGY)) == (
+        [0],
+        [1],
+    )
 
 
 def test_start_date_inclusive_end_date_exclusive_in_local_time() -> None:
     """2026-12-31 23:30Z is 2027-01-01 00:30 in Amsterdam: from start_date 2027-01-01, not before end_date."""
-    new_year = tariff(element(component("ENERGY", 0.50), start_date="2027-01-01"), element(component("ENERGY", 0.30)))
-    old_year = tariff(element(component("ENERGY", 0.50), end_date="2027-01-01"), element(component("ENERGY", 0.30)))
+    new_year = tariff(
+        element(component("ENERGY", 0.50), start_date="2027-01-01"), element(component("ENERGY", 0.30))
+    )
+    old_year = tariff(
+        element(component("ENERGY", 0.50), end_date="2027-01-01"), element(component("ENERGY", 0.30))
+    )
     args = (at("2026-12-31T23:30"), at("2026-12-31T23:45"), [period("2026-12-31T23:30", energy=1.0)])
     assert _indices(price_session(new_year, *args, AMS), TariffDimensionType.ENERGY) == [0]
     assert _indices(price_session(old_year, *args, AMS), TariffDimensionType.ENERGY) == [1]
@@ -273,7 +323,9 @@ def test_start_date_inclusive_end_date_exclusive_in_local_time() -> None:
 def test_kwh_switch_uses_the_energy_charged_before_the_period() -> None:
     """max_kwh 10 stops holding once 10 kWh are charged (exclusive); min_kwh 10 holds from there."""
     priced = price_session(
-        tariff(element(component("ENERGY", 0.30), max_kwh=10.0), element(component("ENERGY", 0.20), min_kwh=10.0)),
+        tariff(
+            element(component("ENERGY", 0.30), max_kwh=10.0), element(component("ENERGY", 0.20), min_kwh=10.0)
+        ),
         at("2026-06-01T10:00"),
         at("2026-06-01T12:00"),
         [period("2026-06-01T10:00", energy=10.0), period("2026-06-01T11:00", energy=5.0)],
@@ -284,14 +336,21 @@ def test_kwh_switch_uses_the_energy_charged_before_the_period() -> None:
 
 def test_power_switch_on_average_power() -> None:
     """min_power is inclusive, max_power exclusive, on the period's kWh per hour."""
-    fast = tariff(element(component("TIME", 2.0), min_power=22.0), element(component("TIME", 1.0), max_power=11.0),
-                  element(component("TIME", 0.5)))
+    fast = tariff(
+        element(component("TIME", 2.0), min_power=22.0),
+        element(component("TIME", 1.0), max_power=11.0),
+        element(component("TIME", 0.5)),
+    )
     priced = price_session(
         fast,
         at("2026-06-01T10:00"),
         at("2026-06-01T14:00"),
-        [period("2026-06-01T10:00", energy=22.0, time=1.0), period("2026-06-01T11:00", energy=21.99, time=1.0),
-         period("2026-06-01T12:00", energy=11.0, time=1.0), period("2026-06-01T13:00", energy=10.99, time=1.0)],
+        [
+            period("2026-06-01T10:00", energy=22.0, time=1.0),
+            period("2026-06-01T11:00", energy=21.99, time=1.0),
+            period("2026-06-01T12:00", energy=11.0, time=1.0),
+            period("2026-06-01T13:00", energy=10.99, time=1.0),
+        ],
     )
     assert _indices(priced, TariffDimensionType.TIME) == [0, 2, 2, 1]
 
@@ -303,8 +362,11 @@ def test_power_is_zero_without_energy_or_duration() -> None:
         slow,
         at("2026-06-01T10:00"),
         at("2026-06-01T11:00"),
-        [period("2026-06-01T10:00", time=0.5, energy=50.0), period("2026-06-01T10:00", time=0.5),
-         period("2026-06-01T10:30", time=0.5)],
+        [
+            period("2026-06-01T10:00", time=0.5, energy=50.0),
+            period("2026-06-01T10:00", time=0.5),
+            period("2026-06-01T10:30", time=0.5),
+        ],
     )
     assert _indices(priced, TariffDimensionType.TIME) == [0, 0, 0]
 
@@ -312,7 +374,10 @@ def test_power_is_zero_without_energy_or_duration() -> None:
 def test_duration_switch_first_half_hour_free() -> None:
     """max_duration 1800 holds before 30 minutes (exclusive); min_duration 1800 from then (inclusive)."""
     priced = price_session(
-        tariff(element(component("TIME", 0.0), max_duration=1800), element(component("TIME", 3.0), min_duration=1800)),
+        tariff(
+            element(component("TIME", 0.0), max_duration=1800),
+            element(component("TIME", 3.0), min_duration=1800),
+        ),
         at("2026-06-01T10:00"),
         at("2026-06-01T11:00"),
         [period("2026-06-01T10:00", time=0.5), period("2026-06-01T10:30", time=0.5)],
@@ -324,8 +389,11 @@ def test_duration_switch_first_half_hour_free() -> None:
 def test_each_dimension_takes_the_first_element_that_prices_it() -> None:
     """An element without an ENERGY component does not stop a later one from pricing energy."""
     priced = price_session(
-        tariff(element(component("TIME", 2.0)), element(component("ENERGY", 0.50), day_of_week=["SUNDAY"]),
-               element(component("ENERGY", 0.25), component("TIME", 9.0))),
+        tariff(
+            element(component("TIME", 2.0)),
+            element(component("ENERGY", 0.50), day_of_week=["SUNDAY"]),
+            element(component("ENERGY", 0.25), component("TIME", 9.0)),
+        ),
         at("2026-06-01T10:00"),  # a Monday
         at("2026-06-01T11:00"),
         [period("2026-06-01T10:00", energy=10.0, time=1.0)],
@@ -337,20 +405,32 @@ def test_each_dimension_takes_the_first_element_that_prices_it() -> None:
 
 def test_step_size_of_the_last_component_across_an_element_switch() -> None:
     """50 min per 15 min then 7 min per 1 min: 57 min, rounded with 60 s, so not rounded at all."""
-    args = (at("2026-06-01T16:10"), at("2026-06-01T17:07"),
-            [period("2026-06-01T16:10", time=50 / 60), period("2026-06-01T17:00", time=7 / 60)])
-    coarse_then_fine = tariff(element(component("TIME", 6.0, 900), end_time="17:00"), element(component("TIME", 6.0, 60)))
-    fine_then_coarse = tariff(element(component("TIME", 6.0, 60), end_time="17:00"), element(component("TIME", 6.0, 900)))
+    args = (
+        at("2026-06-01T16:10"),
+        at("2026-06-01T17:07"),
+        [period("2026-06-01T16:10", time=50 / 60), period("2026-06-01T17:00", time=7 / 60)],
+    )
+    coarse_then_fine = tariff(
+        element(component("TIME", 6.0, 900), end_time="17:00"), element(component("TIME", 6.0, 60))
+    )
+    fine_then_coarse = tariff(
+        element(component("TIME", 6.0, 60), end_time="17:00"), element(component("TIME", 6.0, 900))
+    )
     assert price_session(coarse_then_fine, *args).total_cost == D("5.70")  # 57 min * 6/h
     assert price_session(fine_then_coarse, *args).total_cost == D("6.00")  # 60 min * 6/h
 
 
 def test_time_is_rounded_when_no_priced_parking_follows() -> None:
     """Parking at a free time (no PARKING_TIME element matches) does not stop TIME from being rounded."""
-    day_parking = tariff(element(component("TIME", 6.0, 600)),
-                         element(component("PARKING_TIME", 6.0, 600), start_time="09:00", end_time="18:00"))
-    args = (at("2026-06-01T20:00"), at("2026-06-01T20:28"),
-            [period("2026-06-01T20:00", time=0.35), period("2026-06-01T20:21", parking=7 / 60)])
+    day_parking = tariff(
+        element(component("TIME", 6.0, 600)),
+        element(component("PARKING_TIME", 6.0, 600), start_time="09:00", end_time="18:00"),
+    )
+    args = (
+        at("2026-06-01T20:00"),
+        at("2026-06-01T20:28"),
+        [period("2026-06-01T20:00", time=0.35), period("2026-06-01T20:21", parking=7 / 60)],
+    )
     priced = price_session(day_parking, *args)
     assert priced.total_time_cost == D("3.00")  # 21 min -> 30 min * 6/h
     assert priced.total_parking_cost == D("0.00")
@@ -362,8 +442,11 @@ def test_charging_again_after_parking_rounds_both() -> None:
         tariff(element(component("TIME", 6.0, 600), component("PARKING_TIME", 6.0, 600))),
         at("2026-06-01T10:00"),
         at("2026-06-01T10:33"),
-        [period("2026-06-01T10:00", time=0.2), period("2026-06-01T10:12", parking=0.1),
-         period("2026-06-01T10:18", time=0.25)],
+        [
+            period("2026-06-01T10:00", time=0.2),
+            period("2026-06-01T10:12", parking=0.1),
+            period("2026-06-01T10:18", time=0.25),
+        ],
     )
     # TIME 27 min -> 30 min = 3.00; parking 6 min -> 10 min = 1.00
     assert (priced.total_time_cost, priced.total_parking_cost) == (D("3.00"), D("1.00"))
@@ -388,8 +471,11 @@ def test_flat_is_charged_once() -> None:
         tariff(element(component("FLAT", 1.0), component("ENERGY", 0.25))),
         at("2026-06-01T10:00"),
         at("2026-06-01T13:00"),
-        [period("2026-06-01T10:00", energy=1.0), period("2026-06-01T11:00", energy=1.0),
-         period("2026-06-01T12:00", energy=2.0)],
+        [
+            period("2026-06-01T10:00", energy=1.0),
+            period("2026-06-01T11:00", energy=1.0),
+            period("2026-06-01T12:00", energy=2.0),
+        ],
     )
     assert priced.total_fixed_cost == D("1.00")
     assert priced.total_cost == D("2.00")
@@ -401,11 +487,14 @@ def test_flat_charged_at_the_first_period_where_one_matches() -> None:
         tariff(element(component("FLAT", 1.0), start_time="10:00"), element(component("ENERGY", 0.25))),
         at("2026-06-01T09:00"),
         at("2026-06-01T12:00"),
-        [period("2026-06-01T09:00", energy=1.0), period("2026-06-01T10:30", energy=1.0),
-         period("2026-06-01T11:00", energy=1.0)],
+        [
+            period("2026-06-01T09:00", energy=1.0),
+            period("2026-06-01T10:30", energy=1.0),
+            period("2026-06-01T11:00", energy=1.0),
+        ],
     )
     assert _indices(priced, TariffDimensionType.FLAT) == [0]
-    assert [d.type for d in priced.periods[1].dimensions][0] is TariffDimensionType.FLAT
+    assert next(d.type for d in priced.periods[1].dimensions) is TariffDimensionType.FLAT
     assert priced.total_cost == D("1.75")
 
 
@@ -413,7 +502,9 @@ def test_step_size_zero_means_no_rounding() -> None:
     """step_size 0: the volume is billed exactly."""
     priced = price_session(
         tariff(element(component("ENERGY", 0.30, 0))),
-        at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=1.234)],
+        at("2026-06-01T10:00"),
+        at("2026-06-01T11:00"),
+        [period("2026-06-01T10:00", energy=1.234)],
     )
     assert priced.total_energy_cost == D("0.37")  # 0.3702
     assert priced.steps == ()
@@ -423,7 +514,9 @@ def test_current_dimensions_cost_nothing() -> None:
     """MAX_CURRENT is carried in periods but never priced."""
     priced = price_session(
         tariff(element(component("ENERGY", 0.30))),
-        at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=1.0, max_current=32.0)],
+        at("2026-06-01T10:00"),
+        at("2026-06-01T11:00"),
+        [period("2026-06-01T10:00", energy=1.0, max_current=32.0)],
     )
     assert priced.total_cost == D("0.30")
     assert [d.type for d in priced.periods[0].dimensions] == [TariffDimensionType.ENERGY]
@@ -433,7 +526,9 @@ def test_float_prices_are_read_as_their_decimal_text() -> None:
     """0.1 * 3 is 0.3 exactly, not 0.30000000000000004; rounding is half up and only at the end."""
     priced = price_session(
         tariff(element(component("ENERGY", 0.1), component("TIME", 0.125))),
-        at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=3.0, time=0.04)],
+        at("2026-06-01T10:00"),
+        at("2026-06-01T11:00"),
+        [period("2026-06-01T10:00", energy=3.0, time=0.04)],
     )
     assert priced.periods[0].dimensions[0].cost == D("0.3")
     # TIME: 0.04 * 0.125 = 0.005 -> 0.01 half up; total 0.305 -> 0.31
@@ -444,20 +539,30 @@ def test_total_is_rounded_from_the_unrounded_sum() -> None:
     """0.004 of energy and 0.004 of time: each rounds to 0.00, the total 0.008 to 0.01."""
     priced = price_session(
         tariff(element(component("ENERGY", 0.004), component("TIME", 0.004))),
-        at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=1.0, time=1.0)],
+        at("2026-06-01T10:00"),
+        at("2026-06-01T11:00"),
+        [period("2026-06-01T10:00", energy=1.0, time=1.0)],
     )
-    assert (priced.total_energy_cost, priced.total_time_cost, priced.total_cost) == (D("0.00"), D("0.00"), D("0.01"))
+    assert (priced.total_energy_cost, priced.total_time_cost, priced.total_cost) == (
+        D("0.00"),
+        D("0.00"),
+        D("0.01"),
+    )
 
 
 def test_totals_and_period_ends() -> None:
-    """Volumes come from the dimensions; total_time is stop - start; each period ends where the next starts."""
+    """Volumes come from the dimensions, total_time is stop - start, a period ends where the next starts."""
     priced = price_session(
         tariff(element(component("ENERGY", 0.30))),
         at("2026-06-01T10:00"),
         at("2026-06-01T11:30"),
         [period("2026-06-01T10:00", energy=4.0, time=0.5), period("2026-06-01T10:30", parking=1.0)],
     )
-    assert (priced.total_energy, priced.total_time, priced.total_parking_time) == (D("4.0"), D("1.5"), D("1.0"))
+    assert (priced.total_energy, priced.total_time, priced.total_parking_time) == (
+        D("4.0"),
+        D("1.5"),
+        D("1.0"),
+    )
     assert [p.end_date_time for p in priced.periods] == [at("2026-06-01T10:30"), at("2026-06-01T11:30")]
     assert priced.currency == "EUR"
 
@@ -466,20 +571,48 @@ def test_to_json_is_plain_json() -> None:
     """to_json gives numbers and strings only, under the CDR's total_* names."""
     priced = price_session(
         tariff(element(component("FLAT", 1.0), component("ENERGY", 0.30, 100))),
-        at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=4.05)],
+        at("2026-06-01T10:00"),
+        at("2026-06-01T11:00"),
+        [period("2026-06-01T10:00", energy=4.05)],
     )
     body = priced.to_json()
-    assert {"total_cost", "total_energy", "total_time", "total_parking_time", "total_fixed_cost", "total_energy_cost",
-            "total_time_cost", "total_parking_cost", "currency", "periods"} <= set(body)
+    assert {
+        "total_cost",
+        "total_energy",
+        "total_time",
+        "total_parking_time",
+        "total_fixed_cost",
+        "total_energy_cost",
+        "total_time_cost",
+        "total_parking_cost",
+        "currency",
+        "periods",
+    } <= set(body)
     assert body["total_cost"] == 2.23  # 1.00 + 4.1 kWh * 0.30 = 2.23
-    assert body["periods"] == [{
-        "start_date_time": "2026-06-01T10:00:00Z",
-        "end_date_time": "2026-06-01T11:00:00Z",
-        "dimensions": [
-            {"type": "FLAT", "volume": 1.0, "tariff_element": 0, "price": 1.0, "step_size": 0, "cost": 1.0},
-            {"type": "ENERGY", "volume": 4.05, "tariff_element": 0, "price": 0.3, "step_size": 100, "cost": 1.215},
-        ],
-    }]
+    assert body["periods"] == [
+        {
+            "start_date_time": "2026-06-01T10:00:00Z",
+            "end_date_time": "2026-06-01T11:00:00Z",
+            "dimensions": [
+                {
+                    "type": "FLAT",
+                    "volume": 1.0,
+                    "tariff_element": 0,
+                    "price": 1.0,
+                    "step_size": 0,
+                    "cost": 1.0,
+                },
+                {
+                    "type": "ENERGY",
+                    "volume": 4.05,
+                    "tariff_element": 0,
+                    "price": 0.3,
+                    "step_size": 100,
+                    "cost": 1.215,
+                },
+            ],
+        }
+    ]
 
 
 # --- invalid input -----------------------------------------------------------------------------------
@@ -490,13 +623,42 @@ _TARIFF = tariff(element(component("ENERGY", 0.30)))
 @pytest.mark.parametrize(
     ("start", "stop", "periods", "zone", "message"),
     [
-        ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T10:30", energy=1), period("2026-06-01T10:10", energy=1)],
-         "UTC", "before the one ahead of it"),
-        ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T09:59", energy=1)], "UTC", "before the session start"),
-        ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T11:01", energy=1)], "UTC", "after the session stop"),
+        (
+            "2026-06-01T10:00",
+            "2026-06-01T11:00",
+            [period("2026-06-01T10:30", energy=1), period("2026-06-01T10:10", energy=1)],
+            "UTC",
+            "before the one ahead of it",
+        ),
+        (
+            "2026-06-01T10:00",
+            "2026-06-01T11:00",
+            [period("2026-06-01T09:59", energy=1)],
+            "UTC",
+            "before the session start",
+        ),
+        (
+            "2026-06-01T10:00",
+            "2026-06-01T11:00",
+            [period("2026-06-01T11:01", energy=1)],
+            "UTC",
+            "after the session stop",
+        ),
         ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T10:00", energy=-1)], "UTC", "negative"),
-        ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T10:00", time=float("nan"))], "UTC", "not a finite number"),
-        ("2026-06-01T10:00", "2026-06-01T11:00", [period("2026-06-01T10:00", energy=1)], "Mars/Olympus", "time zone"),
+        (
+            "2026-06-01T10:00",
+            "2026-06-01T11:00",
+            [period("2026-06-01T10:00", time=float("nan"))],
+            "UTC",
+            "not a finite number",
+        ),
+        (
+            "2026-06-01T10:00",
+            "2026-06-01T11:00",
+            [period("2026-06-01T10:00", energy=1)],
+            "Mars/Olympus",
+            "time zone",
+        ),
         ("2026-06-01T11:00", "2026-06-01T10:00", [period("2026-06-01T10:00", energy=1)], "UTC", "stop"),
         ("2026-06-01T10:00", "2026-06-01T11:00", [], "UTC", "no charging periods"),
     ],
@@ -512,15 +674,21 @@ def test_invalid_input_raises_pricing_error(
 def test_naive_datetimes_are_refused() -> None:
     """A naive start or stop is ambiguous for local-time restrictions: refused."""
     with pytest.raises(PricingError, match="time zone"):
-        price_session(_TARIFF, at("2026-06-01T10:00").replace(tzinfo=None), at("2026-06-01T11:00"),
-                      [period("2026-06-01T10:00", energy=1)])
+        price_session(
+            _TARIFF,
+            at("2026-06-01T10:00").replace(tzinfo=None),
+            at("2026-06-01T11:00"),
+            [period("2026-06-01T10:00", energy=1)],
+        )
 
 
 def test_bad_restriction_dates_name_the_element() -> None:
     """A start_date that is not YYYY-MM-DD is refused, naming the element."""
     bad = tariff(element(component("ENERGY", 0.30), start_date="2026-13-01"))
     with pytest.raises(PricingError, match=r"elements\[0\].*start_date"):
-        price_session(bad, at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=1)])
+        price_session(
+            bad, at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=1)]
+        )
 
 
 def test_pricing_error_is_a_value_error() -> None:
