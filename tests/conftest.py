@@ -84,6 +84,8 @@ def start_pair(amqp_url: str, mongo_url: str) -> Iterator[Pair]:
     # waits 2.5 s for it; A waits 1.5 s for B, so an authorizer 2 s late is "B slow" for A.
     emsp.extra_env.update(TOKENS_AUTHORIZE_DELEGATE="authorizer", TOKENS_AUTHORIZE_DEADLINE_SECONDS="2.5")
     cpo.extra_env.update(TOKENS_REALTIME_DEADLINE_SECONDS="1.5")
+    # A running session's meter values reach B at once (the billing tests watch its cost move).
+    cpo.extra_env.update(SESSIONS_PUSH_INTERVAL_SECONDS="0")
     with running(cpo, "A ") as cpo_stack, running(emsp, "B ") as emsp_stack:
         yield Pair(cpo, emsp, cpo_stack, emsp_stack, mongo_url)
 

@@ -21,7 +21,7 @@ from shared.errors import InvalidInput, MethodNotAllowed, failure_reply
 from shared.messaging.batch import BatchConsumer, request_id_of
 from shared.messaging.consumer import Delivery
 from shared.messaging.headers import current_request_id
-from shared.messaging.queues import MODULE_INPUTS, declare
+from shared.messaging.queues import MODULE_INPUTS, WorkQueue, declare
 from shared.modules.outbox import Announcer
 from shared.modules.sender import UNSTORABLE, InputRules, InputsOutcome, SenderStore, apply_inputs
 from shared.ocpi.v2_1_1.modules import OcpiModule
@@ -163,11 +163,13 @@ async def module_service(
     inputs: Callable[[Sequence[Delivery]], Awaitable[list[str | None]]],
     other_requests: Mapping[type[Message], RpcHandler] | None = None,
     prefetch: int = 16,
+    input_queue: WorkQueue | None = None,
 ) -> list[Component]:
     """The components of a module's service, in start order: the announcer (it starts first and
     stops last: it clears the marks of what the others published), the RPC server of the generic
     requests (and of the module's `other_requests`, such as the tokens' authorizations; `prefetch` of
-    them at a time), and the consumer of the module's input queue."""
+    them at a time), and the consumer of the module's input queue (or of `input_queue`: the cdrs
+    service consumes events of the platform, not inputs of the company)."""
     handle = object_requests(module, requests)
     handlers: dict[type[Message], RpcHandler] = {kind: handle for kind in get_args(ObjectRequest)}
     handlers.update(other_requests or {})
@@ -176,7 +178,8 @@ async def module_service(
         request_type = request_type | kind
     rpc = rpc_server(ctx, request_type, handlers, prefetch=prefetch, on_published=announcer.published)
     channel = await ctx.broker.channel(2 * INPUT_BATCH)
-    work_queue = MODULE_INPUTS[module.service]
+    work_queue = input_queue or MODULE_INPUTS[module.service]
     queue = await declare(channel, ctx.broker.topology, ctx.broker.exchanges, work_queue)
-    consumer = BatchConsumer(ctx.broker, queue, inputs, f"{module.service}.input", INPUT_BATCH)
+    name = f"{module.service}.{work_queue.purpose}"
+    consumer = BatchConsumer(ctx.broker, queue, inputs, name, INPUT_BATCH)
     return [announcer, rpc, consumer]

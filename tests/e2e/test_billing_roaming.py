@@ -1,0 +1,221 @@
+"""The billing chain between two deployments: a session at A's charger with B's card reaches B as it
+runs, and its CDR reaches B once, with a total B computes the same to the cent.
+
+A's charger backend is the test publishing the documented session events on A's broker; B's
+copies are read through B's receiver interface, as A (a CPO partner of B) may read them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from shared.contracts.locations import LocationUpsert
+from shared.contracts.sessions import SessionMeter, SessionStart, SessionStop
+from shared.contracts.tariffs import TariffUpsert
+from shared.contracts.tokens import ChargerAuthorize, TokenUpsert
+from shared.messaging.broker import Broker
+from shared.messaging.rpc import RpcClient
+from shared.ocpi.v2_1_1.cdrs import CDR
+from shared.ocpi.v2_1_1.codec import to_builtins
+from shared.ocpi.v2_1_1.locations import Location
+from shared.ocpi.v2_1_1.tariffs import Tariff
+from shared.ocpi.v2_1_1.tokens import Token
+from shared.pricing import price_session
+from tests.conftest import Connection
+from tests.support import roaming
+from tests.support.http import request
+from tests.support.objects import event_id, location, now, publish
+from tests.support.waiting import eventually
+
+
+@pytest.fixture(scope="module")
+async def a_broker(connection: Connection, amqp_url: str) -> AsyncIterator[Broker]:
+    """A's broker, as its charger backend and billing system see it."""
+    async with roaming.cpo_broker(connection, amqp_url) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+async def charger(a_broker: Broker) -> AsyncIterator[RpcClient]:
+    client = RpcClient(a_broker, timeout=10.0)
+    await client.start()
+    yield client
+
+
+def _tariff(tariff_id: str, at: datetime) -> Tariff:
+    """2 elements with time restrictions (day and night energy prices), a start fee and parking."""
+    return msgspec.convert(
+        {
+            "id": tariff_id,
+            "currency": "EUR",
+            "elements": [
+                {
+                    "price_components": [{"type": "FLAT", "price": 0.5, "step_size": 1}],
+                },
+                {
+                    "price_components": [
+                        {"type": "ENERGY", "price": 0.31, "step_size": 1},
+                        {"type": "PARKING_TIME", "price": 2.0, "step_size": 300},
+                    ],
+                    "restrictions": {"start_time": "07:00", "end_time": "22:00"},
+                },
+                {
+                    "price_components": [{"type": "ENERGY", "price": 0.23, "step_size": 1}],
+                    "restrictions": {"start_time": "22:00", "end_time": "07:00"},
+                },
+            ],
+            "last_updated": at,
+        },
+        Tariff,
+    )
+
+
+def _card(uid: str, at: datetime) -> Token:
+    return msgspec.convert(
+        {
+            "uid": uid,
+            "type": "RFID",
+            "auth_id": f"DE-EMB-{uid}",
+            "issuer": "EMB Mobility",
+            "valid": True,
+            "whitelist": "ALWAYS",
+            "last_updated": at,
+        },
+        Token,
+    )
+
+
+def _site(location_id: str, tariff_id: str, at: datetime) -> Location:
+    site = location(location_id, ["E1"], at)
+    evse = (site.evses or [])[0]
+    connector = msgspec.structs.replace(evse.connectors[0], tariff_id=tariff_id)
+    evse = msgspec.structs.replace(evse, connectors=[connector])
+    return msgspec.structs.replace(site, evses=[evse], time_zone="Europe/Amsterdam")
+
+
+async def _at_b(connection: Connection, module: str, object_id: str) -> Any:
+    pair = connection.pair
+    party = f"{pair.cpo.country_code}/{pair.cpo.party_id}"
+    url = f"{pair.emsp.public_url}/ocpi/emsp/2.1.1/{module}/{party}/{object_id}"
+    reply = await request("GET", url, token=connection.cpo_to_emsp_token)
+    return reply.data if reply.status_code == 1000 else None
+
+
+async def _a_list(connection: Connection, module: str) -> list[Any]:
+    """A's list of `module` as B sees it (B's own tokens only)."""
+    url = f"{connection.pair.cpo.public_url}/ocpi/cpo/2.1.1/{module}?date_from=2000-01-01T00:00:00Z"
+    reply = await request("GET", url, token=connection.emsp_to_cpo_token)
+    assert reply.status_code == 1000, reply
+    data: list[Any] = reply.data
+    return data
+
+
+@pytest.fixture(scope="module")
+async def site(
+    connection: Connection, a_broker: Broker, b_broker: Broker, charger: RpcClient
+) -> tuple[str, str, Tariff]:
+    """A location whose connector has a tariff, the tariff at B, and a card of B known at A."""
+    suffix = uuid.uuid4().hex[:8].upper()
+    location_id, tariff_id, uid = f"BIL-{suffix}", f"TAR-{suffix}", f"CARD{suffix}"
+    at = now() - timedelta(minutes=5)
+    tariff = _tariff(tariff_id, at)
+    await publish(a_broker, TariffUpsert(event_id=event_id(), tariff=tariff))
+    await publish(a_broker, LocationUpsert(event_id=event_id(), location=_site(location_id, tariff_id, at)))
+    await publish(b_broker, TokenUpsert(event_id=event_id(), token=_card(uid, at)))
+
+    async def ready() -> bool:
+        reply = await charger.call("tokens", ChargerAuthorize(token_uid=uid))
+        known = msgspec.json.decode(reply.data).get("owner") is not None
+        return known and await _at_b(connection, "tariffs", tariff_id) is not None
+
+    await eventually(ready, 30, "B's card at A and A's tariff at B")
+    return location_id, uid, tariff
+
+
+def _start(session_id: str, location_id: str, uid: str, at: datetime) -> SessionStart:
+    return SessionStart(
+        event_id=event_id(),
+        session_id=session_id,
+        token_uid=uid,
+        location_id=location_id,
+        evse_uid="E1",
+        connector_id="1",
+        at=at,
+    )
+
+
+async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_total(
+    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+) -> None:
+    location_id, uid, tariff = site
+    session_id = f"S-{uuid.uuid4().hex[:10]}"
+    began = now() - timedelta(hours=2)
+    await publish(a_broker, _start(session_id, location_id, uid, began))
+
+    async def started() -> bool:
+        return await _at_b(connection, "sessions", session_id) is not None
+
+    took = await eventually(started, 15, "the session at B", pause=0.05)
+    first = await _at_b(connection, "sessions", session_id)
+    assert first["status"] == "ACTIVE" and first["auth_id"] == f"DE-EMB-{uid}"
+    assert first["location"]["evses"][0]["uid"] == "E1"
+
+    for minutes, kwh in ((30, 5.5), (60, 11.0), (75, 13.25)):
+        await publish(
+            a_broker,
+            SessionMeter(
+                event_id=event_id(), session_id=session_id, at=began + timedelta(minutes=minutes), kwh=kwh
+            ),
+        )
+
+    async def running() -> bool:
+        copy = await _at_b(connection, "sessions", session_id)
+        return copy is not None and copy["kwh"] == 13.25
+
+    await eventually(running, 15, "the running session's energy at B")
+    copy = await _at_b(connection, "sessions", session_id)
+    assert copy["total_cost"] > first["total_cost"]
+
+    # Parked for 20 minutes once full, then gone.
+    await publish(
+        a_broker,
+        SessionMeter(
+            event_id=event_id(),
+            session_id=session_id,
+            at=began + timedelta(minutes=80),
+            kwh=14.0,
+            charging=False,
+        ),
+    )
+    await publish(
+        a_broker,
+        SessionStop(event_id=event_id(), session_id=session_id, at=began + timedelta(minutes=100), kwh=14.0),
+    )
+
+    async def billed() -> bool:
+        return await _at_b(connection, "cdrs", session_id) is not None
+
+    await eventually(billed, 20, "the CDR at B")
+    at_b = msgspec.convert(await _at_b(connection, "cdrs", session_id), CDR)
+    at_a = [cdr for cdr in await _a_list(connection, "cdrs") if cdr["id"] == session_id]
+    assert len(at_a) == 1
+    assert at_b == msgspec.convert(at_a[0], CDR)
+    # B's own computation from the CDR alone gives A's total to the cent.
+    ours = price_session(
+        tariff, at_b.start_date_time, at_b.stop_date_time, at_b.charging_periods, "Europe/Amsterdam"
+    )
+    assert Decimal(repr(at_b.total_cost)) == ours.total_cost
+    assert at_b.total_energy == 14.0 and at_b.total_parking_time == pytest.approx(20 / 60)
+    ended = await _at_b(connection, "sessions", session_id)
+    assert ended["status"] == "COMPLETED" and ended["total_cost"] == at_b.total_cost
+    print(f"start→B {took:.3f}s, CDR total {at_b.total_cost} {at_b.currency}")
+    # A lists the session to B (its own token's) and only once.
+    assert [s["id"] for s in await _a_list(connection, "sessions")].count(session_id) == 1
+    assert to_builtins(at_b)["tariffs"][0]["id"] == tariff.id
