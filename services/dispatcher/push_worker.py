@@ -373,13 +373,15 @@ class PushWorker:
                 if attempt == ANNOUNCE_ATTEMPTS:
                     log.error(
                         "push_announcement_not_published",
-                        event=routing_key(event),
+                        announced=routing_key(event),
                         body=msgspec.json.encode(event).decode(),
                         error=f"{type(exc).__name__}: {exc}",
                         **fields,
                     )
                     return
-                log.warning("push_announcement_retry", event=routing_key(event), attempt=attempt, **fields)
+                log.warning(
+                    "push_announcement_retry", announced=routing_key(event), attempt=attempt, **fields
+                )
                 await asyncio.sleep(ANNOUNCE_PAUSE)
 
     def _url(self, partner: Partner, module: ModuleID, call: PushCall) -> str:
