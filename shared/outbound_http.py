@@ -50,6 +50,8 @@ class PartnerAnswer:
     http_status: int
     body: bytes
     link: str | None = None
+    # Where the receiver keeps what a POST created (an eMSP's answer to a CDR, mod_cdrs.md 2.2.2).
+    location: str | None = None
 
 
 class PolicedConnector(aiohttp.TCPConnector):
@@ -136,7 +138,9 @@ async def fetch(
                         "redirect", f"redirect (HTTP {response.status}) not followed", response.status
                     )
                 body = await read_body(response, max_body)
-                return PartnerAnswer(response.status, body, response.headers.get("Link"))
+                return PartnerAnswer(
+                    response.status, body, response.headers.get("Link"), response.headers.get("Location")
+                )
     except PartnerCallFailed as exc:
         _refused(exc, method, url)
         raise

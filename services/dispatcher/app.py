@@ -117,7 +117,9 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     # Leases name their holder: host, process, and this instance (tests run two in one process).
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     health = PartnerHealth(cache, pushes, ctx.broker.publish_event, tuning.probe_min)
-    worker = PushWorker(pushes, cache, health, client, settings, tuning, owner)
+    worker = PushWorker(
+        pushes, cache, health, client, settings, tuning, owner, publish=ctx.broker.publish_event
+    )
     runner = PullRunner(pulls, partners, client, ctx.broker.publish_internal, settings, tuning)
     probe = PartnerProbe(partners, pushes, pulls, health, client, tuning, runner.wake)
     authorizer = PartnerAuthorizer(cache, client, tuning.push_timeout)

@@ -22,7 +22,8 @@ CALL_OVERHEAD_BYTES = 400
 
 @dataclass(frozen=True)
 class PushCall:
-    """One HTTP call to a partner's receiver of a module; `path` follows `{cc}/{party}/`."""
+    """One HTTP call to a partner's receiver of a module; `path` follows `{cc}/{party}/` (see
+    `collection`)."""
 
     method: str
     path: tuple[str, ...]
@@ -31,6 +32,9 @@ class PushCall:
     partial: bool
     # A DELETE answered "unknown object": the partner does not hold it, which is what we wanted.
     absent_ok: bool = False
+    # The call addresses the module's endpoint itself, not `{cc}/{party}/{path...}` below it (the
+    # POST of a new CDR, mod_cdrs.md 2.2.2); `path` is then empty.
+    collection: bool = False
 
 
 class Answer(enum.Enum):

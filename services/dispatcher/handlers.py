@@ -19,7 +19,7 @@ from shared.contracts.catalogue import IMPORTS, decoder
 from shared.contracts.partners import PartnerRegistered, PartnerUnregistered, PullRequested, SyncState
 from shared.messaging.consumer import Delivery, PoisonMessage
 from shared.messaging.headers import REQUEST_ID
-from shared.ocpi.v2_1_1.modules import MODULES, module_named
+from shared.ocpi.v2_1_1.modules import MODULES, Audience, module_named
 from shared.storage import Document
 
 log = structlog.get_logger(__name__)
@@ -71,32 +71,46 @@ async def partner_unregistered(event: PartnerUnregistered, deps: Deps) -> None:
 
 
 async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
-    """Coalesce new states into the push records of every partner that receives their module.
+    """Coalesce new states into the push records of every partner that receives them.
 
     A run of events is coalesced first (the newest state of each object, with every changed part);
-    then the whole run costs one bulk write for all partners and objects, and no read (partners
-    come from the in-memory projection).
+    then the whole run costs one bulk write for all partners, modules and objects, and no read
+    (partners come from the in-memory projection). A module whose audience is the token's owner
+    (sessions, CDRs) goes only to the partner its snapshot names (see `audience_of`).
     """
     now = deps.clock()
     coalesced = coalesce(snapshots)
+    targets: list[tuple[str, bool, Snapshot]] = []
     due: list[PushKey] = []
     urgent: set[PushKey] = set()
     for module in dict.fromkeys(s.module for s in coalesced):
-        of_module = [s for s in coalesced if s.module is module]
-        receivers = [
-            (p.partner_id, p.sync_state is SyncState.OUT_OF_SYNC)
-            for p in await deps.partners.receivers(module)
-        ]
-        await deps.pushes.enqueue_many(receivers, of_module, now)
-        # Parked pushes wait for their partner to answer again: no worker looks for them now.
+        receivers = await deps.partners.receivers(module)
         priority = MODULE_PLANS[module].priority
-        for s in of_module:
-            keys = [(partner_id, module.value, s.key) for partner_id, parked in receivers if not parked]
-            due += keys
-            if priority(s.state, s.parts) > 0:
-                urgent.update(keys)
+        for s in (s for s in coalesced if s.module is module):
+            audience = audience_of(s)
+            first = priority(s.state, s.parts) > 0
+            for partner in receivers:
+                if audience is not None and partner.partner_id not in audience:
+                    continue
+                # Parked pushes wait for their partner to answer again: no worker looks for them now.
+                parked = partner.sync_state is SyncState.OUT_OF_SYNC
+                targets.append((partner.partner_id, parked, s))
+                if not parked:
+                    key = (partner.partner_id, module.value, s.key)
+                    due.append(key)
+                    if first:
+                        urgent.add(key)
+    await deps.pushes.enqueue_each(targets, now)
     if due:
         deps.wake_pushes(due, frozenset(urgent))
+
+
+def audience_of(snapshot: Snapshot) -> frozenset[str] | None:
+    """The partners a snapshot may go to (None: every receiver of its module). A snapshot of a
+    TOKEN_OWNER module that names nobody goes to nobody: an owner-only object is never broadcast."""
+    if snapshot.audience is None and MODULES[snapshot.module].audience is Audience.TOKEN_OWNER:
+        return frozenset()
+    return snapshot.audience
 
 
 def coalesce(snapshots: Sequence[Snapshot]) -> list[Snapshot]:

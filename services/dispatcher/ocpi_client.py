@@ -14,6 +14,8 @@ from shared.outbound_http import PartnerCaller, PartnerCallFailed
 log = structlog.get_logger(__name__)
 # A partner's status_message travels on in details, events and documents: keep it short (L8).
 MAX_MESSAGE = 500
+# A Location header longer than this is no URL we pass on (it would travel in an event): dropped.
+MAX_LOCATION = 2048
 
 
 class _Envelope(msgspec.Struct):
@@ -29,7 +31,8 @@ _envelope = msgspec.json.Decoder(_Envelope)
 
 @dataclass(frozen=True)
 class Reply:
-    """What came back from one call: HTTP status (None: no answer), envelope fields, Link header."""
+    """What came back from one call: HTTP status (None: no answer), envelope fields, the Link and
+    Location headers."""
 
     http_status: int | None
     status_code: int | None
@@ -39,6 +42,8 @@ class Reply:
     link: str | None = None
     # Why no usable answer came, in one word ("timeout", "unreachable", ...); None when one came.
     failure: str | None = None
+    # Where the partner keeps what a POST created (None: no header, or one over MAX_LOCATION).
+    location: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -74,14 +79,19 @@ class OcpiClient:
             # A redirect keeps its 3xx status for the detail; classify() counts it as failed.
             return Reply(exc.http_status, None, str(exc)[:MAX_MESSAGE], request_id, failure=exc.reason)
         status, link, payload = answer.http_status, answer.link, answer.body
+        location = answer.location if answer.location and len(answer.location) <= MAX_LOCATION else None
         try:
             envelope = _envelope.decode(payload)
         except msgspec.DecodeError:
             text = payload[:120].decode("utf-8", errors="replace")
-            return Reply(status, None, f"no OCPI envelope: {text!r}", request_id, link=link)
+            return Reply(
+                status, None, f"no OCPI envelope: {text!r}", request_id, link=link, location=location
+            )
         except RecursionError:
             # msgspec gives up on JSON nested ~1000 deep with RecursionError, not DecodeError (L1).
             log.warning("partner_answer_refused", reason="too_deep", method=method, url=url[:200])
             return Reply(None, None, "answer nested too deep", request_id, failure="too_deep")
         message = (envelope.status_message or "")[:MAX_MESSAGE]
-        return Reply(status, envelope.status_code, message, request_id, bytes(envelope.data), link)
+        return Reply(
+            status, envelope.status_code, message, request_id, bytes(envelope.data), link, location=location
+        )

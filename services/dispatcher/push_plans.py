@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.dispatcher.domain import (
@@ -20,8 +21,11 @@ from services.dispatcher.domain import (
     plan_push,
     pushed_changes,
 )
+from services.dispatcher.ocpi_client import Reply
 from shared.contracts.base import Message
+from shared.contracts.cdrs import CdrCreated, CdrDelivered
 from shared.contracts.locations import LocationChanged
+from shared.contracts.sessions import SessionChanged
 from shared.contracts.tariffs import TariffChanged, TariffRemoved
 from shared.contracts.tokens import TokenChanged
 from shared.ocpi.v2_1_1.codec import to_builtins
@@ -44,6 +48,10 @@ class Snapshot:
     parts: list[Part]
     # The request that made this state: sent to the partner as X-Request-ID, bound in log lines.
     request_id: str | None = None
+    # Who receives it. None: every receiver of the module (modules of audience EVERY_RECEIVER).
+    # Otherwise only the partners named, if they are receivers of the module: for a TOKEN_OWNER
+    # module (sessions, CDRs) the connection that serves the token's party; empty: nobody.
+    audience: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,15 @@ class ModulePlan:
     fallback: Callable[[Document], PushCall | None]
     # (newest state, pending parts) -> how urgent the push is: claims take higher first (0: usual).
     priority: Callable[[Document | None, Sequence[Part]], int] = lambda state, parts: 0
+    # A partner that has no version of the object yet gets the fallback (the whole object) at once,
+    # not partial calls it could not place (sessions: a PUT before any PATCH).
+    whole_first: bool = False
+    # (key, partner_id, the replies to a successful push's calls, now) -> an event announcing the
+    # delivery, or None. The worker publishes it before the push's completion is written (CDRs:
+    # CdrDelivered with the eMSP's Location); the generic worker knows nothing more of it.
+    announce: Callable[[str, str, Sequence[Reply], datetime], Message | None] = (
+        lambda key, partner_id, replies, at: None
+    )
 
 
 @dataclass(frozen=True)
@@ -203,11 +220,11 @@ def _token_calls(key: str, state: Document | None, parts: Sequence[Part], max_ca
     return [_token_put(state)]
 
 
-def _token_covers(pushed: Sequence[Part] | None, part: Part) -> bool:
+def _field_covers(pushed: Sequence[Part] | None, part: Part) -> bool:
     return pushed is None or part in pushed
 
 
-def _token_pushed(calls: Sequence[PushCall], parts: Sequence[Part]) -> list[Part] | None:
+def _field_pushed(calls: Sequence[PushCall], parts: Sequence[Part]) -> list[Part] | None:
     return None if any(not call.partial for call in calls) else list(parts)
 
 
@@ -219,10 +236,104 @@ def _token_priority(state: Document | None, parts: Sequence[Part]) -> int:
 TOKENS_PLAN = ModulePlan(
     module=ModuleID.TOKENS,
     calls=_token_calls,
-    covers=_token_covers,
-    pushed=_token_pushed,
+    covers=_field_covers,
+    pushed=_field_pushed,
     fallback=_token_put,
     priority=_token_priority,
+)
+
+# ---- sessions: to the token's owner only; PATCH of the running fields, PUT of the whole otherwise --
+
+
+# The Session fields a PATCH carries (a running session's meter and price, its end); a change of any
+# other field sends the whole session. A PATCH always carries last_updated.
+SESSION_PATCH_FIELDS = ("kwh", "total_cost", "status", "last_updated", "end_datetime", "charging_periods")
+
+
+def owner_audience(partner_id: str | None) -> frozenset[str]:
+    """The audience of an object for the token's owner: the partner serving it, or nobody."""
+    return frozenset() if partner_id is None else frozenset({partner_id})
+
+
+def _session_changed(event: SessionChanged, request_id: str | None) -> Snapshot:
+    return Snapshot(
+        module=ModuleID.SESSIONS,
+        key=event.session.id,
+        version=event.version,
+        state=to_builtins(event.session),
+        parts=[{"field": name} for name in event.changed],
+        request_id=request_id,
+        audience=owner_audience(event.partner_id),
+    )
+
+
+def _session_put(session: Document) -> PushCall:
+    return PushCall(method="PUT", path=(str(session["id"]),), body=session, partial=False)
+
+
+def _session_calls(key: str, state: Document | None, parts: Sequence[Part], max_calls: int) -> list[PushCall]:
+    if state is None:  # sessions are never deleted (mod_sessions.md 1.1): not expected
+        return []
+    fields = _fields(parts)
+    # A field absent from the state was emptied (optional fields are omitted): only a PUT says so.
+    if fields and fields <= set(SESSION_PATCH_FIELDS) and all(name in state for name in fields):
+        body = {
+            name: state[name] for name in SESSION_PATCH_FIELDS if name in fields or name == "last_updated"
+        }
+        return [PushCall(method="PATCH", path=(key,), body=body, partial=True)]
+    return [_session_put(state)]
+
+
+SESSIONS_PLAN = ModulePlan(
+    module=ModuleID.SESSIONS,
+    calls=_session_calls,
+    covers=_field_covers,
+    pushed=_field_pushed,
+    fallback=_session_put,
+    whole_first=True,
+)
+
+# ---- CDRs: POSTed once to the token owner's eMSP, at its CDRs endpoint itself -----------------------
+
+# A CDR never changes (mod_cdrs.md 1): every snapshot of one has this version, whatever its event
+# says, so once the partner has it (delivered 1) no event can make it go again.
+CDR_VERSION = 1
+
+
+def _cdr_created(event: CdrCreated, request_id: str | None) -> Snapshot:
+    return Snapshot(
+        module=ModuleID.CDRS,
+        key=event.cdr.id,
+        version=CDR_VERSION,
+        state=to_builtins(event.cdr),
+        parts=[],
+        request_id=request_id,
+        audience=owner_audience(event.partner_id),
+    )
+
+
+def _cdr_calls(key: str, state: Document | None, parts: Sequence[Part], max_calls: int) -> list[PushCall]:
+    if state is None:  # CDRs are never removed: not expected
+        return []
+    # mod_cdrs.md 2.2.2: POST of the whole CDR to the endpoint, no country_code/party_id/id in the URL.
+    return [PushCall(method="POST", path=(), body=state, partial=False, collection=True)]
+
+
+def _cdr_delivered(key: str, partner_id: str, replies: Sequence[Reply], at: datetime) -> Message | None:
+    """The eMSP took the CDR: where it keeps it (its Location header; "" when it gave none)."""
+    if not replies:
+        return None
+    location = next((reply.location for reply in replies if reply.location), "")
+    return CdrDelivered(cdr_id=key, partner_id=partner_id, location=location, at=at)
+
+
+CDRS_PLAN = ModulePlan(
+    module=ModuleID.CDRS,
+    calls=_cdr_calls,
+    covers=_whole_covers,
+    pushed=_whole_pushed,
+    fallback=_no_fallback,
+    announce=_cdr_delivered,
 )
 
 # ---- the tables ---------------------------------------------------------------------------------------
@@ -232,12 +343,26 @@ PUSH_PLANS: dict[type[Message], PushPlan] = {
     TariffChanged: PushPlan(ModuleID.TARIFFS, _tariff_changed),
     TariffRemoved: PushPlan(ModuleID.TARIFFS, _tariff_removed),
     TokenChanged: PushPlan(ModuleID.TOKENS, _token_changed),
+    SessionChanged: PushPlan(ModuleID.SESSIONS, _session_changed),
+    CdrCreated: PushPlan(ModuleID.CDRS, _cdr_created),
 }
 
 MODULE_PLANS: dict[ModuleID, ModulePlan] = {
     ModuleID.LOCATIONS: LOCATIONS_PLAN,
     ModuleID.TARIFFS: WHOLE_OBJECT_PLAN,
     ModuleID.TOKENS: TOKENS_PLAN,
+    ModuleID.SESSIONS: SESSIONS_PLAN,
+    ModuleID.CDRS: CDRS_PLAN,
 }
 
-__all__ = ["MODULE_PLANS", "PUSH_PLANS", "URGENT", "ModulePlan", "Part", "PushPlan", "Snapshot"]
+__all__ = [
+    "CDR_VERSION",
+    "MODULE_PLANS",
+    "PUSH_PLANS",
+    "SESSION_PATCH_FIELDS",
+    "URGENT",
+    "ModulePlan",
+    "Part",
+    "PushPlan",
+    "Snapshot",
+]

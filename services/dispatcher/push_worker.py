@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+import msgspec
 import structlog
 
 from services.dispatcher.domain import Answer, PushCall, classify, retry_delay
@@ -27,6 +28,7 @@ from services.dispatcher.pushes import (
 )
 from services.dispatcher.tuning import Tuning
 from services.dispatcher.wakeup import Signal, WakeOne
+from shared.contracts.base import Message, routing_key
 from shared.contracts.partners import SyncState
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Settings
@@ -35,11 +37,16 @@ from shared.storage import Document
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+Publish = Callable[[Message], Awaitable[None]]
 # Timers for due pushes fire this much after the due time (wall clock and loop clock differ a little).
 TIMER_SLACK = 0.05
 # A push the partner answered HTTP 429 (too many requests) goes again after this long, times a jitter
 # of 0.5 to 1: the partner is up and says so; its retry budget and sync state are left alone.
 THROTTLED_PAUSE = 2.0
+# A delivery's announcement (CdrDelivered) the broker refuses is tried this many times, this long
+# apart, with the lease held; then the completion is written anyway (the partner has the object).
+ANNOUNCE_ATTEMPTS = 3
+ANNOUNCE_PAUSE = 1.0
 
 
 def utc_now() -> datetime:
@@ -70,8 +77,11 @@ class PushWorker:
         tuning: Tuning,
         owner: str,
         clock: Clock = utc_now,
+        publish: Publish | None = None,
     ) -> None:
         self._pushes = pushes
+        # Publishes what a module plan announces of a delivery (events exchange).
+        self._publish = publish
         self._partners = partners
         self._health = health
         self._client = client
@@ -300,8 +310,13 @@ class PushWorker:
             parts = [p for p in job.parts if not plan.covers(delivered.pushed, p)]
             if not parts:
                 return self._finish(job, None)
-        calls = plan.calls(job.key, state, parts, self._tuning.max_push_calls)
-        sent, detail = await self._send(partner, job, plan, state, calls)
+        whole = plan.fallback(state) if plan.whole_first and delivered is None and state is not None else None
+        if whole is not None:
+            # The partner has no version of it: the whole object, not a part it could not place.
+            calls = [whole]
+        else:
+            calls = plan.calls(job.key, state, parts, self._tuning.max_push_calls)
+        sent, detail, replies = await self._send(partner, job, plan, state, calls)
         now = self._clock()
         fields = {**ids, "version": version}
         if sent is None and detail.startswith(THROTTLED_DETAIL):
@@ -311,6 +326,11 @@ class PushWorker:
             log.info("push_throttled", retry_in=round(pause, 3), detail=detail, **fields)
             return False
         if sent is not None:
+            announcement = plan.announce(job.key, job.partner_id, replies, now)
+            if announcement is not None:
+                # Before the completion: a crash between the two repeats the push (and this event),
+                # it never loses the event while the partner has the object.
+                await self._announce(announcement, fields)
             self._finish(job, Delivered(version=version, pushed=plan.pushed(sent, parts)))
             log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
             # A partner read as IN_SYNC needs no write. If another push failed since, that push's
@@ -340,7 +360,34 @@ class PushWorker:
         await self._health.push_failed(job.partner_id, detail, now)
         return False
 
+    async def _announce(self, event: Message, fields: dict[str, object]) -> None:
+        """Publish a delivery's announcement, a few times if the broker refuses it; then give up
+        with an error line that carries the event (the push is complete: it never goes again)."""
+        for attempt in range(1, ANNOUNCE_ATTEMPTS + 1):
+            try:
+                if self._publish is None:
+                    raise RuntimeError("this worker has no publisher")
+                await self._publish(event)
+                return
+            except Exception as exc:
+                if attempt == ANNOUNCE_ATTEMPTS:
+                    log.error(
+                        "push_announcement_not_published",
+                        announced=routing_key(event),
+                        body=msgspec.json.encode(event).decode(),
+                        error=f"{type(exc).__name__}: {exc}",
+                        **fields,
+                    )
+                    return
+                log.warning(
+                    "push_announcement_retry", announced=routing_key(event), attempt=attempt, **fields
+                )
+                await asyncio.sleep(ANNOUNCE_PAUSE)
+
     def _url(self, partner: Partner, module: ModuleID, call: PushCall) -> str:
+        if call.collection:
+            # The module's endpoint as the partner gave it (a CDR is POSTed there).
+            return partner.endpoints[module]
         base = partner.endpoints[module].rstrip("/")
         segments = (self._settings.country_code, self._settings.party_id, *call.path)
         return base + "/" + "/".join(quote(s, safe="") for s in segments)
@@ -356,8 +403,9 @@ class PushWorker:
         plan: ModulePlan,
         state: Document | None,
         calls: list[PushCall],
-    ) -> tuple[list[PushCall] | None, str]:
-        """Send the calls; the calls that carried the state, or None and why it failed.
+    ) -> tuple[list[PushCall] | None, str, list[Reply]]:
+        """Send the calls; the calls that carried the state (None: it failed), why it failed, and the
+        replies to the calls that carried it.
 
         The first goes alone, then the others `push_concurrency` at a time: each addresses its own
         part of the object (one call per EVSE), so no part can overtake itself, and the lease keeps
@@ -383,14 +431,15 @@ class PushWorker:
         fallback = plan.fallback(state) if state is not None else None
         for call, reply, answer in results:
             if answer is Answer.THROTTLED:
-                return None, f"{THROTTLED_DETAIL}: {_failure(call, reply)}"
+                return None, f"{THROTTLED_DETAIL}: {_failure(call, reply)}", []
             if answer is Answer.FAILED or (
                 answer is Answer.UNKNOWN_OBJECT and (not call.partial or fallback is None)
             ):
-                return None, _failure(call, reply)
+                return None, _failure(call, reply), []
         unknown = [(call, reply) for call, reply, answer in results if answer is Answer.UNKNOWN_OBJECT]
+        carried = [reply for _, reply, answer in results if answer is Answer.OK]
         if not unknown or fallback is None:
-            return calls, ""
+            return calls, "", carried
         call, reply = unknown[0]
         # The receiver lacks the object or a part of it: the whole object puts everything in place.
         log.info(
@@ -404,8 +453,8 @@ class PushWorker:
         )
         reply = await self._call(partner, job, fallback)
         if classify(reply.http_status, reply.status_code) is not Answer.OK:
-            return None, _failure(fallback, reply)
-        return [*(c for c, _, answer in results if answer is Answer.OK), fallback], ""
+            return None, _failure(fallback, reply), []
+        return [*(c for c, _, answer in results if answer is Answer.OK), fallback], "", [*carried, reply]
 
 
 THROTTLED_DETAIL = "throttled by the partner (HTTP 429)"

@@ -221,10 +221,17 @@ class PushQueue:
     ) -> int:
         """Coalesce states (one per object) into the push records of every (partner, parked) given:
         one unordered bulk write of upserts for the lot. The number of pushes now pending."""
+        return await self.enqueue_each(
+            [(partner_id, parked, snapshot) for partner_id, parked in partners for snapshot in snapshots],
+            now,
+        )
+
+    async def enqueue_each(self, targets: Sequence[tuple[str, bool, Snapshot]], now: datetime) -> int:
+        """Coalesce each (partner, parked, state) given into that partner's push record (each
+        object's state at most once per partner): one unordered bulk write of upserts for the lot,
+        whatever the modules and audiences. The number of pushes now pending."""
         operations = [
-            _coalesce(partner_id, snapshot, now, parked)
-            for partner_id, parked in partners
-            for snapshot in snapshots
+            _coalesce(partner_id, snapshot, now, parked) for partner_id, parked, snapshot in targets
         ]
         if operations:
             await self.pushes.bulk_write(operations, ordered=False)

@@ -67,6 +67,8 @@ class FakePartner:
         self.tariffs: dict[str, Json] = {}  # what the eMSP tariffs receiver holds
         self.tokens: dict[str, Json] = {}  # what the CPO tokens receiver holds
         self.emsp_tokens: list[Any] = []  # what the eMSP tokens sender pages through
+        self.sessions: dict[str, Json] = {}  # what the eMSP sessions receiver holds
+        self.cdrs: dict[str, Json] = {}  # what the eMSP CDRs receiver holds, by CDR id
         # The eMSP's real-time authorization: uid -> AuthorizationInfo JSON (unknown uid: 404).
         self.authorizations: dict[str, Any] = {}
         self.modules: tuple[str, ...] = ("locations",)  # the object modules it registers endpoints for
@@ -103,6 +105,8 @@ class FakePartner:
         app.router.add_route("*", "/ocpi/cpo/2.1.1/tokens/{tail:.*}", self._tokens_receiver)
         app.router.add_get("/ocpi/emsp/2.1.1/tokens", self._tokens_sender)
         app.router.add_post("/ocpi/emsp/2.1.1/tokens/{uid}/authorize", self._authorize)
+        app.router.add_route("*", "/ocpi/emsp/2.1.1/sessions/{tail:.*}", self._sessions_receiver)
+        app.router.add_post("/ocpi/emsp/2.1.1/cdrs", self._cdrs_receiver)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
@@ -210,6 +214,37 @@ class FakePartner:
         received = await self._record(request, 200)
         self.tokens[uid] = received.body if request.method == "PUT" else {**self.tokens[uid], **received.body}
         return envelope()
+
+    async def _sessions_receiver(self, request: web.Request) -> web.StreamResponse:
+        """PUT stores a session, PATCH merges into a known one (404 for an unknown one)."""
+        await self._pause()
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="maintenance")
+        session_id = request.match_info["tail"].split("/")[2]
+        if request.method == "PATCH" and session_id not in self.sessions:
+            await self._record(request, 404)
+            return envelope(None, 2001, http=404)
+        received = await self._record(request, 200)
+        known = self.sessions.get(session_id, {})
+        self.sessions[session_id] = received.body if request.method == "PUT" else {**known, **received.body}
+        return envelope()
+
+    def cdr_url(self, cdr_id: str) -> str:
+        """Where it keeps a CDR (its Location header)."""
+        return f"{self.base}/emsp/2.1.1/cdrs/{cdr_id}"
+
+    async def _cdrs_receiver(self, request: web.Request) -> web.StreamResponse:
+        """POST of a CDR (mod_cdrs.md 2.2.2): stored once by id (a repeated POST of the same CDR is
+        answered like the first), with its URL in the Location header."""
+        await self._pause()
+        if self.down:
+            await self._record(request, 503)
+            return web.Response(status=503, text="maintenance")
+        received = await self._record(request, 200)
+        cdr_id = str(received.body["id"])
+        self.cdrs.setdefault(cdr_id, received.body)
+        return envelope(headers={"Location": self.cdr_url(cdr_id)})
 
     async def _tokens_sender(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, 200)

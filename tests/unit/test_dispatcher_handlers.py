@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 import msgspec
@@ -13,13 +14,17 @@ from services.dispatcher.partners import Partner, PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
 from services.dispatcher.pushes import PushQueue
+from shared.contracts.base import Message
+from shared.contracts.cdrs import CdrCreated
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
 from shared.contracts.partners import SyncState
+from shared.contracts.sessions import SessionChanged
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS
 from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Role
+from tests.support.dispatcher_billing import EVERY_SESSION_FIELD, cdr_created, session, session_changed
 
 # These paths return or raise before any dependency is used.
 NO_DEPS = cast(Deps, object())
@@ -116,24 +121,18 @@ class FakeCache:
 
 
 class FakeQueue:
-    """Records each bulk enqueue."""
+    """Records each bulk enqueue: (partner, parked, module, key) per upsert."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[list[tuple[str, bool]], list[str]]] = []
+        self.calls: list[list[tuple[str, bool, str, str]]] = []
 
-    async def enqueue_many(
-        self, partners: list[tuple[str, bool]], snapshots: list[Snapshot], now: object
-    ) -> int:
-        self.calls.append((list(partners), [s.key for s in snapshots]))
-        return len(partners) * len(snapshots)
+    async def enqueue_each(self, targets: list[tuple[str, bool, Snapshot]], now: object) -> int:
+        self.calls.append([(p, parked, s.module.value, s.key) for p, parked, s in targets])
+        return len(targets)
 
 
-async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_worker_per_push() -> None:
-    """Two partners, one OUT_OF_SYNC: one bulk enqueue, the parked one marked; only live pushes wake."""
-    cache = FakeCache([("a", SyncState.IN_SYNC), ("b", SyncState.OUT_OF_SYNC)])
-    queue = FakeQueue()
-    woken: list[list[tuple[str, str, str]]] = []
-    deps = Deps(
+def fake_deps(cache: FakeCache, queue: FakeQueue, woken: list[list[tuple[str, str, str]]]) -> Deps:
+    return Deps(
         partners=cast(PartnerCache, cache),
         pushes=cast(PushQueue, queue),
         pulls=cast(PullSchedule, object()),
@@ -141,11 +140,71 @@ async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_wo
         wake_pulls=lambda: None,
         cpo_probe=5.0,
     )
+
+
+async def test_a_run_of_changes_is_one_enqueue_for_all_partners_and_wakes_one_worker_per_push() -> None:
+    """Two partners, one OUT_OF_SYNC: one bulk enqueue, the parked one marked; only live pushes wake."""
+    cache = FakeCache([("a", SyncState.IN_SYNC), ("b", SyncState.OUT_OF_SYNC)])
+    queue = FakeQueue()
+    woken: list[list[tuple[str, str, str]]] = []
     e1 = LocationChange(ChangeScope.EVSE_STATUS, "E1")
     snapshots = [
         PUSH_PLANS[LocationChanged].snapshot(event, None)
         for event in (changed(1, e1), changed(2, e1), changed(1, e1, location_id="L2"))
     ]
-    await objects_changed(snapshots, deps)
-    assert queue.calls == [([("a", False), ("b", True)], ["L1", "L2"])]
+    await objects_changed(snapshots, fake_deps(cache, queue, woken))
+    assert queue.calls == [
+        [
+            ("a", False, "locations", "L1"),
+            ("b", True, "locations", "L1"),
+            ("a", False, "locations", "L2"),
+            ("b", True, "locations", "L2"),
+        ]
+    ]
     assert woken == [[("a", "locations", "L1"), ("a", "locations", "L2")]]
+
+
+async def test_sessions_and_cdrs_go_to_the_owner_partner_only_in_the_same_single_write() -> None:
+    """A session or CDR goes to the partner its event names, never to another eMSP receiving the
+    module; one bulk write holds them with a location change of the same run (to every receiver)."""
+    cache = FakeCache(
+        [("emsp-1", SyncState.IN_SYNC), ("emsp-2", SyncState.IN_SYNC), ("hub", SyncState.OUT_OF_SYNC)]
+    )
+    queue = FakeQueue()
+    woken: list[list[tuple[str, str, str]]] = []
+    events: list[Message] = [
+        session_changed(session("S1"), 1, EVERY_SESSION_FIELD, partner_id="emsp-1"),
+        changed(1, LocationChange(ChangeScope.LOCATION)),
+        cdr_created("C1", partner_id="hub"),
+        session_changed(session("S1", kwh=2.0, minutes=5), 2, ["kwh", "last_updated"], partner_id="emsp-1"),
+    ]
+    snapshots = [PUSH_PLANS[type(event)].snapshot(event, None) for event in events]
+    await objects_changed(snapshots, fake_deps(cache, queue, woken))
+    assert queue.calls == [
+        [
+            ("emsp-1", False, "sessions", "S1"),
+            ("emsp-1", False, "locations", "L1"),
+            ("emsp-2", False, "locations", "L1"),
+            ("hub", True, "locations", "L1"),
+            ("hub", True, "cdrs", "C1"),  # parked: the hub is out of sync
+        ]
+    ]
+    assert woken == [
+        [("emsp-1", "sessions", "S1"), ("emsp-1", "locations", "L1"), ("emsp-2", "locations", "L1")]
+    ]
+
+
+@pytest.mark.parametrize("partner_id", [None, "stranger"])
+async def test_an_owner_only_object_without_a_receiving_owner_goes_to_nobody(partner_id: str | None) -> None:
+    """No partner serves the token (None), or the one named is not a receiver: nothing is queued,
+    and a snapshot of a TOKEN_OWNER module that names no audience is never broadcast either."""
+    cache = FakeCache([("emsp-1", SyncState.IN_SYNC), ("emsp-2", SyncState.IN_SYNC)])
+    queue = FakeQueue()
+    woken: list[list[tuple[str, str, str]]] = []
+    snapshots = [
+        PUSH_PLANS[SessionChanged].snapshot(session_changed(session("S1"), 1, ["kwh"], partner_id), None),
+        PUSH_PLANS[CdrCreated].snapshot(cdr_created("C1", partner_id), None),
+        replace(PUSH_PLANS[CdrCreated].snapshot(cdr_created("C2"), None), audience=None),
+    ]
+    await objects_changed(snapshots, fake_deps(cache, queue, woken))
+    assert queue.calls == [[]] and woken == []
