@@ -76,6 +76,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tokens_unknown_via: str = ""
     # Upper bound on how long a cached partner token may answer without the database (s).
     tokens_cache_ttl: float = 30.0
+    # eMSP side of CDRs: a received CDR whose total_cost differs from ours by more is DISPUTED.
+    cdrs_price_tolerance: float = 0.01
 
     @property
     def database_prefix(self) -> str:
@@ -124,6 +126,7 @@ _ENV: dict[str, str] = {
     "tokens_realtime_for_allowed": "TOKENS_REALTIME_FOR_ALLOWED",
     "tokens_unknown_via": "TOKENS_UNKNOWN_VIA",
     "tokens_cache_ttl": "TOKENS_CACHE_TTL_SECONDS",
+    "cdrs_price_tolerance": "CDRS_PRICE_TOLERANCE",
 }
 
 
