@@ -1,0 +1,6 @@
+"""The tariff price calculator: pure functions, Decimal money (rules and their spec sources: README.md)."""
+
+from shared.pricing.calculator import price_session
+from shared.pricing.priced import Priced, PricedDimension, PricedPeriod, PricingError, StepRounding
+
+__all__ = ["Priced", "PricedDimension", "PricedPeriod", "PricingError", "StepRounding", "price_session"]
