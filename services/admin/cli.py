@@ -55,6 +55,20 @@ def _print_partner(p: dict[str, Any]) -> None:
         print(f"  {identifier:<12} {url}")
 
 
+def print_disputes(disputes: list[dict[str, Any]]) -> None:
+    """One line per disputed CDR: who, which, when, their total, ours, the difference."""
+    for d in disputes:
+        ours, difference = d.get("ours") or "-", d.get("difference") or "-"
+        print(
+            f"{d['country_code']}/{d['party_id']}/{d['cdr_id']}  received={d['received_at']}  "
+            f"theirs={d['theirs']} {d['currency']}  ours={ours}  difference={difference}"
+        )
+        if d.get("reason"):
+            print(f"  {d['reason']}")
+    if not disputes:
+        print("no disputed CDRs")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocpi-admin", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("OCPI_ADMIN_URL", "http://127.0.0.1:8081"))
@@ -104,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
         commands = groups.add_parser(module).add_subparsers(dest="command", required=True)
         load = commands.add_parser("load", help=f"load our own {module} from a JSON file (a list of {what})")
         load.add_argument("file")
+
+    cdrs = groups.add_parser("cdrs").add_subparsers(dest="command", required=True)
+    disputes = cdrs.add_parser("disputes", help="received CDRs whose price we dispute, newest first")
+    disputes.add_argument("--limit", type=int, default=100, help="at most this many (1 to 1000)")
     return parser
 
 
@@ -126,6 +144,8 @@ def run(argv: list[str] | None = None) -> Any:
     if args.group in LOADABLE:
         with open(args.file, "rb") as handle:
             return client.call("POST", f"/admin/{args.group}", raw=handle.read())
+    if args.group == "cdrs" and args.command == "disputes":
+        return client.call("GET", f"/admin/cdrs/disputes?limit={args.limit}")
     if args.command == "add":
         parties = _parties(args.party)
         return client.call(
@@ -170,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         _print_partner(result["partner"])
         print(f"\nHand these to {result['partner']['name']} over a secure channel:")
         print(f"  versions URL: {result['versions_url']}\n  TOKEN_A:      {result['token_a']}")
+    elif args.group == "cdrs":
+        print_disputes(result)
     elif args.command == "list":
         for partner in result:
             _print_partner(partner)
