@@ -10,9 +10,12 @@ it lost) and neither stored nor announced again; with other content it is refuse
 nothing changes (CDRs never change, mod_cdrs.md 1). The first POST is answered HTTP 201 without
 data (mod_cdrs.md 2.2.2 defines only the Location header).
 
-A verdict is taken once, when the CDR arrives; an UNCHECKED one (no tariff, a lookup that did not
-answer) is not re-checked automatically: its reason says why, and the disputes list shows DISPUTED
-CDRs only. See services/cdrs/README.md.
+A verdict is taken once, when the CDR arrives, and stored with it; an UNCHECKED one (no tariff, a
+lookup that did not answer, data the calculator cannot price) is not re-checked automatically: its
+reason says why (e.g. "tariffs service unavailable"), so a later re-check can find those CDRs.
+PartnerCdrReceived goes through the outbox and carries the verdict; PartnerCdrDisputed is published
+beside it for the billing team but not re-sent by the outbox sweep after a crash: the disputes list
+(CdrDisputesList, read from the stored verdicts) is the complete record.
 """
 
 from __future__ import annotations
