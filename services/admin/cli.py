@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from services.admin import price
+
 # Modules whose objects of ours an operator loads from a file: POST /admin/<module>.
 LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs", "tokens": "2.1.1 Tokens"}
 
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         commands = groups.add_parser(module).add_subparsers(dest="command", required=True)
         load = commands.add_parser("load", help=f"load our own {module} from a JSON file (a list of {what})")
         load.add_argument("file")
+    price.add_price_command(groups)
     return parser
 
 
@@ -159,6 +162,8 @@ def run(argv: list[str] | None = None) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.group == "price":  # offline: needs no admin URL or token
+        raise SystemExit(price.run(args))
     try:
         result = run(argv)
     except AdminError as exc:
