@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from services.admin import price
+
 # Modules whose objects of ours an operator loads from a file: POST /admin/<module>.
 LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs", "tokens": "2.1.1 Tokens"}
 
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     cdrs = groups.add_parser("cdrs").add_subparsers(dest="command", required=True)
     disputes = cdrs.add_parser("disputes", help="received CDRs whose price we dispute, newest first")
     disputes.add_argument("--limit", type=int, default=100, help="at most this many (1 to 1000)")
+    price.add_price_command(groups)
     return parser
 
 
@@ -179,6 +182,8 @@ def run(argv: list[str] | None = None) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.group == "price":  # offline: needs no admin URL or token
+        raise SystemExit(price.run(args))
     try:
         result = run(argv)
     except AdminError as exc:
