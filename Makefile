@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) -m bench.large_site
 	$(PY) -m bench.list_cpu
 	$(PY) -m bench.tokens_authorize
+	$(PY) -m bench.pricing
 
 up:
 	docker compose up --build

@@ -81,6 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sessions_push_interval: float = 30.0
     # The currency of a session whose connector has no tariff (ISO 4217).
     sessions_currency: str = "EUR"
+    # eMSP side of CDRs: a received CDR whose total_cost differs from ours by more is DISPUTED.
+    cdrs_price_tolerance: float = 0.01
 
     @property
     def database_prefix(self) -> str:
@@ -131,6 +133,7 @@ _ENV: dict[str, str] = {
     "tokens_cache_ttl": "TOKENS_CACHE_TTL_SECONDS",
     "sessions_push_interval": "SESSIONS_PUSH_INTERVAL_SECONDS",
     "sessions_currency": "SESSIONS_CURRENCY",
+    "cdrs_price_tolerance": "CDRS_PRICE_TOLERANCE",
 }
 
 

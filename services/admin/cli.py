@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from services.admin import price
+
 # Modules whose objects of ours an operator loads from a file: POST /admin/<module>.
 LOADABLE = {"locations": "2.1.1 Locations", "tariffs": "2.1.1 Tariffs", "tokens": "2.1.1 Tokens"}
 
@@ -53,6 +55,20 @@ def _print_partner(p: dict[str, Any]) -> None:
         print(f"  versions={p['versions_url']}  version={p.get('version')}")
     for identifier, url in sorted((p.get("endpoints") or {}).items()):
         print(f"  {identifier:<12} {url}")
+
+
+def print_disputes(disputes: list[dict[str, Any]]) -> None:
+    """One line per disputed CDR: who, which, when, their total, ours, the difference."""
+    for d in disputes:
+        ours, difference = d.get("ours") or "-", d.get("difference") or "-"
+        print(
+            f"{d['country_code']}/{d['party_id']}/{d['cdr_id']}  received={d['received_at']}  "
+            f"theirs={d['theirs']} {d['currency']}  ours={ours}  difference={difference}"
+        )
+        if d.get("reason"):
+            print(f"  {d['reason']}")
+    if not disputes:
+        print("no disputed CDRs")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         commands = groups.add_parser(module).add_subparsers(dest="command", required=True)
         load = commands.add_parser("load", help=f"load our own {module} from a JSON file (a list of {what})")
         load.add_argument("file")
+
+    cdrs = groups.add_parser("cdrs").add_subparsers(dest="command", required=True)
+    disputes = cdrs.add_parser("disputes", help="received CDRs whose price we dispute, newest first")
+    disputes.add_argument("--limit", type=int, default=100, help="at most this many (1 to 1000)")
+    price.add_price_command(groups)
     return parser
 
 
@@ -126,6 +147,8 @@ def run(argv: list[str] | None = None) -> Any:
     if args.group in LOADABLE:
         with open(args.file, "rb") as handle:
             return client.call("POST", f"/admin/{args.group}", raw=handle.read())
+    if args.group == "cdrs" and args.command == "disputes":
+        return client.call("GET", f"/admin/cdrs/disputes?limit={args.limit}")
     if args.command == "add":
         parties = _parties(args.party)
         return client.call(
@@ -159,6 +182,8 @@ def run(argv: list[str] | None = None) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.group == "price":  # offline: needs no admin URL or token
+        raise SystemExit(price.run(args))
     try:
         result = run(argv)
     except AdminError as exc:
@@ -170,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         _print_partner(result["partner"])
         print(f"\nHand these to {result['partner']['name']} over a secure channel:")
         print(f"  versions URL: {result['versions_url']}\n  TOKEN_A:      {result['token_a']}")
+    elif args.group == "cdrs":
+        print_disputes(result)
     elif args.command == "list":
         for partner in result:
             _print_partner(partner)

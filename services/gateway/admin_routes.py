@@ -11,11 +11,13 @@ from services.gateway import registration
 from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerView, RegisterPartner
 from services.gateway.endpoints import our_role_towards, versions_url
 from services.gateway.middleware import Handler
+from services.gateway.module_calls import call_service
 from services.gateway.partners import Partner, new_partner
 from services.gateway.party_claims import check_claims
 from services.gateway.responses import OcpiError, bad_body, invalid, success, unauthorized
 from services.gateway.state import gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
+from shared.contracts.cdrs import CdrDisputesList
 from shared.contracts.partners import Party, PullRequested
 from shared.ocpi.v2_1_1.modules import MODULES, module_named
 
@@ -144,6 +146,14 @@ async def sync_partner(request: web.Request) -> web.Response:
     return success({"requested": modules})
 
 
+async def cdr_disputes(request: web.Request) -> web.Response:
+    """The received CDRs whose price we dispute, newest first (`?limit=`, 1 to 1000, default 100)."""
+    text = request.query.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise invalid("limit must be a whole number from 1 to 1000")
+    return await call_service(gateway_of(request), "cdrs", CdrDisputesList(limit=int(text)))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/partners", add_partner)
     app.router.add_get("/admin/partners", list_partners)
@@ -152,3 +162,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/admin/partners/{partner}", remove_partner)
     app.router.add_post("/admin/partners/{partner}/rotate", rotate_partner)
     app.router.add_post("/admin/partners/{partner}/sync", sync_partner)
+    app.router.add_get("/admin/cdrs/disputes", cdr_disputes)

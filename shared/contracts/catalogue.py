@@ -12,7 +12,13 @@ from typing import Any, get_args
 import msgspec
 
 from shared.contracts.base import Message
-from shared.contracts.cdrs import CdrCreated, CdrDelivered, PartnerCdrDisputed, PartnerCdrReceived
+from shared.contracts.cdrs import (
+    CdrCreated,
+    CdrDelivered,
+    CdrDisputesList,
+    PartnerCdrDisputed,
+    PartnerCdrReceived,
+)
 from shared.contracts.locations import (
     LocationChanged,
     LocationInput,
@@ -94,13 +100,18 @@ DECISION_EVENTS: tuple[type[Message], ...] = (AuthorizationDecided,)
 
 # Requests (RPC) with their documented replies: from the company's systems to a service
 # (ChargerAuthorize), from a service to the company's systems (DelegatedAuthorize), and between
-# the platform's own processes (the gateway's RealtimeAuthorize, the tokens service's PartnerAuthorize).
+# the platform's own processes (the gateway's RealtimeAuthorize, the tokens service's PartnerAuthorize,
+# the admin API's CdrDisputesList).
 REQUESTS: tuple[type[Message], ...] = (
     ChargerAuthorize,
     DelegatedAuthorize,
     RealtimeAuthorize,
     PartnerAuthorize,
+<<<<<<< HEAD
     TokenLookup,
+=======
+    CdrDisputesList,
+>>>>>>> emsp
 )
 
 # Events about the partners themselves (events exchange).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -48,6 +49,13 @@ class PriceCheck(enum.StrEnum):
     UNCHECKED = "UNCHECKED"  # no tariff to price it with (neither ours nor in the CDR)
 
 
+class TariffSource(enum.StrEnum):
+    """Which copy of the tariff our computation used."""
+
+    OURS = "OURS"  # ours (from the tariffs service), unchanged since the session started
+    CDR = "CDR"  # the one the CDR carries: ours changed after the session started, or we have none
+
+
 class PriceComputation(msgspec.Struct, frozen=True, kw_only=True):
     """One computation of a CDR's costs (theirs as posted, or ours), in the CDR's currency."""
 
@@ -66,6 +74,7 @@ class CdrVerdict(msgspec.Struct, frozen=True, kw_only=True):
     ours: PriceComputation | None = None
     difference: str | None = None  # ours - theirs, decimal string
     reason: str = ""
+    tariff_source: TariffSource | None = None
 
 
 class PartnerCdrReceived(Message, frozen=True, kw_only=True, tag="cdrs.partner_cdr.received"):
@@ -87,4 +96,29 @@ class PartnerCdrDisputed(Message, frozen=True, kw_only=True, tag="cdrs.partner_c
     cdr_id: str
     currency: str
     verdict: CdrVerdict
+    partner_id: str = ""
+
+
+# ---- requests (RPC), eMSP side --------------------------------------------------------------------------
+
+
+class CdrDisputesList(Message, frozen=True, kw_only=True, tag="cdrs.disputes.list"):
+    """Operators (admin API): the received CDRs whose price we dispute, newest first. The reply's
+    `data` is a list of CdrDispute."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class CdrDispute(msgspec.Struct, frozen=True, kw_only=True):
+    """One disputed CDR as the disputes list shows it; amounts are decimal strings in `currency`."""
+
+    country_code: str
+    party_id: str
+    cdr_id: str
+    currency: str
+    theirs: str
+    ours: str | None
+    difference: str | None
+    reason: str
+    received_at: datetime
     partner_id: str = ""

@@ -6,6 +6,8 @@ import datetime as _dt
 import math
 from decimal import Decimal
 
+import msgspec
+
 from shared.ocpi.v2_1_1.tariffs import DayOfWeek, Tariff, TariffDimensionType, TariffRestrictions
 from shared.pricing.priced import PricingError
 
@@ -160,6 +162,21 @@ class TariffRules:
         self.needs_power = any(r.needs_power for r in restrictions)
 
 
+# Rules of recently priced tariffs, keyed by the tariff's JSON: encoding takes about a microsecond (a
+# deep copy to compare with would take 80), and a tariff changed in place, even under the same id and
+# last_updated, is read again.
+_RECENT: dict[bytes, TariffRules] = {}
+_RECENT_MAX = 256
+_encoder = msgspec.json.Encoder()
+
+
 def read_tariff(tariff: Tariff) -> TariffRules:
     """The tariff's rules, checked: a malformed time, date or number raises PricingError naming it."""
-    return TariffRules(tariff)
+    key = _encoder.encode(tariff)
+    rules = _RECENT.get(key)
+    if rules is None:
+        rules = TariffRules(tariff)
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)), None)  # the oldest entry
+        _RECENT[key] = rules
+    return rules

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from services.admin.cli import AdminError, _parser, _parties, run
+from services.admin.cli import AdminClient, AdminError, _parser, _parties, main, run
 
 
 def test_without_a_token_the_cli_refuses_instead_of_using_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,3 +31,27 @@ def test_register_requires_the_partners_party() -> None:
 def test_a_party_without_a_slash_is_refused() -> None:
     with pytest.raises(AdminError, match="COUNTRY_CODE/PARTY_ID"):
         _parties(["DEACM"])
+
+
+def test_cdrs_disputes_asks_the_admin_api_and_prints_one_line_each(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cdrs disputes --limit 5` GETs /admin/cdrs/disputes?limit=5 and prints party, id, both totals."""
+    asked: list[tuple[str, str]] = []
+    line = {
+        "country_code": "NL", "party_id": "CPA", "cdr_id": "CDR-1", "currency": "EUR", "theirs": "3.1",
+        "ours": "2.50", "difference": "-0.60", "reason": "total_cost differs",
+        "received_at": "2026-03-02T11:00:00Z",
+    }  # fmt: skip
+
+    def call(self: AdminClient, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        asked.append((method, path))
+        return [line]
+
+    monkeypatch.setattr(AdminClient, "call", call)
+    main(["--token", "x" * 40, "cdrs", "disputes", "--limit", "5"])
+    assert asked == [("GET", "/admin/cdrs/disputes?limit=5")]
+    out = capsys.readouterr().out
+    for shown in ("NL/CPA/CDR-1", "theirs=3.1 EUR", "ours=2.50", "difference=-0.60"):
+        assert shown in out
+    assert _parser().parse_args(["cdrs", "disputes"]).limit == 100

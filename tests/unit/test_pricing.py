@@ -694,3 +694,32 @@ def test_bad_restriction_dates_name_the_element() -> None:
 def test_pricing_error_is_a_value_error() -> None:
     """Callers that catch ValueError catch PricingError too."""
     assert issubclass(PricingError, ValueError)
+
+
+def test_step_rule_bills_the_rounding_at_the_last_price_even_if_earlier_time_was_cheaper() -> None:
+    """2.2.1's rule is followed as written: a minute more at the cheap rate can lower the total.
+
+    6 min at 1/h then 22 min at 7/h, step 600 s: 28 -> 30 min, 2 min extra at 7/h; total 2.90.
+    7 min at 1/h then 22 min at 7/h: 29 -> 30 min, 1 min extra at 7/h; total 2.80.
+    """
+    evening = tariff(
+        element(component("TIME", 1.0, 600), end_time="17:00"), element(component("TIME", 7.0, 600))
+    )
+
+    def total(first_minutes: int) -> Decimal:
+        periods = [
+            period("2026-06-01T16:50", time=first_minutes / 60),
+            period("2026-06-01T17:00", time=22 / 60),
+        ]
+        return price_session(evening, at("2026-06-01T16:50"), at("2026-06-01T17:22"), periods).total_cost
+
+    assert (total(6), total(7)) == (D("2.90"), D("2.80"))
+
+
+def test_a_tariff_changed_after_pricing_is_read_again() -> None:
+    """Rules are reused only for an equal tariff, not for the same id and last_updated alone."""
+    t = tariff(element(component("ENERGY", 0.30)))
+    args = (at("2026-06-01T10:00"), at("2026-06-01T11:00"), [period("2026-06-01T10:00", energy=10.0)])
+    assert price_session(t, *args).total_cost == D("3.00")
+    t.elements[0].price_components[0].price = 0.40
+    assert price_session(t, *args).total_cost == D("4.00")

@@ -11,6 +11,11 @@ from shared.ocpi.v2_1_1.sessions import AuthMethod, CdrDimension, CdrDimensionTy
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import CiString36, CurrencyCode, DateTime, OcpiStruct, String36, String255
 
+# A CDR's totals (cost, kWh, hours) are never negative. JSON cannot carry NaN or Infinity and
+# msgspec refuses numbers beyond the float range; the upper bound also keeps infinity out of CDRs
+# built in code (msgspec.convert admits it), and no charging session comes near it.
+Total = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+
 __all__ = [
     "CDR",
     "AuthMethod",
@@ -33,9 +38,9 @@ class CDR(OcpiStruct, kw_only=True):
     currency: CurrencyCode
     tariffs: list[Tariff] | None = None
     charging_periods: Annotated[list[ChargingPeriod], msgspec.Meta(min_length=1)]
-    total_cost: float  # excluding VAT
-    total_energy: float  # kWh
-    total_time: float  # hours, charging and not charging
-    total_parking_time: float | None = None  # hours
+    total_cost: Total  # excluding VAT
+    total_energy: Total  # kWh
+    total_time: Total  # hours, charging and not charging
+    total_parking_time: Total | None = None  # hours
     remark: String255 | None = None
     last_updated: DateTime
