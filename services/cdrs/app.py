@@ -1,18 +1,14 @@
-"""Composition root of the cdrs service: our CDRs (CPO side, cpo.py).
-
-The eMSP side (partners' CDRs of our drivers, checked against the tariff) joins here.
-"""
+"""Composition root of the cdrs service: our CDRs (CPO side, cpo.py) and partners' CDRs of our
+drivers, checked against the tariff (eMSP side, emsp.py), in one service: one RPC queue, and the
+events queue of the CPO side (`cdrs.events`: ended sessions, deliveries)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.cdrs.cpo import CdrEventHandler, list_handler, own_cdrs
+from services.cdrs.emsp import build_emsp
 from shared.contracts.base import Message
 from shared.contracts.objects import SenderList
 from shared.messaging.queues import CDRS_EVENTS
-from shared.modules.memory import MemoryReceiverStore
-from shared.modules.outbox import Announcer
 from shared.modules.service import module_service
 from shared.ocpi.v2_1_1.modules import CDRS
 from shared.rpc_service import RpcHandler
@@ -20,11 +16,18 @@ from shared.service import Component, ServiceContext
 
 
 async def build(ctx: ServiceContext) -> list[Component]:
-    """One RPC queue for both sides; the events queue for the CPO side."""
+    """Both sides on the generic module service."""
     own = await own_cdrs(ctx)
-    requests: dict[type[Message], RpcHandler] = {SenderList: list_handler(own)}
-    announcer: Announcer[Any] = Announcer(
-        MemoryReceiverStore(), ctx.broker.publish_event, lambda record: None, lambda event: None
-    )
+    emsp = await build_emsp(ctx)
+    requests: dict[type[Message], RpcHandler] = {SenderList: list_handler(own), **emsp.object_requests}
     events = CdrEventHandler(own, ctx.broker.publish_event)
-    return await module_service(ctx, CDRS, announcer, requests, events, input_queue=CDRS_EVENTS)
+    service = await module_service(
+        ctx,
+        CDRS,
+        emsp.announcer,
+        requests,
+        events,
+        emsp.other_requests,
+        input_queue=CDRS_EVENTS,
+    )
+    return [*service, *(c for c in emsp.components if c is not emsp.announcer)]

@@ -35,7 +35,7 @@ from shared.contracts.cdrs import CdrDisputesList, PartnerCdrDisputed, PriceChec
 from shared.contracts.objects import ReceiverGet, ReceiverPost
 from shared.contracts.partners import Party
 from shared.errors import InvalidInput, OcpiFailure, failure_reply
-from shared.messaging.rpc import RpcClient
+from shared.messaging.rpc import RpcClient, RpcClientReadiness
 from shared.modules.flat import object_id, unknown
 from shared.modules.outbox import Announcer
 from shared.modules.receiver import PartnerRecord, Rule, store_change
@@ -58,7 +58,9 @@ class EmspSide:
     other_requests: dict[type[Message], RpcHandler]
     # The RPC server's on_published hook: clears the outbox marks of announced CDRs.
     published: Callable[[list[Message]], None]
+    # The announcer first (it starts first, stops last), then the lookups' RPC client.
     components: list[Component]
+    announcer: Announcer[ReceivedCdr]
 
 
 def location_of(party: Party, cdr_id: str) -> str:
@@ -166,5 +168,6 @@ async def build_emsp(ctx: ServiceContext, lookup_timeout: float = LOOKUP_TIMEOUT
         object_requests=requests,
         other_requests={CdrDisputesList: disputes_handler(store)},
         published=announcer.published,
-        components=[announcer],
+        components=[announcer, RpcClientReadiness(rpc)],
+        announcer=announcer,
     )

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from shared.pricing import PricingError, price_session
 
 from shared.contracts.base import Message
 from shared.contracts.sessions import (
@@ -42,6 +41,7 @@ from shared.ocpi.v2_1_1.locations import Location
 from shared.ocpi.v2_1_1.sessions import CdrDimension, CdrDimensionType, ChargingPeriod, Session, SessionStatus
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import to_utc
+from shared.pricing import PricingError, price_session
 
 # Volumes are written with this many decimals (hours: 3.6 ms); both sides price the written values.
 VOLUME_DECIMALS = 6
@@ -91,8 +91,12 @@ def priced(charging: ChargingSession, end: datetime) -> Session:
     session = charging.session
     total_cost = None
     if charging.tariff is not None:
+        # Before the first meter value the session is priced as an empty period: its FLAT fee.
+        priced_periods = periods or [_empty_period(session.start_datetime)]
         try:
-            result = price_session(charging.tariff, session.start_datetime, end, periods, charging.time_zone)
+            result = price_session(
+                charging.tariff, session.start_datetime, end, priced_periods, charging.time_zone
+            )
             total_cost = float(result.total_cost)
         except PricingError as exc:
             raise Rejected(f"session {session.id} cannot be priced: {exc}") from exc
@@ -101,6 +105,12 @@ def priced(charging: ChargingSession, end: datetime) -> Session:
         kwh=round(max(r.kwh for r in charging.readings), VOLUME_DECIMALS),
         charging_periods=periods,
         total_cost=total_cost,
+    )
+
+
+def _empty_period(at: datetime) -> ChargingPeriod:
+    return ChargingPeriod(
+        start_date_time=at, dimensions=[CdrDimension(type=CdrDimensionType.ENERGY, volume=0.0)]
     )
 
 

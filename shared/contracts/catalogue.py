@@ -107,11 +107,8 @@ REQUESTS: tuple[type[Message], ...] = (
     DelegatedAuthorize,
     RealtimeAuthorize,
     PartnerAuthorize,
-<<<<<<< HEAD
     TokenLookup,
-=======
     CdrDisputesList,
->>>>>>> emsp
 )
 
 # Events about the partners themselves (events exchange).
