@@ -240,13 +240,27 @@ async def test_delete_then_put_again(
     assert isinstance(event, PartnerTariffChanged) and event.version == 3
 
 
-async def test_tariffs_have_no_sender_get_by_id(
+async def test_a_tariff_by_id_is_for_the_platform_only(
     own: MemorySenderStore[Tariff], partners: MemoryReceiverStore[Tariff]
 ) -> None:
-    """2.1.1's tariffs Sender interface is the list only: GET by id is 405, as is another module's request."""
+    """2.1.1's tariffs Sender interface is the list only: the gateway has no route of one tariff, but
+    the service answers the sessions service's internal GET (the tariff of a connector)."""
+    from aiohttp import web
+
+    from services.gateway.module_routes import add_routes
+
+    app = web.Application()
+    add_routes(app)
+    paths = {resource.canonical for resource in app.router.resources()}
+    assert "/ocpi/cpo/2.1.1/tariffs" in paths
+    assert not any(path.startswith("/ocpi/cpo/2.1.1/tariffs/") for path in paths)
+
     handlers = requests(own, partners)
-    reply = await call(handlers, objects.SenderGet(module="tariffs", path=["T1"]))
-    assert reply.http_status == 405
+    unknown = await call(handlers, objects.SenderGet(module="tariffs", path=["T1"]))
+    assert (unknown.http_status, unknown.status_code) == (404, 2000)
+    await apply_inputs(own, RULES, [TariffUpsert(event_id="e1", tariff=tariff("T1"))])
+    known = await call(handlers, objects.SenderGet(module="tariffs", path=["T1"]))
+    assert msgspec.json.decode(known.data, type=Tariff) == tariff("T1")
     other = await call(handlers, objects.SenderList(module="locations", limit=1))
     assert (other.http_status, other.status_code) == (400, 2001)
 
