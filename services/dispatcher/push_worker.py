@@ -30,6 +30,7 @@ from services.dispatcher.tuning import Tuning
 from services.dispatcher.wakeup import Signal, WakeOne
 from shared.contracts.base import Message, routing_key
 from shared.contracts.partners import SyncState
+from shared.failpoints import failpoint
 from shared.ocpi.v2_1_1.versions import ModuleID
 from shared.settings import Settings
 from shared.storage import Document
@@ -326,13 +327,16 @@ class PushWorker:
             log.info("push_throttled", retry_in=round(pause, 3), detail=detail, **fields)
             return False
         if sent is not None:
+            # Tests die here (after the partner took it, before anything is recorded) to prove
+            # what a crash in this window costs: one more push, never a lost one.
+            failpoint(f"{ANSWERED_FAILPOINT}.{job.module.value}")
             announcement = plan.announce(job.key, job.partner_id, replies, now)
             if announcement is not None:
                 # Before the completion: a crash between the two repeats the push (and this event),
                 # it never loses the event while the partner has the object.
                 await self._announce(announcement, fields)
             self._finish(job, Delivered(version=version, pushed=plan.pushed(sent, parts)))
-            log.info("push_delivered", calls=[f"{c.method} {'/'.join(c.path)}" for c in sent], **fields)
+            log.info("push_delivered", calls=[_shown(c) for c in sent], **fields)
             # A partner read as IN_SYNC needs no write. If another push failed since, that push's
             # own retry reads RETRYING and brings the partner back when it succeeds.
             if partner.sync_state is not SyncState.IN_SYNC:
@@ -458,6 +462,13 @@ class PushWorker:
 
 
 THROTTLED_DETAIL = "throttled by the partner (HTTP 429)"
+# `push.answered.<module>`: the failpoint between a partner's success answer and its record.
+ANSWERED_FAILPOINT = "push.answered"
+
+
+def _shown(call: PushCall) -> str:
+    """A call in the push_delivered line: its method and path ("POST (collection)" for a CDR)."""
+    return f"{call.method} {'/'.join(call.path) if call.path else '(collection)'}"
 
 
 def _failure(call: PushCall, reply: Reply) -> str:

@@ -30,7 +30,8 @@ from shared.ocpi.v2_1_1.tokens import Token
 from shared.pricing import price_session
 from tests.conftest import Connection
 from tests.support import roaming
-from tests.support.http import request
+from tests.support.fake_partner import MODULES, fake_partner, register_throwaway
+from tests.support.http import admin, request
 from tests.support.objects import event_id, location, now, publish
 from tests.support.waiting import eventually
 
@@ -108,13 +109,33 @@ async def _at_b(connection: Connection, module: str, object_id: str) -> Any:
     return reply.data if reply.status_code == 1000 else None
 
 
-async def _a_list(connection: Connection, module: str) -> list[Any]:
-    """A's list of `module` as B sees it (B's own tokens only)."""
+async def _a_list(connection: Connection, module: str, token: str | None = None) -> list[Any]:
+    """A's list of `module` as B (or the partner of `token`) sees it: its own tokens' only."""
     url = f"{connection.pair.cpo.public_url}/ocpi/cpo/2.1.1/{module}?date_from=2000-01-01T00:00:00Z"
-    reply = await request("GET", url, token=connection.emsp_to_cpo_token)
+    reply = await request("GET", url, token=token or connection.emsp_to_cpo_token)
     assert reply.status_code == 1000, reply
     data: list[Any] = reply.data
     return data
+
+
+class OtherEmsp:
+    """C: another eMSP partner of A, with sessions and CDRs endpoints, recording every call it gets."""
+
+    def __init__(self, token: str, calls: list[tuple[str, str]]) -> None:
+        self.token = token
+        self.calls = calls
+
+    def billing_calls(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path in self.calls if "/sessions" in path or "/cdrs" in path]
+
+
+@pytest.fixture(scope="module")
+async def other_emsp(connection: Connection) -> AsyncIterator[OtherEmsp]:
+    calls: list[tuple[str, str]] = []
+    party = "C" + uuid.uuid4().hex[:2].upper()
+    async with fake_partner((*MODULES, "sessions", "cdrs"), calls) as versions_url:
+        token = await register_throwaway(connection.pair.cpo, versions_url, "EMSP", "DE", party)
+        yield OtherEmsp(token, calls)
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +173,10 @@ def _start(session_id: str, location_id: str, uid: str, at: datetime) -> Session
 
 
 async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_total(
-    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff], other_emsp: OtherEmsp
 ) -> None:
+    """B's card at A: B sees the session within a second and its cost moving; at the stop B holds a
+    CDR whose total it computes the same; C, another eMSP of A, sees nothing of it."""
     location_id, uid, tariff = site
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = now() - timedelta(hours=2)
@@ -162,7 +185,8 @@ async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_tot
     async def started() -> bool:
         return await _at_b(connection, "sessions", session_id) is not None
 
-    took = await eventually(started, 15, "the session at B", pause=0.05)
+    took = await eventually(started, 15, "the session at B", pause=0.02)
+    assert took < 1.0, f"the session took {took:.3f} s to reach B"
     first = await _at_b(connection, "sessions", session_id)
     assert first["status"] == "ACTIVE" and first["auth_id"] == f"DE-EMB-{uid}"
     assert first["location"]["evses"][0]["uid"] == "E1"
@@ -219,3 +243,120 @@ async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_tot
     # A lists the session to B (its own token's) and only once.
     assert [s["id"] for s in await _a_list(connection, "sessions")].count(session_id) == 1
     assert to_builtins(at_b)["tariffs"][0]["id"] == tariff.id
+    # B agrees with A's price: the CDR is not among B's disputes.
+    disputes = (await admin(connection.pair.emsp, "GET", "/admin/cdrs/disputes")).data
+    assert session_id not in {d["cdr_id"] for d in disputes}
+    # C got no call about the session or its CDR, and A's lists show C none of them.
+    assert other_emsp.billing_calls() == []
+    for module in ("sessions", "cdrs"):
+        assert session_id not in {o["id"] for o in await _a_list(connection, module, other_emsp.token)}
+
+
+async def _charge(
+    a_broker: Broker, session_id: str, location_id: str, uid: str, began: datetime, hours: int, kwh: float
+) -> None:
+    """A session of `hours` with a meter value every hour, `kwh` each, then the stop."""
+    await publish(a_broker, _start(session_id, location_id, uid, began))
+    for hour in range(1, hours):
+        at = began + timedelta(hours=hour)
+        await publish(
+            a_broker, SessionMeter(event_id=event_id(), session_id=session_id, at=at, kwh=hour * kwh)
+        )
+    stop = SessionStop(
+        event_id=event_id(), session_id=session_id, at=began + timedelta(hours=hours), kwh=hours * kwh
+    )
+    await publish(a_broker, stop)
+
+
+async def _cdr_at_b(connection: Connection, session_id: str) -> CDR:
+    async def billed() -> bool:
+        return await _at_b(connection, "cdrs", session_id) is not None
+
+    await eventually(billed, 20, f"the CDR of {session_id} at B")
+    return msgspec.convert(await _at_b(connection, "cdrs", session_id), CDR)
+
+
+async def test_a_session_across_midnight_and_the_end_of_summer_time_is_priced_in_local_time(
+    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+) -> None:
+    """21:30 CEST on 24 October 2026 to 07:30 CET the next morning (clocks go back at 03:00): the
+    first hour starts in the day price, the others at night; 06:30 CET is still night (with the
+    summer offset it would be 07:30, day). 5 kWh an hour: 0.50 + 5 x 0.31 + 50 x 0.23 = 13.55."""
+    location_id, uid, tariff = site
+    session_id = f"S-{uuid.uuid4().hex[:10]}"
+    began = datetime.fromisoformat("2026-10-24T19:30:00+00:00")
+    await _charge(a_broker, session_id, location_id, uid, began, 11, 5.0)
+    cdr = await _cdr_at_b(connection, session_id)
+    assert cdr.total_cost == 13.55 and cdr.total_energy == 55.0 and cdr.total_time == 11.0
+    assert cdr.total_cost == float(
+        price_session(
+            tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, "Europe/Amsterdam"
+        ).total_cost
+    )
+
+
+async def test_a_tariff_changed_mid_session_leaves_the_session_at_the_price_of_its_start(
+    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+) -> None:
+    """The price shown at the start holds: the CDR carries the tariff of the start, and B, whose copy
+    is newer than the session, checks it with that tariff and agrees."""
+    location_id, uid, tariff = site
+    session_id = f"S-{uuid.uuid4().hex[:10]}"
+    began = now() - timedelta(hours=3)
+    await publish(a_broker, _start(session_id, location_id, uid, began))
+
+    async def started() -> bool:
+        return await _at_b(connection, "sessions", session_id) is not None
+
+    await eventually(started, 15, "the session at B")
+    dearer = msgspec.structs.replace(
+        tariff, elements=tariff.elements[1:], last_updated=now() - timedelta(seconds=10)
+    )
+    await publish(a_broker, TariffUpsert(event_id=event_id(), tariff=dearer))
+
+    async def changed_at_b() -> bool:
+        copy = await _at_b(connection, "tariffs", tariff.id)
+        return copy is not None and len(copy["elements"]) == 2
+
+    await eventually(changed_at_b, 15, "the changed tariff at B")
+    stop = SessionStop(event_id=event_id(), session_id=session_id, at=began + timedelta(hours=1), kwh=10.0)
+    await publish(a_broker, stop)
+    cdr = await _cdr_at_b(connection, session_id)
+    assert cdr.tariffs is not None and len(cdr.tariffs[0].elements) == 3  # the start's, FLAT fee and all
+    expected = price_session(
+        tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, "Europe/Amsterdam"
+    )
+    assert cdr.total_cost == float(expected.total_cost)
+    disputes = (await admin(connection.pair.emsp, "GET", "/admin/cdrs/disputes")).data
+    assert session_id not in {d["cdr_id"] for d in disputes}
+    # Later sessions get the new tariff.
+    await publish(
+        a_broker,
+        TariffUpsert(event_id=event_id(), tariff=msgspec.structs.replace(tariff, last_updated=now())),
+    )
+
+
+async def test_a_cdr_whose_total_b_computes_otherwise_is_flagged_with_both_numbers(
+    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+) -> None:
+    """A CDR posted to B (as A could) with a total 1.00 too high: stored once (posted twice), disputed
+    with A's number and B's."""
+    location_id, uid, _ = site
+    session_id = f"S-{uuid.uuid4().hex[:10]}"
+    began = now() - timedelta(hours=5)
+    await _charge(a_broker, session_id, location_id, uid, began, 2, 7.0)
+    honest = await _cdr_at_b(connection, session_id)
+    wrong = msgspec.structs.replace(honest, id=f"X{session_id}"[:36], total_cost=honest.total_cost + 1.0)
+    url = f"{connection.pair.emsp.public_url}/ocpi/emsp/2.1.1/cdrs"
+    body = to_builtins(wrong)
+    first = await request("POST", url, token=connection.cpo_to_emsp_token, json=body)
+    again = await request("POST", url, token=connection.cpo_to_emsp_token, json=body)
+    assert (first.status, first.status_code, again.status, again.status_code) == (201, 1000, 200, 1000)
+    assert first.headers["Location"] == again.headers["Location"]
+    assert first.headers["Location"].endswith(f"/ocpi/emsp/2.1.1/cdrs/NL/CPA/{wrong.id}")
+    disputes = (await admin(connection.pair.emsp, "GET", "/admin/cdrs/disputes")).data
+    [dispute] = [d for d in disputes if d["cdr_id"] == wrong.id]
+    assert Decimal(dispute["theirs"]) == Decimal(repr(wrong.total_cost))
+    assert Decimal(dispute["ours"]) == Decimal(repr(honest.total_cost))
+    assert Decimal(dispute["difference"]) == Decimal("-1.00")
+    assert honest.id not in {d["cdr_id"] for d in disputes}

@@ -27,15 +27,17 @@ def _envelope(data: Any) -> web.Response:
     return web.json_response({"status_code": 1000, "timestamp": stamp, "data": data})
 
 
-def _app() -> web.Application:
+def _app(modules: tuple[str, ...], calls: list[tuple[str, str]] | None) -> web.Application:
     async def versions(request: web.Request) -> web.Response:
         return _envelope([{"version": "2.1.1", "url": f"{_base(request)}/2.1.1"}])
 
     async def details(request: web.Request) -> web.Response:
-        endpoints = [{"identifier": m, "url": f"{_base(request)}/2.1.1/{m}"} for m in MODULES]
+        endpoints = [{"identifier": m, "url": f"{_base(request)}/2.1.1/{m}"} for m in modules]
         return _envelope({"version": "2.1.1", "endpoints": endpoints})
 
     async def anything(request: web.Request) -> web.Response:
+        if calls is not None:
+            calls.append((request.method, request.path))
         return _envelope([] if request.method == "GET" else None)
 
     app = web.Application()
@@ -50,9 +52,12 @@ def _base(request: web.Request) -> str:
 
 
 @asynccontextmanager
-async def fake_partner() -> AsyncIterator[str]:
-    """Run the partner on loopback; yields its versions URL."""
-    server = TestServer(_app(), host="127.0.0.1")
+async def fake_partner(
+    modules: tuple[str, ...] = MODULES, calls: list[tuple[str, str]] | None = None
+) -> AsyncIterator[str]:
+    """Run the partner on loopback, offering `modules`; yields its versions URL. Every call after
+    the handshake is appended to `calls` (method, path) when given."""
+    server = TestServer(_app(modules, calls), host="127.0.0.1")
     await server.start_server()
     try:
         yield f"http://127.0.0.1:{server.port}/versions"
