@@ -7,14 +7,14 @@ from typing import Annotated
 import msgspec
 
 from shared.ocpi.v2_1_1.locations import Location
-from shared.ocpi.v2_1_1.sessions import AuthMethod, CdrDimension, CdrDimensionType, ChargingPeriod
+from shared.ocpi.v2_1_1.sessions import AuthMethod, CdrDimension, CdrDimensionType, ChargingPeriod, Quantity
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import CiString36, CurrencyCode, DateTime, OcpiStruct, String36, String255
 
 # A CDR's totals (cost, kWh, hours) are never negative. JSON cannot carry NaN or Infinity and
 # msgspec refuses numbers beyond the float range; the upper bound also keeps infinity out of CDRs
 # built in code (msgspec.convert admits it), and no charging session comes near it.
-Total = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+Total = Quantity
 
 __all__ = [
     "CDR",

@@ -44,11 +44,16 @@ class CdrDimensionType(enum.StrEnum):
     TIME = "TIME"
 
 
+# A volume, an energy or an amount: never negative (mod_cdrs.md has no negative quantity), and
+# bounded so that no infinity or absurd figure reaches pricing or storage.
+Quantity = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+
+
 class CdrDimension(OcpiStruct, kw_only=True):
     """mod_cdrs.md 4.2"""
 
     type: CdrDimensionType
-    volume: float
+    volume: Quantity
 
 
 class ChargingPeriod(OcpiStruct, kw_only=True):
@@ -73,14 +78,14 @@ class Session(OcpiStruct, kw_only=True):
     id: String36
     start_datetime: DateTime
     end_datetime: DateTime | None = None
-    kwh: float
+    kwh: Quantity
     auth_id: String36
     auth_method: AuthMethod
     location: Location  # only the relevant EVSE and Connector
     meter_id: String255 | None = None
     currency: CurrencyCode
     charging_periods: list[ChargingPeriod] | None = None
-    total_cost: float | None = None  # excluding VAT; absent means "no price information"
+    total_cost: Quantity | None = None  # excluding VAT; absent means "no price information"
     status: SessionStatus
     last_updated: DateTime
 
@@ -91,13 +96,13 @@ class SessionPatch(OcpiStruct, kw_only=True):
     id: String36 | UnsetType = UNSET
     start_datetime: DateTime | UnsetType = UNSET
     end_datetime: DateTime | UnsetType | None = UNSET
-    kwh: float | UnsetType = UNSET
+    kwh: Quantity | UnsetType = UNSET
     auth_id: String36 | UnsetType = UNSET
     auth_method: AuthMethod | UnsetType = UNSET
     location: Location | UnsetType = UNSET
     meter_id: String255 | UnsetType | None = UNSET
     currency: CurrencyCode | UnsetType = UNSET
     charging_periods: list[ChargingPeriod] | UnsetType | None = UNSET
-    total_cost: float | UnsetType | None = UNSET
+    total_cost: Quantity | UnsetType | None = UNSET
     status: SessionStatus | UnsetType = UNSET
     last_updated: DateTime | UnsetType = UNSET
