@@ -11,28 +11,31 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 import pytest
 
-from shared.contracts.locations import LocationUpsert
-from shared.contracts.sessions import SessionMeter, SessionStart, SessionStop
+from shared.contracts.sessions import SessionMeter, SessionStop
 from shared.contracts.tariffs import TariffUpsert
-from shared.contracts.tokens import ChargerAuthorize, TokenUpsert
 from shared.messaging.broker import Broker
 from shared.messaging.rpc import RpcClient
 from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.codec import to_builtins
-from shared.ocpi.v2_1_1.locations import Location
-from shared.ocpi.v2_1_1.tariffs import Tariff
-from shared.ocpi.v2_1_1.tokens import Token
 from shared.pricing import price_session
 from tests.conftest import Connection
 from tests.support import roaming
+from tests.support.billing import (
+    Site,
+    a_list,
+    at_b,
+    cdr_at_b,
+    charge,
+    prepare_site,
+    start_message,
+)
 from tests.support.fake_partner import MODULES, fake_partner, register_throwaway
 from tests.support.http import admin, request
-from tests.support.objects import event_id, location, now, publish
+from tests.support.objects import event_id, now, publish
 from tests.support.waiting import eventually
 
 
@@ -50,72 +53,9 @@ async def charger(a_broker: Broker) -> AsyncIterator[RpcClient]:
     yield client
 
 
-def _tariff(tariff_id: str, at: datetime) -> Tariff:
-    """2 elements with time restrictions (day and night energy prices), a start fee and parking."""
-    return msgspec.convert(
-        {
-            "id": tariff_id,
-            "currency": "EUR",
-            "elements": [
-                {
-                    "price_components": [{"type": "FLAT", "price": 0.5, "step_size": 1}],
-                },
-                {
-                    "price_components": [
-                        {"type": "ENERGY", "price": 0.31, "step_size": 1},
-                        {"type": "PARKING_TIME", "price": 2.0, "step_size": 300},
-                    ],
-                    "restrictions": {"start_time": "07:00", "end_time": "22:00"},
-                },
-                {
-                    "price_components": [{"type": "ENERGY", "price": 0.23, "step_size": 1}],
-                    "restrictions": {"start_time": "22:00", "end_time": "07:00"},
-                },
-            ],
-            "last_updated": at,
-        },
-        Tariff,
-    )
-
-
-def _card(uid: str, at: datetime) -> Token:
-    return msgspec.convert(
-        {
-            "uid": uid,
-            "type": "RFID",
-            "auth_id": f"DE-EMB-{uid}",
-            "issuer": "EMB Mobility",
-            "valid": True,
-            "whitelist": "ALWAYS",
-            "last_updated": at,
-        },
-        Token,
-    )
-
-
-def _site(location_id: str, tariff_id: str, at: datetime) -> Location:
-    site = location(location_id, ["E1"], at)
-    evse = (site.evses or [])[0]
-    connector = msgspec.structs.replace(evse.connectors[0], tariff_id=tariff_id)
-    evse = msgspec.structs.replace(evse, connectors=[connector])
-    return msgspec.structs.replace(site, evses=[evse], time_zone="Europe/Amsterdam")
-
-
-async def _at_b(connection: Connection, module: str, object_id: str) -> Any:
-    pair = connection.pair
-    party = f"{pair.cpo.country_code}/{pair.cpo.party_id}"
-    url = f"{pair.emsp.public_url}/ocpi/emsp/2.1.1/{module}/{party}/{object_id}"
-    reply = await request("GET", url, token=connection.cpo_to_emsp_token)
-    return reply.data if reply.status_code == 1000 else None
-
-
-async def _a_list(connection: Connection, module: str, token: str | None = None) -> list[Any]:
-    """A's list of `module` as B (or the partner of `token`) sees it: its own tokens' only."""
-    url = f"{connection.pair.cpo.public_url}/ocpi/cpo/2.1.1/{module}?date_from=2000-01-01T00:00:00Z"
-    reply = await request("GET", url, token=token or connection.emsp_to_cpo_token)
-    assert reply.status_code == 1000, reply
-    data: list[Any] = reply.data
-    return data
+@pytest.fixture(scope="module")
+async def site(connection: Connection, a_broker: Broker, b_broker: Broker, charger: RpcClient) -> Site:
+    return await prepare_site(connection, a_broker, b_broker, charger)
 
 
 class OtherEmsp:
@@ -138,56 +78,22 @@ async def other_emsp(connection: Connection) -> AsyncIterator[OtherEmsp]:
         yield OtherEmsp(token, calls)
 
 
-@pytest.fixture(scope="module")
-async def site(
-    connection: Connection, a_broker: Broker, b_broker: Broker, charger: RpcClient
-) -> tuple[str, str, Tariff]:
-    """A location whose connector has a tariff, the tariff at B, and a card of B known at A."""
-    suffix = uuid.uuid4().hex[:8].upper()
-    location_id, tariff_id, uid = f"BIL-{suffix}", f"TAR-{suffix}", f"CARD{suffix}"
-    at = now() - timedelta(minutes=5)
-    tariff = _tariff(tariff_id, at)
-    await publish(a_broker, TariffUpsert(event_id=event_id(), tariff=tariff))
-    await publish(a_broker, LocationUpsert(event_id=event_id(), location=_site(location_id, tariff_id, at)))
-    await publish(b_broker, TokenUpsert(event_id=event_id(), token=_card(uid, at)))
-
-    async def ready() -> bool:
-        reply = await charger.call("tokens", ChargerAuthorize(token_uid=uid))
-        known = msgspec.json.decode(reply.data).get("owner") is not None
-        return known and await _at_b(connection, "tariffs", tariff_id) is not None
-
-    await eventually(ready, 30, "B's card at A and A's tariff at B")
-    return location_id, uid, tariff
-
-
-def _start(session_id: str, location_id: str, uid: str, at: datetime) -> SessionStart:
-    return SessionStart(
-        event_id=event_id(),
-        session_id=session_id,
-        token_uid=uid,
-        location_id=location_id,
-        evse_uid="E1",
-        connector_id="1",
-        at=at,
-    )
-
-
 async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_total(
-    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff], other_emsp: OtherEmsp
+    connection: Connection, a_broker: Broker, site: Site, other_emsp: OtherEmsp
 ) -> None:
     """B's card at A: B sees the session within a second and its cost moving; at the stop B holds a
     CDR whose total it computes the same; C, another eMSP of A, sees nothing of it."""
-    location_id, uid, tariff = site
+    location_id, uid, tariff = site.location_id, site.uid, site.tariff
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = now() - timedelta(hours=2)
-    await publish(a_broker, _start(session_id, location_id, uid, began))
+    await publish(a_broker, start_message(session_id, location_id, uid, began))
 
     async def started() -> bool:
-        return await _at_b(connection, "sessions", session_id) is not None
+        return await at_b(connection, "sessions", session_id) is not None
 
     took = await eventually(started, 15, "the session at B", pause=0.02)
     assert took < 1.0, f"the session took {took:.3f} s to reach B"
-    first = await _at_b(connection, "sessions", session_id)
+    first = await at_b(connection, "sessions", session_id)
     assert first["status"] == "ACTIVE" and first["auth_id"] == f"DE-EMB-{uid}"
     assert first["location"]["evses"][0]["uid"] == "E1"
 
@@ -200,11 +106,11 @@ async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_tot
         )
 
     async def running() -> bool:
-        copy = await _at_b(connection, "sessions", session_id)
+        copy = await at_b(connection, "sessions", session_id)
         return copy is not None and copy["kwh"] == 13.25
 
     await eventually(running, 15, "the running session's energy at B")
-    copy = await _at_b(connection, "sessions", session_id)
+    copy = await at_b(connection, "sessions", session_id)
     assert copy["total_cost"] > first["total_cost"]
 
     # Parked for 20 minutes once full, then gone.
@@ -224,69 +130,45 @@ async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_tot
     )
 
     async def billed() -> bool:
-        return await _at_b(connection, "cdrs", session_id) is not None
+        return await at_b(connection, "cdrs", session_id) is not None
 
     await eventually(billed, 20, "the CDR at B")
-    at_b = msgspec.convert(await _at_b(connection, "cdrs", session_id), CDR)
-    at_a = [cdr for cdr in await _a_list(connection, "cdrs") if cdr["id"] == session_id]
+    cdr = msgspec.convert(await at_b(connection, "cdrs", session_id), CDR)
+    at_a = [c for c in await a_list(connection, "cdrs") if c["id"] == session_id]
     assert len(at_a) == 1
-    assert at_b == msgspec.convert(at_a[0], CDR)
+    assert cdr == msgspec.convert(at_a[0], CDR)
     # B's own computation from the CDR alone gives A's total to the cent.
     ours = price_session(
-        tariff, at_b.start_date_time, at_b.stop_date_time, at_b.charging_periods, "Europe/Amsterdam"
+        tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, "Europe/Amsterdam"
     )
-    assert Decimal(repr(at_b.total_cost)) == ours.total_cost
-    assert at_b.total_energy == 14.0 and at_b.total_parking_time == pytest.approx(20 / 60)
-    ended = await _at_b(connection, "sessions", session_id)
-    assert ended["status"] == "COMPLETED" and ended["total_cost"] == at_b.total_cost
-    print(f"start→B {took:.3f}s, CDR total {at_b.total_cost} {at_b.currency}")
+    assert Decimal(repr(cdr.total_cost)) == ours.total_cost
+    assert cdr.total_energy == 14.0 and cdr.total_parking_time == pytest.approx(20 / 60)
+    ended = await at_b(connection, "sessions", session_id)
+    assert ended["status"] == "COMPLETED" and ended["total_cost"] == cdr.total_cost
+    print(f"start→B {took:.3f}s, CDR total {cdr.total_cost} {cdr.currency}")
     # A lists the session to B (its own token's) and only once.
-    assert [s["id"] for s in await _a_list(connection, "sessions")].count(session_id) == 1
-    assert to_builtins(at_b)["tariffs"][0]["id"] == tariff.id
+    assert [s["id"] for s in await a_list(connection, "sessions")].count(session_id) == 1
+    assert to_builtins(cdr)["tariffs"][0]["id"] == tariff.id
     # B agrees with A's price: the CDR is not among B's disputes.
     disputes = (await admin(connection.pair.emsp, "GET", "/admin/cdrs/disputes")).data
     assert session_id not in {d["cdr_id"] for d in disputes}
     # C got no call about the session or its CDR, and A's lists show C none of them.
     assert other_emsp.billing_calls() == []
     for module in ("sessions", "cdrs"):
-        assert session_id not in {o["id"] for o in await _a_list(connection, module, other_emsp.token)}
-
-
-async def _charge(
-    a_broker: Broker, session_id: str, location_id: str, uid: str, began: datetime, hours: int, kwh: float
-) -> None:
-    """A session of `hours` with a meter value every hour, `kwh` each, then the stop."""
-    await publish(a_broker, _start(session_id, location_id, uid, began))
-    for hour in range(1, hours):
-        at = began + timedelta(hours=hour)
-        await publish(
-            a_broker, SessionMeter(event_id=event_id(), session_id=session_id, at=at, kwh=hour * kwh)
-        )
-    stop = SessionStop(
-        event_id=event_id(), session_id=session_id, at=began + timedelta(hours=hours), kwh=hours * kwh
-    )
-    await publish(a_broker, stop)
-
-
-async def _cdr_at_b(connection: Connection, session_id: str) -> CDR:
-    async def billed() -> bool:
-        return await _at_b(connection, "cdrs", session_id) is not None
-
-    await eventually(billed, 20, f"the CDR of {session_id} at B")
-    return msgspec.convert(await _at_b(connection, "cdrs", session_id), CDR)
+        assert session_id not in {o["id"] for o in await a_list(connection, module, other_emsp.token)}
 
 
 async def test_a_session_across_midnight_and_the_end_of_summer_time_is_priced_in_local_time(
-    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+    connection: Connection, a_broker: Broker, site: Site
 ) -> None:
     """21:30 CEST on 24 October 2026 to 07:30 CET the next morning (clocks go back at 03:00): the
     first hour starts in the day price, the others at night; 06:30 CET is still night (with the
     summer offset it would be 07:30, day). 5 kWh an hour: 0.50 + 5 x 0.31 + 50 x 0.23 = 13.55."""
-    location_id, uid, tariff = site
+    location_id, uid, tariff = site.location_id, site.uid, site.tariff
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = datetime.fromisoformat("2026-10-24T19:30:00+00:00")
-    await _charge(a_broker, session_id, location_id, uid, began, 11, 5.0)
-    cdr = await _cdr_at_b(connection, session_id)
+    await charge(a_broker, session_id, location_id, uid, began, 11, 5.0)
+    cdr = await cdr_at_b(connection, session_id)
     assert cdr.total_cost == 13.55 and cdr.total_energy == 55.0 and cdr.total_time == 11.0
     assert cdr.total_cost == float(
         price_session(
@@ -296,17 +178,17 @@ async def test_a_session_across_midnight_and_the_end_of_summer_time_is_priced_in
 
 
 async def test_a_tariff_changed_mid_session_leaves_the_session_at_the_price_of_its_start(
-    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+    connection: Connection, a_broker: Broker, site: Site
 ) -> None:
     """The price shown at the start holds: the CDR carries the tariff of the start, and B, whose copy
     is newer than the session, checks it with that tariff and agrees."""
-    location_id, uid, tariff = site
+    location_id, uid, tariff = site.location_id, site.uid, site.tariff
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = now() - timedelta(hours=3)
-    await publish(a_broker, _start(session_id, location_id, uid, began))
+    await publish(a_broker, start_message(session_id, location_id, uid, began))
 
     async def started() -> bool:
-        return await _at_b(connection, "sessions", session_id) is not None
+        return await at_b(connection, "sessions", session_id) is not None
 
     await eventually(started, 15, "the session at B")
     dearer = msgspec.structs.replace(
@@ -315,13 +197,13 @@ async def test_a_tariff_changed_mid_session_leaves_the_session_at_the_price_of_i
     await publish(a_broker, TariffUpsert(event_id=event_id(), tariff=dearer))
 
     async def changed_at_b() -> bool:
-        copy = await _at_b(connection, "tariffs", tariff.id)
+        copy = await at_b(connection, "tariffs", tariff.id)
         return copy is not None and len(copy["elements"]) == 2
 
     await eventually(changed_at_b, 15, "the changed tariff at B")
     stop = SessionStop(event_id=event_id(), session_id=session_id, at=began + timedelta(hours=1), kwh=10.0)
     await publish(a_broker, stop)
-    cdr = await _cdr_at_b(connection, session_id)
+    cdr = await cdr_at_b(connection, session_id)
     assert cdr.tariffs is not None and len(cdr.tariffs[0].elements) == 3  # the start's, FLAT fee and all
     expected = price_session(
         tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, "Europe/Amsterdam"
@@ -337,15 +219,15 @@ async def test_a_tariff_changed_mid_session_leaves_the_session_at_the_price_of_i
 
 
 async def test_a_cdr_whose_total_b_computes_otherwise_is_flagged_with_both_numbers(
-    connection: Connection, a_broker: Broker, site: tuple[str, str, Tariff]
+    connection: Connection, a_broker: Broker, site: Site
 ) -> None:
     """A CDR posted to B (as A could) with a total 1.00 too high: stored once (posted twice), disputed
     with A's number and B's."""
-    location_id, uid, _ = site
+    location_id, uid = site.location_id, site.uid
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = now() - timedelta(hours=5)
-    await _charge(a_broker, session_id, location_id, uid, began, 2, 7.0)
-    honest = await _cdr_at_b(connection, session_id)
+    await charge(a_broker, session_id, location_id, uid, began, 2, 7.0)
+    honest = await cdr_at_b(connection, session_id)
     wrong = msgspec.structs.replace(honest, id=f"X{session_id}"[:36], total_cost=honest.total_cost + 1.0)
     url = f"{connection.pair.emsp.public_url}/ocpi/emsp/2.1.1/cdrs"
     body = to_builtins(wrong)
