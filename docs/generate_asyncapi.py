@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,13 @@ import msgspec
 import msgspec.inspect as mi
 
 from docs.yaml_text import generator_main, yaml_text
+from services.cdrs.cpo_rules import cdr_of
+from services.cdrs.emsp_check import ours_of
+from services.cdrs.emsp_rules import theirs_of, verdict_of
+from services.sessions.cpo_rules import SessionInputs, Start, StartFacts, session_changed
 from shared.contracts.base import Message, routing_key
 from shared.contracts.catalogue import (
+    BILLING_EVENTS,
     DECISION_EVENTS,
     INPUTS,
     PARTNER_EVENTS,
@@ -29,6 +35,16 @@ from shared.contracts.catalogue import (
     PUSHED,
     REQUESTS,
     flat,
+)
+from shared.contracts.cdrs import (
+    CdrCreated,
+    CdrDelivered,
+    CdrDispute,
+    CdrDisputesList,
+    CdrVerdict,
+    PartnerCdrDisputed,
+    PartnerCdrReceived,
+    TariffSource,
 )
 from shared.contracts.locations import (
     ChangeScope,
@@ -50,6 +66,15 @@ from shared.contracts.partners import (
     Party,
     SyncState,
 )
+from shared.contracts.sessions import (
+    ChargingSession,
+    PartnerSessionChanged,
+    SessionChanged,
+    SessionEnded,
+    SessionMeter,
+    SessionStart,
+    SessionStop,
+)
 from shared.contracts.tariffs import (
     PartnerTariffChanged,
     PartnerTariffRemoved,
@@ -70,10 +95,13 @@ from shared.contracts.tokens import (
     TokenBlock,
     TokenChanged,
     TokenExpire,
+    TokenHolder,
+    TokenLookup,
     TokenUpsert,
 )
 from shared.messaging.headers import DEADLINE, ERROR, ORIGINAL_ROUTING_KEY, REQUEST_ID
 from shared.messaging.topology import DELIVERY_LIMIT, Topology
+from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.locations import (
     EVSE,
     Capability,
@@ -96,6 +124,7 @@ from shared.ocpi.v2_1_1.tokens import (
     TokenType,
     WhitelistType,
 )
+from shared.pricing import price_session
 from shared.settings import Role
 
 OUTPUT = Path(__file__).resolve().parent / "asyncapi.yaml"
@@ -113,13 +142,14 @@ CONSUMED_BY: dict[type[Message], str] = {
 EVENT_TYPES: tuple[type[Message], ...] = (
     *flat(PUSHED),
     *flat(PARTNER_OBJECT_EVENTS),
+    *BILLING_EVENTS,
     *DECISION_EVENTS,
     *PARTNER_EVENTS,
 )
 # Requests (RPC) on the rpc exchange, with their replies.
 REQUEST_TYPES: tuple[type[Message], ...] = REQUESTS
 # The structs that travel as the `data` of the requests' replies (documented beside them).
-REPLY_TYPES: tuple[type[Any], ...] = (AuthorizationInfo, ChargerAuthorization)
+REPLY_TYPES: tuple[type[Any], ...] = (AuthorizationInfo, ChargerAuthorization, TokenHolder, CdrDispute)
 
 EVENT_NOTES: dict[type[Message], str] = {
     LocationChanged: (
@@ -178,6 +208,58 @@ EVENT_NOTES: dict[type[Message], str] = {
         "Published by the dispatcher when pushes to a partner start failing (RETRYING), are given "
         "up (OUT_OF_SYNC, the partner's pushes are parked) or reach it again (IN_SYNC)."
     ),
+    SessionChanged: (
+        "Published by the sessions service when one of our sessions started, changed or ended (CPO "
+        "side): the 2.1.1 Session as partners see it, its version (+1 per stored change), `owner` "
+        "(the token's party) and `partner_id` (the connection that serves it; both null when no "
+        "partner gave us the token: the session goes to nobody), and `changed`, the Session fields "
+        "that differ from the previous announcement (every field for a new session). A start and a "
+        "stop are announced at once, meter values at most once per SESSIONS_PUSH_INTERVAL_SECONDS "
+        "of the meter's own clock: the versions stored in between are not announced (`version` "
+        "skips them) and the next announcement names every field they changed. The dispatcher "
+        "PUTs or PATCHes it to the owner's eMSP only. Consumers drop versions they have seen."
+    ),
+    PartnerSessionChanged: (
+        "Published by the sessions service after a CPO partner's session of one of our drivers "
+        "changed in our copy (eMSP side): a PUT or PATCH from the partner; `partner_id` is the "
+        "connection it came through. Outbox rules as for partner locations: an event can come "
+        "twice, never goes missing."
+    ),
+    CdrCreated: (
+        "Published by the cdrs service when it made the CDR of one of our ended sessions (CPO "
+        "side): the CDR, always version 1 (a CDR never changes), and `owner` and `partner_id` as "
+        "in the session (null: nobody gets it). The dispatcher POSTs it to that connection's cdrs "
+        "endpoint, exactly once in effect (services/dispatcher/README.md). A redelivered "
+        "SessionEnded announces the same CDR again; consumers keep the first."
+    ),
+    PartnerCdrReceived: (
+        "Published by the cdrs service once a CPO partner's CDR of one of our drivers is stored "
+        "(eMSP side), with our `verdict` on its price: AGREED (our total within "
+        "CDRS_PRICE_TOLERANCE of theirs), DISPUTED (beyond it, or a tariff in another currency) or "
+        "UNCHECKED (no tariff to price it with, a lookup that did not answer, a CDR the calculator "
+        "cannot price; `reason` says which). A CDR is stored once: a repeated POST publishes "
+        "nothing. Outbox rules as for partner locations: an event can come twice, never goes "
+        "missing."
+    ),
+    SessionEnded: (
+        "Published by the sessions service beside the last SessionChanged when one of our sessions "
+        "completed (CPO side): the stored ChargingSession (the Session, its owner and connection, "
+        "the tariff in force at its start, the location's time zone and the meter readings). The "
+        "cdrs service makes the session's CDR from it, once, however often it comes (again when an "
+        "input of the ended session is redelivered)."
+    ),
+    CdrDelivered: (
+        "Published by the dispatcher after an eMSP took a CDR we POSTed (HTTP 2xx, status 1000): "
+        '`location` is the eMSP\'s `Location` header ("" when it sent none, or one over 2,048 '
+        "characters). The cdrs service stores it with the CDR. At least once: when the dispatcher "
+        "dies between the eMSP's answer and recording it, the CDR is POSTed and announced once more."
+    ),
+    PartnerCdrDisputed: (
+        "Published by the cdrs service beside PartnerCdrReceived when our verdict on a received CDR "
+        "is DISPUTED (eMSP side), for the billing team: the CDR's key and currency and the verdict "
+        "(`theirs`, `ours`, `difference` = ours - theirs, `reason`). Not published again after a "
+        "crash: the disputes list (`ocpi-admin cdrs disputes`) is the complete record."
+    ),
 }
 
 INPUT_NOTES: dict[type[Message], str] = {
@@ -234,6 +316,32 @@ INPUT_NOTES: dict[type[Message], str] = {
         "dead-lettered (remove the EVSE instead). Changes nothing when the location, EVSE or "
         "connector is unknown or `at` is older than the connector's `last_updated`."
     ),
+    SessionStart: (
+        "Starts the session. The sessions service reads the location (the Session keeps only this "
+        "EVSE and connector), the connector's tariff and the token's holder from the locations, "
+        "tariffs and tokens services, stores the session ACTIVE at 0 kWh, priced with that tariff "
+        "(a FLAT fee shows at once), and announces it. A token no partner gave us: stored, sent to "
+        "nobody. No tariff at the connector, or an unknown one: no `total_cost`, currency "
+        "SESSIONS_CURRENCY. Dead-lettered: an unknown location, EVSE or connector. A second start of "
+        "the same `session_id` changes nothing."
+    ),
+    SessionMeter: (
+        "`kwh` is cumulative since the start. Each reading begins a charging period that the next "
+        "reading (or the stop) ends: ENERGY = the kWh between them, TIME = the hours between them "
+        "(PARKING_TIME when the reading that begins it has `charging` false); the session is priced "
+        "again. Readings are kept in time order whatever order they arrive in; one at the instant of "
+        "a stored reading replaces it. Dead-lettered: a session with no stored start, a reading "
+        "before the start, a meter going backwards. Changes nothing once the session ended. "
+        "Announced at most once per SESSIONS_PUSH_INTERVAL_SECONDS of the readings' time; the ones "
+        "in between are stored without an announcement."
+    ),
+    SessionStop: (
+        "`kwh` is the final reading: it closes the last period (readings after `at` are dropped), "
+        "the session becomes COMPLETED with `end_datetime` = `at`, is priced a last time and "
+        "announced at once, with a SessionEnded from which the cdrs service makes its CDR. "
+        "Dead-lettered: a session with no stored start, a stop before the start, a final reading "
+        "below an earlier one. Changes nothing once the session ended."
+    ),
 }
 
 
@@ -264,6 +372,19 @@ REQUEST_NOTES: dict[type[Message], tuple[str, str]] = {
         "`data`: the eMSP's AuthorizationInfo; 404 when it does not know the token; 3001 when it "
         "cannot be reached in time.",
     ),
+    TokenLookup: (
+        "tokens",
+        "Platform-internal: the sessions service asks, for every session start, whose token it is "
+        "(CPO side). Reply `data`: a TokenHolder (the owner party, `partner_id` of the connection "
+        "that serves it, the token as we hold it); HTTP 404 / 2000 when no partner gave us the "
+        "token, or several parties hold its uid and type as valid: the session then goes to nobody.",
+    ),
+    CdrDisputesList: (
+        "cdrs",
+        "Platform-internal: the admin API's GET /admin/cdrs/disputes (eMSP side). Reply `data`: a "
+        "list of CdrDispute, the `limit` most recently received CDRs whose verdict is DISPUTED, "
+        "newest first.",
+    ),
 }
 
 # ---- examples: built from the Structs, so they always decode --------------------------------------
@@ -272,7 +393,7 @@ _T0 = datetime(2025, 1, 15, 9, 0, 0, tzinfo=UTC)
 _T1 = datetime(2025, 1, 15, 9, 5, 0, tzinfo=UTC)
 
 
-def example_connector() -> Connector:
+def example_connector(tariff_id: str | None = None) -> Connector:
     return Connector(
         id="1",
         standard=ConnectorType.IEC_62196_T2,
@@ -280,17 +401,20 @@ def example_connector() -> Connector:
         power_type=PowerType.AC_3_PHASE,
         voltage=400,
         amperage=32,
+        tariff_id=tariff_id,
         last_updated=_T0,
     )
 
 
-def example_evse(status: Status = Status.AVAILABLE, last_updated: datetime = _T0) -> EVSE:
+def example_evse(
+    status: Status = Status.AVAILABLE, last_updated: datetime = _T0, tariff_id: str | None = None
+) -> EVSE:
     return EVSE(
         uid="EVSE-0001-1",
         evse_id="NL*ABC*E0001*1",
         status=status,
         capabilities=[Capability.RFID_READER, Capability.REMOTE_START_STOP_CAPABLE],
-        connectors=[example_connector()],
+        connectors=[example_connector(tariff_id)],
         last_updated=last_updated,
     )
 
@@ -342,10 +466,73 @@ def example_token(valid: bool = True, last_updated: datetime = _T0) -> Token:
 
 _AT_EVSE = LocationReferences(location_id="LOC-0001", evse_uids=["EVSE-0001-1"])
 
+# The billing examples: one session of an eMSP partner's driver at our connector (CPO side), and a CPO
+# partner's CDR of one of our drivers (eMSP side).
+_EMSP_PARTNER = "6f1e2d3c4b5a6978"  # acme, the eMSP of PartnerRegistered's example
+_CPO_PARTNER = "3b4c5d6e7f8091a2"
+_OWNER = Party("DE", "ACM")
+_METER_AT = datetime(2025, 1, 15, 9, 30, 0, tzinfo=UTC)
+_PARKED_AT = datetime(2025, 1, 15, 9, 50, 0, tzinfo=UTC)
+_STOP_AT = datetime(2025, 1, 15, 10, 0, 0, tzinfo=UTC)
+SESSION_START = SessionStart(
+    event_id="4d5e6f70-8192-4a3b-9c4d-5e6f708192a3",
+    session_id="SES-0001",
+    token_uid="012345678",
+    location_id="LOC-0001",
+    evse_uid="EVSE-0001-1",
+    connector_id="1",
+    at=_T0,
+)
+SESSION_METER = SessionMeter(
+    event_id="5e6f7081-92a3-4b4c-8d5e-6f708192a3b4", session_id="SES-0001", at=_METER_AT, kwh=11.0
+)
+# The car is full: from this reading on the session is parking time.
+SESSION_PARKED = SessionMeter(
+    event_id="6f708192-a3b4-4c5d-9e6f-708192a3b4c5",
+    session_id="SES-0001",
+    at=_PARKED_AT,
+    kwh=14.5,
+    charging=False,
+)
+SESSION_STOP = SessionStop(
+    event_id="708192a3-b4c5-4d6e-8f70-8192a3b4c5d6", session_id="SES-0001", at=_STOP_AT, kwh=14.5
+)
+
+
+def example_charging() -> list[ChargingSession]:
+    """The stored session after each example input, as the sessions service's rules build it."""
+    rules = SessionInputs(push_interval=30.0, currency="EUR")
+    facts = StartFacts(
+        location=example_location(example_evse(Status.CHARGING, _T0, tariff_id="TARIFF-AC-1")),
+        time_zone="Europe/Amsterdam",
+        tariff=example_tariff(),
+        holder=TokenHolder(owner=_OWNER, partner_id=_EMSP_PARTNER, token=example_token()),
+    )
+    states: list[ChargingSession] = []
+    stored = None
+    for applied in (Start(SESSION_START, facts), SESSION_METER, SESSION_PARKED, SESSION_STOP):
+        stored = rules.apply(applied, stored)
+        assert stored is not None
+        states.append(stored)
+    return states
+
+
+def example_verdict(cdr: CDR, source: TariffSource = TariffSource.OURS) -> CdrVerdict:
+    """Our check of a received CDR priced with its own tariff, as the cdrs service takes it."""
+    tariff = (cdr.tariffs or [example_tariff()])[0]
+    zone = cdr.location.time_zone or "UTC"
+    priced = price_session(tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, zone)
+    theirs = theirs_of(cdr, tariff.id)
+    return verdict_of(cdr, theirs, ours_of(priced, tariff.id), priced.currency, Decimal("0.01"), source)
+
 
 def examples() -> dict[type[Message], Message]:
     """One example of every documented message."""
     charging = example_location(example_evse(Status.CHARGING, _T1))
+    _, metered, _, ended = example_charging()
+    cdr = cdr_of(ended)
+    overcharged = msgspec.structs.replace(cdr, total_cost=2.5)
+    disputed = example_verdict(overcharged)
     return {
         LocationUpsert: LocationUpsert(
             event_id="2f6c1a0e-6d0b-4a59-9a57-0c4b1f3e9d21", location=example_location()
@@ -439,6 +626,39 @@ def examples() -> dict[type[Message], Message]:
         PartnerAuthorize: PartnerAuthorize(
             partner_id="6f1e2d3c4b5a6978", token_uid="012345678", location=_AT_EVSE
         ),
+        SessionStart: SESSION_START,
+        SessionMeter: SESSION_METER,
+        SessionStop: SESSION_STOP,
+        SessionChanged: session_changed(metered, 2, metered.pending),
+        SessionEnded: SessionEnded(charging=ended, version=4, changed=ended.pending),
+        PartnerSessionChanged: PartnerSessionChanged(
+            country_code="DE", party_id="XYZ", session=metered.session, version=2, partner_id=_CPO_PARTNER
+        ),
+        CdrCreated: CdrCreated(cdr=cdr, version=1, owner=_OWNER, partner_id=_EMSP_PARTNER),
+        CdrDelivered: CdrDelivered(
+            cdr_id=cdr.id,
+            partner_id=_EMSP_PARTNER,
+            location=f"https://ocpi.acme.example/ocpi/emsp/2.1.1/cdrs/NL/ABC/{cdr.id}",
+            at=_STOP_AT,
+        ),
+        PartnerCdrReceived: PartnerCdrReceived(
+            country_code="DE",
+            party_id="XYZ",
+            cdr=cdr,
+            verdict=example_verdict(cdr),
+            version=1,
+            partner_id=_CPO_PARTNER,
+        ),
+        PartnerCdrDisputed: PartnerCdrDisputed(
+            country_code="DE",
+            party_id="XYZ",
+            cdr_id=cdr.id,
+            currency=cdr.currency,
+            verdict=disputed,
+            partner_id=_CPO_PARTNER,
+        ),
+        TokenLookup: TokenLookup(token_uid="012345678"),
+        CdrDisputesList: CdrDisputesList(limit=100),
         PartnerRegistered: PartnerRegistered(
             partner_id="6f1e2d3c4b5a6978",
             name="acme",

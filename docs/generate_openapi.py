@@ -18,9 +18,9 @@ from docs.generate_asyncapi import schemas
 from docs.yaml_text import generator_main, yaml_text
 from services.gateway.endpoints import VERSION
 from services.gateway.module_calls import QUERY_INT_MAX
-from services.gateway.module_routes import PARTY_ID_LENGTHS, receiver_url, sender_url
+from services.gateway.module_routes import COLLECTION_METHODS, PARTY_ID_LENGTHS, receiver_url, sender_url
 from shared.ocpi.v2_1_1.credentials import Credentials
-from shared.ocpi.v2_1_1.modules import MODULES, TOKENS, OcpiModule
+from shared.ocpi.v2_1_1.modules import MODULES, TOKENS, Audience, OcpiModule
 from shared.ocpi.v2_1_1.tokens import AuthorizationInfo, LocationReferences, TokenType
 from shared.ocpi.v2_1_1.versions import Version, VersionDetail
 from shared.settings import Role
@@ -59,8 +59,11 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def responses(data: dict[str, Any] | None, paged: bool = False) -> dict[str, Any]:
-    """200 with `data` typed for the route, the error envelope for every other status."""
+def responses(
+    data: dict[str, Any] | None, paged: bool = False, created: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """200 with `data` typed for the route, the error envelope for every other status; `created`
+    adds a 201 with those headers and puts them on the 200 too (a repeated POST is answered 200)."""
     ok: dict[str, Any] = {
         # A 200 may carry a 2xxx/3xxx without data too (the handshake's 3001 does).
         "description": "OCPI envelope; `data` is present when status_code is 1000",
@@ -73,7 +76,16 @@ def responses(data: dict[str, Any] | None, paged: bool = False) -> dict[str, Any
             "Link": {"description": 'The next page: `<url>; rel="next"`', "schema": {"type": "string"}},
         }
     failures = {status: {"$ref": "#/components/responses/Failure"} for status in ERROR_STATUSES}
-    return {"200": ok, **failures}
+    if created is None:
+        return {"200": ok, **failures}
+    ok["description"] = "The same object was posted before: nothing changed (status_code 1000)"
+    ok["headers"] = created
+    new = {
+        "description": "Stored (status_code 1000, no data)",
+        "headers": created,
+        "content": _json(envelope({"type": "null"})),
+    }
+    return {"200": ok, "201": new, **failures}
 
 
 def path_parameter(name: str, max_length: int) -> dict[str, Any]:
@@ -114,6 +126,44 @@ def _partners(role: Role) -> str:
     return f"for registered {role.value} partners"
 
 
+def _own_tokens_only(module: OcpiModule) -> dict[str, str]:
+    """The list of a module sent to the token's owner only holds the caller's own parties' objects."""
+    if module.audience is not Audience.TOKEN_OWNER:
+        return {}
+    return {"description": f"Only the {module.name} of the caller's own parties' tokens."}
+
+
+def collection_paths(module: OcpiModule) -> dict[str, dict[str, Any]]:
+    """The Receiver methods at the module's URL itself (a CDR's POST, mod_cdrs.md 2.2.2)."""
+    methods: dict[str, Any] = {}
+    level = module.levels[0]
+    kind = level.object_type.__name__
+    location = {
+        "Location": {
+            "description": (
+                f"Where the partner can GET the {kind} again: this URL followed by "
+                f"`/{{country_code}}/{{party_id}}/{{{level.name}}}` (the posting partner's party)"
+            ),
+            "schema": {"type": "string", "format": "uri"},
+        }
+    }
+    for method in sorted(module.receiver_methods & COLLECTION_METHODS.keys()):
+        methods[method.lower()] = operation(
+            f"{module.name}Receiver{method.title()}{kind}",
+            f"{method} a new {kind} of the caller's own party (Receiver interface, "
+            f"{_partners(module.sender_role)})",
+            module.name,
+            responses(None, created=location),
+            description=(
+                f"The {kind} belongs to the posting partner's own party (2.1.1 names none in the URL). "
+                f"It is stored once: posted again with the same content it is answered 200 with the "
+                f"same Location, with other content 400 / 2001 ({kind}s never change)."
+            ),
+            requestBody=body(kind),
+        )
+    return {receiver_url(module): methods} if methods else {}
+
+
 def module_paths(module: OcpiModule) -> dict[str, dict[str, Any]]:
     """The Sender and Receiver routes of one module, as module_routes.add_module_routes adds them."""
     name, top = module.name, module.levels[0].object_type.__name__
@@ -125,9 +175,11 @@ def module_paths(module: OcpiModule) -> dict[str, dict[str, Any]]:
                 f"List our {name} (Sender interface, {readers})",
                 name,
                 responses({"type": "array", "items": ref(top)}, paged=True),
+                **_own_tokens_only(module),
                 parameters=page_parameters(module),
             )
-        }
+        },
+        **collection_paths(module),
     }
     ids: list[dict[str, Any]] = []
     party = [path_parameter(key, length) for key, length in PARTY_ID_LENGTHS.items()]
@@ -148,7 +200,7 @@ def module_paths(module: OcpiModule) -> dict[str, dict[str, Any]]:
             }
         writers = _partners(module.sender_role)
         methods: dict[str, Any] = {}
-        for method in sorted(module.receiver_methods):
+        for method in sorted(module.receiver_methods - COLLECTION_METHODS.keys()):
             verb = method.lower()
             extra: dict[str, Any] = {"parameters": [*party, *ids]}
             data: dict[str, Any] | None = None
@@ -257,7 +309,9 @@ Every request carries `Authorization: Token <token>`. Which token may do what:
 | registered partner's token | 200 | 405 | update / unregister | its role's interface (*) |
 
 (*) A CPO partner uses our eMSP routes, an eMSP partner our CPO routes (403 otherwise); Receiver
-routes only for the caller's own parties (403 otherwise).
+routes only for the caller's own parties (403 otherwise). The sessions and CDRs lists hold only the
+objects of the caller's own parties' tokens; a CDR is POSTed to the module's URL itself and belongs
+to the posting partner's own party.
 
 Every answer, errors included, is the {VERSION} envelope: `status_code`, `timestamp`, and
 `status_message` and `data` where they apply. Invalid input is HTTP 400 with status 2001 and a message
