@@ -1,6 +1,9 @@
 """What a session's start needs from the platform's other services, asked over RPC (no service reads
 another's database): the token's owner (tokens), the location (locations) and the connector's tariff
-(tariffs). A service that does not answer raises: the batch is held and tried again."""
+(tariffs). A service that does not answer (RpcTimeout) or answers with an error (Unanswered) is a
+dependency away (shared/messaging/transient.py): the batch is held and tried again until it answers,
+so a start is never dead-lettered for an outage. Only an unknown location, EVSE or connector is the
+message's fault (Rejected)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from shared.contracts.objects import SenderGet
 from shared.contracts.sessions import SessionStart
 from shared.contracts.tokens import TokenHolder, TokenLookup
 from shared.messaging.rpc import RpcClient
+from shared.messaging.transient import DependencyAway
 from shared.modules.sender import Rejected
 from shared.ocpi.v2_1_1.codec import decode
 from shared.ocpi.v2_1_1.locations import Location
@@ -21,8 +25,9 @@ from shared.ocpi.v2_1_1.tariffs import Tariff
 log = structlog.get_logger(__name__)
 
 
-class Unanswered(Exception):
-    """A service answered a lookup with an error we cannot act on (it is tried again later)."""
+class Unanswered(DependencyAway):
+    """A service answered a lookup with an error (it was unavailable, or failed): the batch is held
+    and tried again, as when it does not answer at all."""
 
 
 def _found(reply: RpcReply) -> bool:

@@ -18,6 +18,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer, Delivery, PoisonMessage
 from shared.messaging.headers import DEADLINE, REQUEST_ID, current_deadline, current_request_id
 from shared.messaging.topology import declare_work_queue
+from shared.messaging.transient import DependencyAway
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -25,7 +26,7 @@ _reply_decoder = msgspec.json.Decoder(RpcReply)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
-class RpcTimeout(Exception):
+class RpcTimeout(DependencyAway):
     """The service did not answer in time (down, overloaded or killed mid-request)."""
 
 

@@ -20,9 +20,14 @@ _DATABASE_AWAY = (ConnectionFailure, WaitQueueTimeoutError, ExecutionTimeout)
 _BROKER_AWAY = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 
 
+class DependencyAway(Exception):
+    """Another service of the platform that the work needs did not answer (a timed-out RPC, or its
+    "try again later" reply): like the database being away, it says nothing about the message."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when `exc` means a dependency is unreachable rather than the message being at fault."""
-    if isinstance(exc, (*_DATABASE_AWAY, *_BROKER_AWAY)):
+    if isinstance(exc, (*_DATABASE_AWAY, *_BROKER_AWAY, DependencyAway)):
         return True
     # A publish that got no confirm in time: the broker is blocked, partitioned or reconnecting.
     return isinstance(exc, TimeoutError | asyncio.TimeoutError)
