@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.list_cpu
 	$(PY) -m bench.tokens_authorize
 	$(PY) -m bench.pricing
+	$(PY) -m bench.cdr_delivery
 
 up:
 	docker compose up --build

@@ -3,7 +3,8 @@
 A session starts once (a second start of the same id changes nothing). Meter values are cumulative
 kWh since the start; each reading starts a charging period that the next reading (or the stop)
 ends: its ENERGY is the difference of the two readings, its TIME (or PARKING_TIME, when the car was
-not drawing power) the hours between them. Readings are kept in time order whatever order they come
+not drawing power) the hours between them; a period is cut where the tariff's price may change
+(cpo_periods.py). Readings are kept in time order whatever order they come
 in; a reading below an earlier one (a meter going backwards) or before the start is refused. The
 stop's reading closes the last period; after the stop nothing changes. The session is priced after
 every change with the tariff in force at its start (shared/pricing).
@@ -24,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from services.sessions.cpo_periods import VOLUME_DECIMALS, periods_of
 from shared.contracts.base import Message
 from shared.contracts.sessions import (
     ChargingSession,
@@ -42,9 +44,6 @@ from shared.ocpi.v2_1_1.sessions import CdrDimension, CdrDimensionType, Charging
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import to_utc
 from shared.pricing import PricingError, price_session
-
-# Volumes are written with this many decimals (hours: 3.6 ms); both sides price the written values.
-VOLUME_DECIMALS = 6
 
 
 @dataclass(frozen=True)
@@ -72,22 +71,9 @@ class Start:
 SessionRuleInput = Start | SessionMeter | SessionStop
 
 
-def periods_of(readings: list[MeterReading]) -> list[ChargingPeriod]:
-    """One charging period per reading but the last, which ends it (see the module's docstring)."""
-    periods: list[ChargingPeriod] = []
-    for here, after in itertools.pairwise(readings):
-        hours = round((after.at - here.at).total_seconds() / 3600, VOLUME_DECIMALS)
-        energy = round(after.kwh - here.kwh, VOLUME_DECIMALS)
-        time_type = CdrDimensionType.TIME if here.charging else CdrDimensionType.PARKING_TIME
-        dimensions = [CdrDimension(type=CdrDimensionType.ENERGY, volume=energy)]
-        dimensions.append(CdrDimension(type=time_type, volume=hours))
-        periods.append(ChargingPeriod(start_date_time=here.at, dimensions=dimensions))
-    return periods
-
-
 def priced(charging: ChargingSession, end: datetime) -> Session:
     """The session with its periods, energy and cost up to `end` (its last reading)."""
-    periods = periods_of(charging.readings)
+    periods = periods_of(charging.readings, charging.tariff, charging.time_zone)
     session = charging.session
     total_cost = None
     if charging.tariff is not None:

@@ -161,15 +161,18 @@ async def test_a_session_reaches_b_as_it_runs_and_its_cdr_once_with_the_same_tot
 async def test_a_session_across_midnight_and_the_end_of_summer_time_is_priced_in_local_time(
     connection: Connection, a_broker: Broker, site: Site
 ) -> None:
-    """21:30 CEST on 24 October 2026 to 07:30 CET the next morning (clocks go back at 03:00): the
-    first hour starts in the day price, the others at night; 06:30 CET is still night (with the
-    summer offset it would be 07:30, day). 5 kWh an hour: 0.50 + 5 x 0.31 + 50 x 0.23 = 13.55."""
+    """21:30 CEST on 24 October 2026 to 07:30 CET the next morning (clocks go back at 03:00), 5 kWh
+    an hour, hourly meter values: A cuts the periods where the price changes, at 22:00 CEST (20:00
+    UTC) and at 07:00 CET (06:00 UTC; with the summer offset it would be 05:00 UTC). Day energy
+    21:30-22:00 and 07:00-07:30, night the rest: 0.50 + 5 x 0.31 + 50 x 0.23 = 13.55."""
     location_id, uid, tariff = site.location_id, site.uid, site.tariff
     session_id = f"S-{uuid.uuid4().hex[:10]}"
     began = datetime.fromisoformat("2026-10-24T19:30:00+00:00")
     await charge(a_broker, session_id, location_id, uid, began, 11, 5.0)
     cdr = await cdr_at_b(connection, session_id)
     assert cdr.total_cost == 13.55 and cdr.total_energy == 55.0 and cdr.total_time == 11.0
+    starts = {p.start_date_time.strftime("%d %H:%M") for p in cdr.charging_periods}
+    assert {"24 20:00", "25 06:00"} <= starts and "25 05:00" not in starts
     assert cdr.total_cost == float(
         price_session(
             tariff, cdr.start_date_time, cdr.stop_date_time, cdr.charging_periods, "Europe/Amsterdam"

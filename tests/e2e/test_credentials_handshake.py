@@ -46,7 +46,7 @@ async def test_full_handshake_rotation_and_unregistration(pair: Pair) -> None:
     detail = await request("GET", version_url, token=token_c)
     assert detail.status == 200 and detail.status_code == 1000
     identifiers = {e["identifier"] for e in detail.data["endpoints"]}
-    assert identifiers == {"credentials", "locations", "tariffs", "tokens"}
+    assert identifiers == {"credentials", "locations", "tariffs", "tokens", "sessions", "cdrs"}
     assert (await request("GET", credentials_url, token=token_c)).data["token"] == token_c
 
     rotated = await admin(pair.cpo, "POST", f"/admin/partners/{b_name}/rotate")

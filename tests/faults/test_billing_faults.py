@@ -55,9 +55,7 @@ async def _own_cdr(mongo_url: str, deployment: Deployment, cdr_id: str) -> Any:
 async def _copies_at_b(mongo_url: str, deployment: Deployment, cdr_id: str) -> int:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
-        return await client[f"{deployment.namespace}_cdrs"]["partner_cdrs"].count_documents(
-            {"id": cdr_id}
-        )
+        return await client[f"{deployment.namespace}_cdrs"]["partner_cdrs"].count_documents({"id": cdr_id})
     finally:
         await client.close()
 

@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from services.cdrs.cpo_rules import NO_TARIFF, CdrInputs, Ended, OwnCdr, Taken, cdr_of
-from services.sessions.cpo_rules import SessionInputs, Start, StartFacts, periods_of
+from services.sessions.cpo_periods import periods_of
+from services.sessions.cpo_rules import SessionInputs, Start, StartFacts
 from shared.contracts.cdrs import CdrCreated, CdrDelivered
 from shared.contracts.partners import Party
 from shared.contracts.sessions import (
@@ -129,7 +130,7 @@ def test_meter_values_make_periods_and_the_cost_the_calculator_gives() -> None:
     charging = _run(
         _start(tariff, _holder()), _meter(30, 10.0), _meter(60, 12.0, charging=False), _meter(90, 12.0)
     )
-    periods = periods_of(charging.readings)
+    periods = periods_of(charging.readings, charging.tariff, charging.time_zone)
     kinds = [[d.type for d in p.dimensions] for p in periods]
     assert kinds == [
         [CdrDimensionType.ENERGY, CdrDimensionType.TIME],
