@@ -7,7 +7,8 @@ starts --sessions sessions with B's card, sends one meter value each, then stops
 second, open loop. Each stop's latency runs from the confirm of its publish at A to the moment B
 announces the stored CDR (`cdrs.partner_cdr.received` on B's events exchange: B publishes it right
 after storing, through its outbox). Also counted: CDRs B disputed (must be none: both sides price
-with the same calculator) and CDRs missing after the drain deadline.
+with the same calculator), CDRs missing after the drain deadline, and the database operations per
+stop from the server's serverStatus opcounters (both deployments share the server).
 
 One JSON line (bench/common.py emit), with the machine and the database named.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import aio_pika
 import msgspec
 
-from bench._support import cleanup_broker, deployment, settings_of, stats_ms
+from bench._support import DbCounters, cleanup_broker, counters_delta, deployment, settings_of, stats_ms
 from bench.common import emit, infrastructure
 from deploy.local_stack import Deployment
 from shared.contracts.cdrs import PartnerCdrReceived, PriceCheck
@@ -88,6 +89,8 @@ async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]
     # Let the starts and meter values settle before the measured stops.
     await asyncio.sleep(min(30.0, 2 + args.sessions / 50))
 
+    counters = DbCounters(pair.mongo_url)
+    before = await counters.read()
     stopped: dict[str, float] = {}
     started = time.monotonic()
     for index, session_id in enumerate(ids):
@@ -101,6 +104,11 @@ async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_arrived.wait(), DRAIN_SECONDS)
     latencies = [arrived[i] - stopped[i] for i in ids if i in arrived]
+    # Give the last deliveries' records (CdrDelivered at A, outbox marks at B) a moment to land.
+    await asyncio.sleep(2.0)
+    delta = counters_delta(before, await counters.read())
+    await counters.close()
+    busiest = sorted(delta.collections.items(), key=lambda item: -sum(item[1].values()))[:12]
     await a_broker.close()
     await b_broker.close()
     return {
@@ -110,6 +118,12 @@ async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]
         "missing": len(ids) - len(latencies),
         "disputed": len(disputed),
         "stop_to_cdr_at_b": stats_ms(latencies) if latencies else None,
+        # From the server's own counters, stops through the last CDR stored (both deployments).
+        "database_operations": {
+            "per_stop": round(delta.total / len(ids), 2),
+            "ops": delta.ops,
+            "busiest_collections": dict(busiest),
+        },
     }
 
 
@@ -133,7 +147,8 @@ def main() -> None:
     print(
         f"CDR delivery over {result['delivered']}/{args.sessions} sessions, stops at {args.rate:g}/s: "
         f"p50 {latency.get('p50_ms')} ms, p99 {latency.get('p99_ms')} ms; "
-        f"missing {result['missing']}, disputed {result['disputed']}",
+        f"missing {result['missing']}, disputed {result['disputed']}; "
+        f"database operations per stop {result['database_operations']['per_stop']}",
         flush=True,
     )
     emit("cdr_delivery", database=database, settings=settings_of(a, b), **result)
