@@ -59,6 +59,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # burst it may send at once; beyond that HTTP 429 (M6/L7). 0 turns the limit off.
     inbound_rate_per_token: float = 500.0
     inbound_rate_burst: int = 1000
+    # A TOKEN_A handed over by the operator works this long after it was issued (s); then it is
+    # refused like an unknown token and the operator issues a new one (review L18).
+    token_a_ttl: float = 7 * 24 * 3600.0
     # ---- tokens (mod_tokens.md); see services/tokens/README.md ----
     # eMSP side: the internal service (RPC routing key) that decides real-time authorizations; empty:
     # the platform decides from the token alone (valid, not blocked, not expired).
@@ -123,6 +126,7 @@ _ENV: dict[str, str] = {
     "outbound_allow_private": "OUTBOUND_ALLOW_PRIVATE",
     "inbound_rate_per_token": "INBOUND_RATE_PER_TOKEN",
     "inbound_rate_burst": "INBOUND_RATE_BURST",
+    "token_a_ttl": "TOKEN_A_TTL_SECONDS",
     "tokens_authorize_delegate": "TOKENS_AUTHORIZE_DELEGATE",
     "tokens_authorize_deadline": "TOKENS_AUTHORIZE_DEADLINE_SECONDS",
     "tokens_authorize_fallback": "TOKENS_AUTHORIZE_FALLBACK",
@@ -168,6 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ValueError("INBOUND_MAX_BODY_BYTES must be at least 1024")
     if settings.inbound_rate_per_token < 0 or settings.inbound_rate_burst < 1:
         raise ValueError("INBOUND_RATE_PER_TOKEN must not be negative and INBOUND_RATE_BURST at least 1")
+    if settings.token_a_ttl <= 0:
+        raise ValueError("TOKEN_A_TTL_SECONDS must be positive")
     if settings.tokens_authorize_fallback not in _ALLOWED_VALUES:
         raise ValueError(f"TOKENS_AUTHORIZE_FALLBACK must be one of {', '.join(sorted(_ALLOWED_VALUES))}")
     if len(settings.country_code) != 2 or not 1 <= len(settings.party_id) <= 3:

@@ -53,6 +53,9 @@ def _print_partner(p: dict[str, Any]) -> None:
     print(f"  status={p['status']}  sync={p['sync_state']} {p.get('sync_detail') or ''}".rstrip())
     if p.get("versions_url"):
         print(f"  versions={p['versions_url']}  version={p.get('version')}")
+    if p.get("token_a_expires_at"):
+        state = "EXPIRED since" if p.get("token_a_expired") else "valid until"
+        print(f"  TOKEN_A {state} {p['token_a_expires_at']}")
     for identifier, url in sorted((p.get("endpoints") or {}).items()):
         print(f"  {identifier:<12} {url}")
 
@@ -110,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         ("remove", "unregister and forget a partner"),
         ("rotate", "credentials PUT: new tokens both ways"),
         ("sync", "pull the partner's objects again (every module it offers, or --module)"),
+        ("token", "a new TOKEN_A for a partner that has not registered (the old one stops working)"),
     ):
         sub = partner.add_parser(name, help=text)
         sub.add_argument("partner", help="name or id")
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from exc
     if args.json or args.group in LOADABLE or args.command in ("remove", "sync"):
         print(json.dumps(result, indent=2))
-    elif args.command == "add":
+    elif args.command in ("add", "token"):
         _print_partner(result["partner"])
         print(f"\nHand these to {result['partner']['name']} over a secure channel:")
         print(f"  versions URL: {result['versions_url']}\n  TOKEN_A:      {result['token_a']}")

@@ -14,7 +14,11 @@ from shared.settings import Role
 async def principal_of(request: web.Request) -> Principal:
     gateway = gateway_of(request)
     return await authenticate(
-        request.headers.get("Authorization"), gateway.partners, gateway.cache, gateway.budgets
+        request.headers.get("Authorization"),
+        gateway.partners,
+        gateway.cache,
+        gateway.budgets,
+        token_a_ttl=gateway.settings.token_a_ttl,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -67,6 +68,9 @@ class PartnerView(msgspec.Struct, kw_only=True):
     versions_url: str | None
     version: str | None
     endpoints: dict[str, str]
+    # Set while it has a TOKEN_A (added, not registered yet): when that stops working (L18).
+    token_a_expires_at: datetime | None = None
+    token_a_expired: bool = False
 
 
 class AddedPartner(msgspec.Struct, kw_only=True):

@@ -12,14 +12,16 @@ from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerVi
 from services.gateway.endpoints import our_role_towards, versions_url
 from services.gateway.middleware import Handler
 from services.gateway.module_calls import call_service
-from services.gateway.partners import Partner, new_partner
+from services.gateway.partners import ConnectionStatus, Partner, new_partner, pending
 from services.gateway.party_claims import check_claims
-from services.gateway.responses import OcpiError, bad_body, invalid, success, unauthorized
-from services.gateway.state import gateway_of
+from services.gateway.publishing import announce
+from services.gateway.responses import OcpiError, bad_body, invalid, not_allowed, success, unauthorized
+from services.gateway.state import Gateway, gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
 from shared.contracts.cdrs import CdrDisputesList
 from shared.contracts.partners import Party, PullRequested
 from shared.ocpi.v2_1_1.modules import MODULES, module_named
+from shared.settings import Settings
 
 T = TypeVar("T")
 
@@ -44,7 +46,8 @@ async def _body(request: web.Request, type_: type[T]) -> T:
         raise bad_body("request body", exc) from exc
 
 
-def view(partner: Partner) -> PartnerView:
+def view(partner: Partner, settings: Settings) -> PartnerView:
+    """The partner as the operator sees it, with its TOKEN_A's expiry (TOKEN_A_TTL_SECONDS)."""
     return PartnerView(
         id=partner.id,
         name=partner.name,
@@ -58,6 +61,8 @@ def view(partner: Partner) -> PartnerView:
         versions_url=partner.versions_url,
         version=partner.version,
         endpoints=partner.endpoints,
+        token_a_expires_at=partner.token_a_expires_at(settings.token_a_ttl),
+        token_a_expired=partner.token_a_expired(settings.token_a_ttl),
     )
 
 
@@ -90,10 +95,40 @@ async def add_partner(request: web.Request) -> web.Response:
         extra_parties=extra,
         token_a_hash=token_hash(token_a),
     )
+    partner.token_a_issued_at = partner.created_at
     await gateway.partners.add(partner)
-    return success(
-        AddedPartner(partner=view(partner), token_a=token_a, versions_url=versions_url(gateway.settings))
+    return _added(gateway, partner, token_a)
+
+
+async def issue_token_a(request: web.Request) -> web.Response:
+    """A new TOKEN_A for a partner that has not registered yet (its old one expired or was lost);
+    the old one stops working at once."""
+    gateway = gateway_of(request)
+    partner = await _partner(request)
+    if partner.status is not ConnectionStatus.PENDING or partner.token_a_hash is None:
+        raise not_allowed(
+            "This partner has registered (or we registered with it): it has no TOKEN_A to replace; "
+            "to start again, remove it and add it anew"
+        )
+    token_a = new_token()
+    owed = pending(None, [partner.token_a_hash])  # replicas forget the old one's cached principal
+    updated = await gateway.partners.update_if(
+        partner.id,
+        {"status": ConnectionStatus.PENDING.value, "token_a_hash": partner.token_a_hash, "removed_at": None},
+        {"token_a_hash": token_hash(token_a), "token_a_issued_at": owed.at},
+        owed=owed,
     )
+    if updated is None:
+        raise OcpiError(2000, "The partner changed meanwhile (it may have registered); nothing was issued")
+    await announce(gateway, updated, owed)  # left to the sweep when the broker is away: it expired anyway
+    return _added(gateway, updated, token_a)
+
+
+def _added(gateway: Gateway, partner: Partner, token_a: str) -> web.Response:
+    added = AddedPartner(
+        partner=view(partner, gateway.settings), token_a=token_a, versions_url=versions_url(gateway.settings)
+    )
+    return success(added)
 
 
 async def register_partner(request: web.Request) -> web.Response:
@@ -109,20 +144,21 @@ async def register_partner(request: web.Request) -> web.Response:
     parties = list(dict.fromkeys(p.party() for p in body.parties))
     await check_claims(gateway, parties, shared=body.shared_party)
     partner = await registration.register_with(gateway, name, role, body.versions_url, body.token, parties)
-    return success(view(partner))
+    return success(view(partner, gateway_of(request).settings))
 
 
 async def list_partners(request: web.Request) -> web.Response:
-    return success([view(p) for p in await gateway_of(request).partners.all()])
+    gateway = gateway_of(request)
+    return success([view(p, gateway.settings) for p in await gateway.partners.all()])
 
 
 async def get_partner(request: web.Request) -> web.Response:
-    return success(view(await _partner(request)))
+    return success(view(await _partner(request), gateway_of(request).settings))
 
 
 async def rotate_partner(request: web.Request) -> web.Response:
     partner = await registration.update_towards(gateway_of(request), await _partner(request))
-    return success(view(partner))
+    return success(view(partner, gateway_of(request).settings))
 
 
 async def remove_partner(request: web.Request) -> web.Response:
@@ -161,5 +197,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/partners/{partner}", get_partner)
     app.router.add_delete("/admin/partners/{partner}", remove_partner)
     app.router.add_post("/admin/partners/{partner}/rotate", rotate_partner)
+    app.router.add_post("/admin/partners/{partner}/token", issue_token_a)
     app.router.add_post("/admin/partners/{partner}/sync", sync_partner)
     app.router.add_get("/admin/cdrs/disputes", cdr_disputes)

@@ -20,6 +20,8 @@ CACHE_TTL = 30.0
 # presented it before we stored it, so a remembered miss never hides a token that became valid.
 UNKNOWN_TTL = 5.0
 UNKNOWN_MAX = 10_000
+# The one answer to a token we do not accept, whether it never existed or its TOKEN_A expired.
+UNKNOWN = "Unknown token"
 
 
 class TokenKind(enum.Enum):
@@ -99,9 +101,18 @@ class TokenCache:
 
 
 async def authenticate(
-    header: str | None, repo: PartnerRepository, cache: TokenCache, budgets: TokenBuckets | None = None
+    header: str | None,
+    repo: PartnerRepository,
+    cache: TokenCache,
+    budgets: TokenBuckets | None = None,
+    *,
+    token_a_ttl: float | None = None,
 ) -> Principal:
-    """Resolve the Authorization header, or raise a 401 (unknown token) or a 429 (over its budget)."""
+    """Resolve the Authorization header, or raise a 401 (unknown token) or a 429 (over its budget).
+
+    A TOKEN_A older than `token_a_ttl` seconds is answered exactly as an unknown token (L18): the
+    caller cannot tell an expired TOKEN_A from one that never existed.
+    """
     token = parse_authorization(header)
     if token is None:
         raise unauthorized("Missing or malformed Authorization header; expected 'Token <token>'")
@@ -110,15 +121,24 @@ async def authenticate(
     if wait is not None:
         raise TooManyRequests("Too many requests with this token; slow down", retry_after=wait)
     principal = cache.get(hashed)
-    if principal is not None:
-        return principal
-    if cache.is_unknown(hashed):
-        raise unauthorized("Unknown token")
-    partner = await repo.by_token_hash(hashed)
-    kind = _kind_of(partner, hashed) if partner else None
-    if partner is None or kind is None:
+    if principal is None:
+        if cache.is_unknown(hashed):
+            raise unauthorized(UNKNOWN)
+        partner = await repo.by_token_hash(hashed)
+        kind = _kind_of(partner, hashed) if partner else None
+        if partner is None or kind is None:
+            cache.put_unknown(hashed)
+            raise unauthorized(UNKNOWN)
+        principal = Principal(partner=partner, kind=kind, token_hash=hashed)
+        cache.put(principal)
+    if token_a_ttl is not None and _expired(principal, token_a_ttl):
+        # Remembered as unknown too: an expired TOKEN_A never becomes valid again (a new one is a
+        # new random token), and the flood protection of unknown tokens covers it as well.
+        cache.drop([hashed])
         cache.put_unknown(hashed)
-        raise unauthorized("Unknown token")
-    principal = Principal(partner=partner, kind=kind, token_hash=hashed)
-    cache.put(principal)
+        raise unauthorized(UNKNOWN)
     return principal
+
+
+def _expired(principal: Principal, token_a_ttl: float) -> bool:
+    return principal.kind is TokenKind.TOKEN_A and principal.partner.token_a_expired(token_a_ttl)

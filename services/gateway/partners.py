@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -62,6 +62,9 @@ class Partner(msgspec.Struct, kw_only=True):
     extra_parties: list[Party] = msgspec.field(default_factory=list)
     status: ConnectionStatus = ConnectionStatus.PENDING
     token_a_hash: str | None = None
+    # When the TOKEN_A was issued; it expires TOKEN_A_TTL_SECONDS later (L18). None in partners
+    # stored before TOKEN_As expired: their creation time counts instead (see token_a_expires_at).
+    token_a_issued_at: datetime | None = None
     token_hash: str | None = None
     retired_token_hashes: list[str] = msgspec.field(default_factory=list)
     # Tokens we sent in a credentials PUT towards the partner whose answer is not stored yet: valid
@@ -88,6 +91,16 @@ class Partner(msgspec.Struct, kw_only=True):
 
     def owns(self, country_code: str, party_id: str) -> bool:
         return any(p.country_code == country_code and p.party_id == party_id for p in self.parties)
+
+    def token_a_expires_at(self, ttl: float) -> datetime | None:
+        """When its TOKEN_A stops working, or None when it has none (registered, or removed)."""
+        if self.token_a_hash is None:
+            return None
+        return (self.token_a_issued_at or self.created_at) + timedelta(seconds=ttl)
+
+    def token_a_expired(self, ttl: float, now: datetime | None = None) -> bool:
+        expires = self.token_a_expires_at(ttl)
+        return expires is not None and expires <= (now or datetime.now(UTC))
 
 
 def holding(token_hash: str) -> Document:

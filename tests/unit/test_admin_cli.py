@@ -55,3 +55,43 @@ def test_cdrs_disputes_asks_the_admin_api_and_prints_one_line_each(
     for shown in ("NL/CPA/CDR-1", "theirs=3.1 EUR", "ours=2.50", "difference=-0.60"):
         assert shown in out
     assert _parser().parse_args(["cdrs", "disputes"]).limit == 100
+
+
+def test_partner_token_asks_for_a_new_token_a_and_prints_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`partner token NAME` POSTs /admin/partners/NAME/token and prints the TOKEN_A with its expiry."""
+    asked: list[tuple[str, str]] = []
+    partner = {
+        "id": "p1", "name": "acme", "role": "EMSP", "country_code": "DE", "party_id": "ACM",
+        "status": "PENDING", "sync_state": "IN_SYNC", "sync_detail": "", "endpoints": {},
+        "token_a_expires_at": "2026-12-09T10:00:00Z", "token_a_expired": False,
+    }  # fmt: skip
+
+    def call(self: AdminClient, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        asked.append((method, path))
+        return {
+            "partner": partner,
+            "token_a": "new-token-a",
+            "versions_url": "https://us.example/ocpi/versions",
+        }
+
+    monkeypatch.setattr(AdminClient, "call", call)
+    main(["--token", "x" * 40, "partner", "token", "acme"])
+    assert asked == [("POST", "/admin/partners/acme/token")]
+    out = capsys.readouterr().out
+    assert "TOKEN_A:      new-token-a" in out and "TOKEN_A valid until 2026-12-09T10:00:00Z" in out
+
+
+def test_partner_list_shows_an_expired_token_a(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator sees which partner's TOKEN_A expired, without reading JSON."""
+    partner = {
+        "id": "p1", "name": "late", "role": "CPO", "country_code": "NL", "party_id": "LAT",
+        "status": "PENDING", "sync_state": "IN_SYNC", "sync_detail": "", "endpoints": {},
+        "token_a_expires_at": "2026-11-01T10:00:00Z", "token_a_expired": True,
+    }  # fmt: skip
+    monkeypatch.setattr(AdminClient, "call", lambda *args, **kwargs: [partner])
+    main(["--token", "x" * 40, "partner", "list"])
+    assert "TOKEN_A EXPIRED since 2026-11-01T10:00:00Z" in capsys.readouterr().out
