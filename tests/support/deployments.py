@@ -12,9 +12,9 @@ from deploy.local_stack import SERVICES, Deployment, Stack
 from tests.support.servers import free_port
 
 
-def _log_sink() -> IO[str]:
-    """Service logs go to the file named by TEST_SERVICE_LOG, or nowhere."""
-    path = os.environ.get("TEST_SERVICE_LOG")
+def _log_sink(path: str | None = None) -> IO[str]:
+    """Service logs go to `path`, else to the file named by TEST_SERVICE_LOG, else nowhere."""
+    path = path or os.environ.get("TEST_SERVICE_LOG")
     if path:
         return open(path, "a")
     return open(os.devnull, "w")
@@ -46,9 +46,12 @@ def new_deployment(amqp_url: str, mongo_url: str, country_code: str, party_id: s
 
 
 @contextmanager
-def running(deployment: Deployment, label: str, services: tuple[str, ...] = SERVICES) -> Iterator[Stack]:
-    """Start the deployment's processes, wait until each is ready, stop them at the end."""
-    sink = _log_sink()
+def running(
+    deployment: Deployment, label: str, services: tuple[str, ...] = SERVICES, log_path: str | None = None
+) -> Iterator[Stack]:
+    """Start the deployment's processes, wait until each is ready, stop them at the end; their logs
+    go to `log_path` when given (a test that reads them), else as _log_sink says."""
+    sink = _log_sink(log_path)
     stack = Stack(deployment, log=sink, label=label)
     try:
         for attempt in range(START_ATTEMPTS):
