@@ -1,11 +1,13 @@
 """What a session's start needs from the platform's other services, asked over RPC (no service reads
 another's database): the token's owner (tokens), the location (locations) and the connector's tariff
-(tariffs). A service that does not answer (RpcTimeout) or answers with an error (Unanswered) is a
-dependency away (shared/messaging/transient.py): the batch is held and tried again until it answers,
-so a start is never dead-lettered for an outage. Only an unknown location, EVSE or connector is the
-message's fault (Rejected)."""
+(tariffs). A service that does not answer (RpcTimeout) or answers a server-side failure (3xxx or
+HTTP 5xx: Unanswered) is a dependency away (shared/messaging/transient.py): the batch is held and
+tried again until it answers, so a start is never dead-lettered for an outage. An unknown location,
+EVSE or connector, or another refusal, is the message's fault (Rejected: dead-lettered)."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import structlog
@@ -30,12 +32,29 @@ class Unanswered(DependencyAway):
     and tried again, as when it does not answer at all."""
 
 
-def _found(reply: RpcReply) -> bool:
+def _found(reply: RpcReply, what: str) -> bool:
+    """True for the object, False for "unknown"; a server-side failure (3xxx, HTTP 5xx) is the
+    service being away; any other refusal is about this start (it is dead-lettered with it)."""
     if reply.status_code == 1000:
         return True
     if reply.http_status == 404:
         return False
-    raise Unanswered(f"{reply.status_code} {reply.status_message}")
+    failure = f"{what}: {reply.status_code} {reply.status_message}"
+    if reply.status_code >= 3000 or reply.http_status >= 500:
+        raise Unanswered(failure)
+    raise Rejected(f"refused by {failure}")
+
+
+def _zone_of(location: Location, msg: SessionStart) -> str:
+    """The location's time zone when it is one zoneinfo knows; else UTC, with a warning (the session
+    must not be lost for a typo in the location's data)."""
+    zone = location.time_zone or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("session_time_zone_unknown", session_id=msg.session_id, time_zone=zone[:64])
+        zone = "UTC"
+    return zone
 
 
 def the_connector(location: Location, msg: SessionStart) -> Location:
@@ -58,14 +77,14 @@ class StartLookups:
 
     async def facts(self, msg: SessionStart) -> StartFacts:
         reply = await self._rpc.call("locations", SenderGet(module="locations", path=[msg.location_id]))
-        if not _found(reply):
+        if not _found(reply, "locations"):
             raise Rejected(f"location {msg.location_id} is not one of ours")
         location = the_connector(decode(bytes(reply.data), Location), msg)
         connector = (location.evses or [])[0].connectors[0]
         tariff = None
         if connector.tariff_id is not None:
             reply = await self._rpc.call("tariffs", SenderGet(module="tariffs", path=[connector.tariff_id]))
-            if _found(reply):
+            if _found(reply, "tariffs"):
                 tariff = decode(bytes(reply.data), Tariff)
             else:
                 # Priced at nothing rather than refused: the driver is charging already.
@@ -75,9 +94,11 @@ class StartLookups:
         reply = await self._rpc.call(
             "tokens", TokenLookup(token_uid=msg.token_uid, token_type=msg.token_type)
         )
-        holder = decode(bytes(reply.data), TokenHolder) if _found(reply) else None
+        holder = decode(bytes(reply.data), TokenHolder) if _found(reply, "tokens") else None
         if holder is None:
             log.info("session_token_not_roaming", session_id=msg.session_id, reason=reply.status_message)
-        return StartFacts(
-            location=location, time_zone=location.time_zone or "UTC", tariff=tariff, holder=holder
-        )
+        zone = _zone_of(location, msg)
+        # The session (and its CDR) names the zone it is priced in, so that the eMSP checks the
+        # price in the same one.
+        location = msgspec.structs.replace(location, time_zone=zone)
+        return StartFacts(location=location, time_zone=zone, tariff=tariff, holder=holder)

@@ -40,7 +40,9 @@ def _times_of_day(tariff: Tariff) -> list[time]:
         for text in (r.start_time, r.end_time):
             if text is not None:
                 found.add(time(int(text[:2]), int(text[3:5])))
-        if r.start_date is not None or r.end_date is not None or r.day_of_week is not None:
+        # Midnight: dates and days change, and a start_time alone holds until midnight, an
+        # end_time alone from midnight.
+        if any(v is not None for v in (r.start_time, r.end_time, r.start_date, r.end_date, r.day_of_week)):
             found.add(time(0, 0))
     return sorted(found)
 

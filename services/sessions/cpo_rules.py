@@ -163,7 +163,7 @@ def _meter(msg: SessionMeter, charging: ChargingSession, interval: timedelta) ->
     session = msgspec.structs.replace(
         priced(updated, last), last_updated=max(charging.session.last_updated, at)
     )
-    pending = _merge(charging.pending if charging.quiet else [], _changed_fields(charging.session, session))
+    pending = _pending(charging, session, RUNNING_FIELDS)
     due = charging.announced_at is None or at - charging.announced_at >= interval
     return msgspec.structs.replace(
         updated,
@@ -178,8 +178,11 @@ def _stop(msg: SessionStop, charging: ChargingSession) -> ChargingSession:
     at = to_utc(msg.at)
     if at < charging.session.start_datetime:
         raise Rejected(f"the stop at {at.isoformat()} is before the session's start")
-    # Readings after the stop cannot belong to the session: the stop's reading is the last.
-    kept = [r for r in charging.readings if r.at < at or r.at == charging.session.start_datetime]
+    # Readings after the stop cannot belong to the session: the stop's reading is the last. The
+    # stop's meter value is the one billed: a reading above it (a spurious meter value) goes, rather
+    # than the stop being refused and the session never ending.
+    start = charging.session.start_datetime
+    kept = [r for r in charging.readings if r.at == start or (r.at < at and r.kwh <= msg.kwh)]
     readings = _with_reading(
         msgspec.structs.replace(charging, readings=kept), MeterReading(at=at, kwh=msg.kwh, charging=False)
     )
@@ -190,12 +193,21 @@ def _stop(msg: SessionStop, charging: ChargingSession) -> ChargingSession:
         status=SessionStatus.COMPLETED,
         last_updated=max(charging.session.last_updated, at),
     )
-    pending = _merge(charging.pending if charging.quiet else [], _changed_fields(charging.session, session))
+    pending = _pending(charging, session, (*RUNNING_FIELDS, "status", "end_datetime"))
     return msgspec.structs.replace(updated, session=session, quiet=False, pending=pending, announced_at=at)
 
 
-def _merge(first: list[str], second: list[str]) -> list[str]:
-    return [*first, *(name for name in second if name not in first)]
+# What a meter value changes, always named in the announcement whether it changed or not: a state
+# that was due but never announced (stored quiet by a later input of the same batch, or by another
+# replica after a crash) must not take its changes with it.
+RUNNING_FIELDS = ("kwh", "total_cost", "charging_periods", "last_updated")
+
+
+def _pending(charging: ChargingSession, session: Session, always: tuple[str, ...]) -> list[str]:
+    """The fields the next announcement names: those the quiet versions before changed, those this
+    change changed, and `always`."""
+    names = [*(charging.pending if charging.quiet else []), *_changed_fields(charging.session, session)]
+    return [name for name in Session.__struct_fields__ if name in names or name in always]
 
 
 class SessionInputs:

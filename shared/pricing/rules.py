@@ -68,6 +68,10 @@ class Restriction:
         end = None if r.end_time is None else _second_of_day(r.end_time, f"{where}.end_time")
         # An end_time not after the start_time wraps past midnight (22:00-06:00; 10:00-10:00 is all day).
         self.wraps = start is not None and end is not None and end <= start
+        # An end_time of 00:00 with no start_time is the end of the day (2.2.1 writes midnight so),
+        # not an empty window.
+        if start is None and end == 0:
+            end = _DAY_SECONDS
         self.window = (
             None if start is None and end is None else (start or 0, _DAY_SECONDS if end is None else end)
         )

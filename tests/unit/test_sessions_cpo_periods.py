@@ -82,3 +82,38 @@ def test_a_local_time_that_never_happens_cuts_once() -> None:
     tariff = _tariff({"start_time": "02:30"})
     readings = _readings(("2026-03-29T00:00:00+00:00", 0.0), ("2026-03-29T02:00:00+00:00", 8.0))
     assert len(periods_of(readings, tariff, AMS)) == 2
+
+
+def test_a_one_sided_time_window_cuts_at_midnight() -> None:
+    """start_time 22:00 alone holds until midnight: 23:30-00:30 UTC is cut at 00:00."""
+    tariff = _tariff({"start_time": "22:00"})
+    readings = _readings(("2026-12-01T23:30:00+00:00", 0.0), ("2026-12-02T00:30:00+00:00", 10.0))
+    periods = periods_of(readings, tariff, "UTC")
+    assert _starts(periods) == ["23:30", "00:00"]
+    # 5 kWh at the 22:00-24:00 price, 5 at the rest.
+    cost = price_session(tariff, readings[0].at, readings[-1].at, periods, "UTC").total_cost
+    assert cost == Decimal("2.75")
+
+
+def test_an_end_time_of_midnight_alone_is_the_end_of_the_day() -> None:
+    tariff = _tariff({"end_time": "00:00"})
+    readings = _readings(("2026-12-01T10:00:00+00:00", 0.0), ("2026-12-01T11:00:00+00:00", 10.0))
+    periods = periods_of(readings, tariff, "UTC")
+    assert price_session(tariff, readings[0].at, readings[-1].at, periods, "UTC").total_cost == Decimal(
+        "3.00"
+    )
+
+
+def test_a_negative_price_is_refused_by_the_tariff_model() -> None:
+    import pytest
+
+    with pytest.raises(msgspec.ValidationError, match="price"):
+        msgspec.convert(
+            {
+                "id": "T",
+                "currency": "EUR",
+                "elements": [{"price_components": [{"type": "ENERGY", "price": -0.1, "step_size": 1}]}],
+                "last_updated": "2026-01-01T00:00:00Z",
+            },
+            Tariff,
+        )

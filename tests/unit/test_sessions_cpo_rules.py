@@ -218,3 +218,23 @@ def test_a_cdr_is_made_once_and_announced_at_version_one_after_deliveries() -> N
     assert rules.changed(OwnRecord(delivered, 2, 1), ["delivered"]) is None
     with pytest.raises(Rejected):
         rules.apply(taken, None)
+
+
+def test_a_due_state_stored_quiet_by_the_next_input_keeps_its_changes_for_the_next_announcement() -> None:
+    """Meter values at 31 min (due) and 31.2 min (quiet) in one batch: only the quiet one is stored,
+    and the fields the due one changed (kwh, total_cost) are named when it is announced."""
+    started = _run(_start(_tariff(), _holder()))
+    quiet = _run(_start(_tariff(), _holder()), _meter(31, 10.0), _meter(31.2, 10.0, charging=False))
+    assert quiet.quiet
+    assert {"kwh", "total_cost", "charging_periods", "last_updated"} <= set(quiet.pending)
+    later = RULES.apply(_meter(62, 10.0), quiet)
+    assert later is not None and not later.quiet
+    announced = RULES.changed(OwnRecord(later, 4, 1), [])
+    assert isinstance(announced, SessionChanged) and "kwh" in announced.changed
+    assert started.session.kwh == 0.0 and announced.session.kwh == 10.0
+
+
+def test_the_stop_is_billed_even_below_a_spurious_earlier_reading() -> None:
+    stopped = _run(_start(_tariff(), _holder()), _meter(30, 10.0), _meter(40, 99.0), _stop(60, 12.0))
+    assert stopped.session.status is SessionStatus.COMPLETED
+    assert [r.kwh for r in stopped.readings] == [0.0, 10.0, 12.0] and stopped.session.kwh == 12.0

@@ -60,7 +60,9 @@ class PriceComponent(OcpiStruct, kw_only=True):
     """4.2"""
 
     type: TariffDimensionType
-    price: float  # per unit, excluding VAT
+    # Per unit, excluding VAT. Never negative: a negative price would make negative session and CDR
+    # totals, which no partner's system takes (their totals are never negative either, cdrs.py).
+    price: Annotated[float, msgspec.Meta(ge=0, le=1e9)]
     step_size: NonNegativeInt
 
 
