@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 import structlog
 
-from services.cdrs.cpo_rules import CdrInput, CdrInputs, Ended, OwnCdr, Taken, updated_of, view
-from shared.contracts.base import Message, Outcome
+from services.cdrs.cpo_rules import CdrInput, CdrInputs, Ended, OwnCdr, Taken, updated_of
+from shared.contracts.base import Message
 from shared.contracts.cdrs import CdrDelivered
-from shared.contracts.objects import SenderList
 from shared.contracts.sessions import SessionEnded
 from shared.messaging.consumer import Delivery
 from shared.modules.mongo import MongoSenderStore
-from shared.modules.sender import UNSTORABLE, SenderStore, apply_inputs, sender_page
+from shared.modules.sender import UNSTORABLE, SenderStore, apply_inputs
 from shared.service import ServiceContext
 
 log = structlog.get_logger(__name__)
@@ -33,16 +32,6 @@ async def own_cdrs(ctx: ServiceContext) -> MongoSenderStore[OwnCdr]:
     store = MongoSenderStore(ctx.db, OWN_CDRS, OwnCdr, "own", updated_of, owner_path="own.owner")
     await store.ensure_indexes()
     return store
-
-
-def list_handler(store: SenderStore[OwnCdr]) -> Callable[[SenderList], Awaitable[Outcome]]:
-    """GET /cdrs of a partner: its own parties' CDRs only."""
-
-    async def handle(msg: SenderList) -> Outcome:
-        owners = tuple((p.country_code, p.party_id) for p in msg.parties)
-        return await sender_page(store, msg, owners=owners, view=view)
-
-    return handle
 
 
 class CdrEventHandler:

@@ -19,19 +19,18 @@ from typing import Any
 import msgspec
 
 from shared.contracts.base import Message
-from shared.contracts.cdrs import CdrCreated, CdrDelivered
+from shared.contracts.cdrs import CDR_VERSION, CdrCreated, CdrDelivered
 from shared.contracts.partners import Party
 from shared.contracts.sessions import ChargingSession, SessionEnded
 from shared.modules.sender import OwnRecord, Rejected, Removed
 from shared.ocpi.v2_1_1.cdrs import CDR
-from shared.ocpi.v2_1_1.sessions import CdrDimension, CdrDimensionType, ChargingPeriod
+from shared.ocpi.v2_1_1.sessions import CdrDimensionType, ChargingPeriod, empty_period
 from shared.ocpi.v2_1_1.types import to_utc
 from shared.pricing import PricingError, price_session
 
 # The announcement a stored change gets (the parts of the generic input loop).
 CREATED = "created"
 DELIVERED = "delivered"
-CDR_VERSION = 1
 NO_TARIFF = "No tariff applied to this session: not priced"
 
 
@@ -77,10 +76,6 @@ class Taken:
 CdrInput = Ended | Taken
 
 
-def _float(value: Decimal) -> float:
-    return float(value)
-
-
 def _sum(periods: list[ChargingPeriod], kind: CdrDimensionType) -> float:
     total = sum(
         (Decimal(repr(d.volume)) for p in periods for d in p.dimensions if d.type is kind), Decimal(0)
@@ -97,12 +92,7 @@ def cdr_of(charging: ChargingSession) -> CDR:
     periods = list(session.charging_periods or [])
     if not periods:
         # Stopped at the instant it started: one empty period (a CDR has at least one).
-        periods = [
-            ChargingPeriod(
-                start_date_time=session.start_datetime,
-                dimensions=[CdrDimension(type=CdrDimensionType.ENERGY, volume=0.0)],
-            )
-        ]
+        periods = [empty_period(session.start_datetime)]
     remark = None
     if charging.tariff is None:
         hours = (stop - to_utc(session.start_datetime)).total_seconds() / 3600
@@ -114,8 +104,8 @@ def cdr_of(charging: ChargingSession) -> CDR:
             priced = price_session(charging.tariff, session.start_datetime, stop, periods, charging.time_zone)
         except PricingError as exc:
             raise Rejected(f"the CDR of session {session.id} cannot be priced: {exc}") from exc
-        totals = (_float(priced.total_cost), _float(priced.total_energy), _float(priced.total_time))
-        parking = _float(priced.total_parking_time)
+        totals = (float(priced.total_cost), float(priced.total_energy), float(priced.total_time))
+        parking = float(priced.total_parking_time)
     return CDR(
         id=session.id,
         start_date_time=session.start_datetime,
@@ -167,8 +157,8 @@ class CdrInputs:
         if CREATED not in parts:
             return None
         own = record.value
-        # Always version 1, whatever deliveries the record has seen since: the CDR itself never
-        # changes, and a higher version would make the dispatcher POST it again.
+        # Always CDR_VERSION, whatever deliveries the record has seen since: a higher version would
+        # make the dispatcher POST it again.
         return CdrCreated(cdr=own.cdr, version=CDR_VERSION, owner=own.owner, partner_id=own.partner_id)
 
 

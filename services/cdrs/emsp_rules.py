@@ -15,13 +15,9 @@ from shared.errors import InvalidInput
 from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import to_utc
+from shared.pricing import decimal_of
 
 CONFLICT = "CDR already received with different content"
-
-
-def decimal_of(value: float) -> Decimal:
-    """A partner's number as the decimal it wrote (repr is the shortest text of the float)."""
-    return Decimal(repr(value))
 
 
 def connector_tariff_id(cdr: CDR) -> str | None:
@@ -69,10 +65,10 @@ def choose_tariff(cdr: CDR, tariff_id: str, ours: Tariff | None) -> TariffChoice
 def theirs_of(cdr: CDR, tariff_id: str | None) -> PriceComputation:
     """The CPO's computation, as its CDR states it."""
     return PriceComputation(
-        total_cost=str(decimal_of(cdr.total_cost)),
-        total_energy=str(decimal_of(cdr.total_energy)),
-        total_time=str(decimal_of(cdr.total_time)),
-        total_parking_time=str(decimal_of(cdr.total_parking_time or 0.0)),
+        total_cost=str(decimal_of(cdr.total_cost, "total_cost")),
+        total_energy=str(decimal_of(cdr.total_energy, "total_energy")),
+        total_time=str(decimal_of(cdr.total_time, "total_time")),
+        total_parking_time=str(decimal_of(cdr.total_parking_time or 0.0, "total_parking_time")),
         tariff_id=tariff_id,
     )
 

@@ -89,6 +89,11 @@ async def objects_changed(snapshots: Sequence[Snapshot], deps: Deps) -> None:
         for s in (s for s in coalesced if s.module is module):
             audience = audience_of(s)
             first = priority(s.state, s.parts) > 0
+            if audience and not audience & {p.partner_id for p in receivers}:
+                # The owner's connection is not (or no longer) a receiver of the module: nothing is
+                # queued, and nothing later brings this object to it. Said loudly: for a CDR it is
+                # a bill nobody receives (re-publish it once the partner is connected again).
+                log.warning("push_no_receiver", module=module.value, key=s.key, partners=sorted(audience))
             for partner in receivers:
                 if audience is not None and partner.partner_id not in audience:
                     continue

@@ -23,7 +23,7 @@ from services.dispatcher.domain import (
 )
 from services.dispatcher.ocpi_client import Reply
 from shared.contracts.base import Message
-from shared.contracts.cdrs import CdrCreated, CdrDelivered
+from shared.contracts.cdrs import CDR_VERSION, CdrCreated, CdrDelivered
 from shared.contracts.locations import LocationChanged
 from shared.contracts.sessions import SessionChanged
 from shared.contracts.tariffs import TariffChanged, TariffRemoved
@@ -295,9 +295,8 @@ SESSIONS_PLAN = ModulePlan(
 
 # ---- CDRs: POSTed once to the token owner's eMSP, at its CDRs endpoint itself -----------------------
 
-# A CDR never changes (mod_cdrs.md 1): every snapshot of one has this version, whatever its event
+# A CDR never changes (mod_cdrs.md 1): every snapshot of one has CDR_VERSION whatever its event
 # says, so once the partner has it (delivered 1) no event can make it go again.
-CDR_VERSION = 1
 
 
 def _cdr_created(event: CdrCreated, request_id: str | None) -> Snapshot:

@@ -14,14 +14,13 @@ from services.sessions.cpo_inputs import SessionInputHandler
 from services.sessions.cpo_lookups import StartLookups
 from services.sessions.cpo_rules import SessionInputs, updated_of, view
 from services.sessions.emsp import mark_of, partner_event, partner_sessions
-from shared.contracts.base import Message, Outcome
+from shared.contracts.base import Message
 from shared.contracts.objects import SenderList
 from shared.contracts.sessions import ChargingSession
 from shared.messaging.rpc import RpcClient, RpcClientReadiness
-from shared.modules.flat import receiver_handlers
+from shared.modules.flat import owner_list, receiver_handlers
 from shared.modules.mongo import MongoSenderStore
 from shared.modules.outbox import Announcer
-from shared.modules.sender import sender_page
 from shared.modules.service import module_service
 from shared.ocpi.v2_1_1.modules import SESSIONS
 from shared.rpc_service import RpcHandler
@@ -41,12 +40,8 @@ async def build(ctx: ServiceContext) -> list[Component]:
     partners = await partner_sessions(ctx.db)
     announcer: Announcer[Any] = Announcer(partners, ctx.broker.publish_event, partner_event, mark_of)
 
-    async def handle_list(msg: SenderList) -> Outcome:
-        owners = tuple((p.country_code, p.party_id) for p in msg.parties)
-        return await sender_page(own, msg, owners=owners, view=view)
-
     requests: dict[type[Message], RpcHandler] = {
-        SenderList: handle_list,
+        SenderList: owner_list(own, view),
         **receiver_handlers(SESSIONS, partners, emsp.partner_event),
     }
     rpc = RpcClient(ctx.broker, timeout=LOOKUP_TIMEOUT)

@@ -40,7 +40,11 @@ from shared.contracts.tokens import TokenHolder
 from shared.modules.sender import OwnRecord, Rejected, Removed
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.locations import Location
-from shared.ocpi.v2_1_1.sessions import CdrDimension, CdrDimensionType, ChargingPeriod, Session, SessionStatus
+from shared.ocpi.v2_1_1.sessions import (
+    Session,
+    SessionStatus,
+    empty_period,
+)
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import to_utc
 from shared.pricing import PricingError, price_session
@@ -78,7 +82,7 @@ def priced(charging: ChargingSession, end: datetime) -> Session:
     total_cost = None
     if charging.tariff is not None:
         # Before the first meter value the session is priced as an empty period: its FLAT fee.
-        priced_periods = periods or [_empty_period(session.start_datetime)]
+        priced_periods = periods or [empty_period(session.start_datetime)]
         try:
             result = price_session(
                 charging.tariff, session.start_datetime, end, priced_periods, charging.time_zone
@@ -91,12 +95,6 @@ def priced(charging: ChargingSession, end: datetime) -> Session:
         kwh=round(max(r.kwh for r in charging.readings), VOLUME_DECIMALS),
         charging_periods=periods,
         total_cost=total_cost,
-    )
-
-
-def _empty_period(at: datetime) -> ChargingPeriod:
-    return ChargingPeriod(
-        start_date_time=at, dimensions=[CdrDimension(type=CdrDimensionType.ENERGY, volume=0.0)]
     )
 
 

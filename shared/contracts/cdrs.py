@@ -15,6 +15,10 @@ from shared.contracts.partners import Party
 from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.types import NonNegativeInt64
 
+# A CDR never changes (mod_cdrs.md 1): every announcement of one carries this version, whatever
+# deliveries its record has seen since, so once a partner has it (delivered 1) nothing sends it again.
+CDR_VERSION = 1
+
 # ---- domain events (events exchange), CPO side --------------------------------------------------------
 
 

@@ -82,6 +82,17 @@ def sender_handlers(
     return handlers
 
 
+def owner_list(store: SenderStore[T], view: Callable[[T], Any]) -> RpcHandler:
+    """The list of a module whose audience is the token's owner (sessions, CDRs): a partner sees
+    the objects of its own parties only (`SenderList.parties`), as `view` shows them."""
+
+    async def handle(msg: SenderList) -> Outcome:
+        owners = tuple((p.country_code, p.party_id) for p in msg.parties)
+        return await sender_page(store, msg, owners=owners, view=view)
+
+    return handle
+
+
 def receiver_handlers(
     module: OcpiModule, store: ReceiverStore[Any], announce: Announce
 ) -> dict[type[Message], RpcHandler]:

@@ -93,6 +93,16 @@ class MongoSenderStore(Generic[T]):
         """Indexes of the pull API: creation order for pages, last_updated for date filters."""
         await self.collection.create_index([("created_seq", ASCENDING)], unique=True)
         await self.collection.create_index([("last_updated", ASCENDING)])
+        if self._owner_path is not None:
+            # A partner's list of sessions or CDRs (its own parties, a date window).
+            path = self._owner_path
+            await self.collection.create_index(
+                [
+                    (f"{path}.country_code", ASCENDING),
+                    (f"{path}.party_id", ASCENDING),
+                    ("last_updated", ASCENDING),
+                ]
+            )
         # Create the counter once, so that `_reserve_seqs` never races on an upsert (SecantusDB answers
         # concurrent upserts of one document with None; MongoDB may raise DuplicateKeyError).
         with contextlib.suppress(DuplicateKeyError):

@@ -2,5 +2,14 @@
 
 from shared.pricing.calculator import price_session
 from shared.pricing.priced import Priced, PricedDimension, PricedPeriod, PricingError, StepRounding
+from shared.pricing.rules import decimal_of
 
-__all__ = ["Priced", "PricedDimension", "PricedPeriod", "PricingError", "StepRounding", "price_session"]
+__all__ = [
+    "Priced",
+    "PricedDimension",
+    "PricedPeriod",
+    "PricingError",
+    "StepRounding",
+    "decimal_of",
+    "price_session",
+]

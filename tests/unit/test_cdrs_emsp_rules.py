@@ -12,7 +12,6 @@ from services.cdrs.emsp_rules import (
     CONFLICT,
     check_resent,
     choose_tariff,
-    decimal_of,
     tariff_id_of,
     theirs_of,
     verdict_of,
@@ -21,6 +20,7 @@ from shared.contracts.cdrs import PriceCheck, PriceComputation, TariffSource
 from shared.errors import InvalidInput
 from shared.ocpi.v2_1_1.cdrs import CDR
 from shared.ocpi.v2_1_1.codec import decode, encode, to_builtins
+from shared.pricing import decimal_of
 from tests.support.cdrs import START, cdr, energy_tariff
 
 TOLERANCE = Decimal("0.01")
@@ -68,7 +68,7 @@ def test_without_a_usable_tariff_the_reason_says_why() -> None:
 
 def test_their_numbers_are_the_decimals_they_wrote() -> None:
     """Floats become the decimal of their shortest text (0.1 is 0.1, not 0.1000000000000000055...)."""
-    assert decimal_of(0.1) == Decimal("0.1")
+    assert decimal_of(0.1, "total_cost") == Decimal("0.1")
     theirs = theirs_of(cdr(total_cost=2.51), "T1")
     assert (theirs.total_cost, theirs.total_energy, theirs.total_parking_time) == ("2.51", "10.0", "0.0")
 

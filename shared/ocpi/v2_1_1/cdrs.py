@@ -11,10 +11,9 @@ from shared.ocpi.v2_1_1.sessions import AuthMethod, CdrDimension, CdrDimensionTy
 from shared.ocpi.v2_1_1.tariffs import Tariff
 from shared.ocpi.v2_1_1.types import CiString36, CurrencyCode, DateTime, OcpiStruct, String36, String255
 
-# A CDR's totals (cost, kWh, hours) are never negative. JSON cannot carry NaN or Infinity and
+# A CDR's totals (cost, kWh, hours: Quantity) are never negative. JSON cannot carry NaN or Infinity and
 # msgspec refuses numbers beyond the float range; the upper bound also keeps infinity out of CDRs
 # built in code (msgspec.convert admits it), and no charging session comes near it.
-Total = Quantity
 
 __all__ = [
     "CDR",
@@ -38,9 +37,9 @@ class CDR(OcpiStruct, kw_only=True):
     currency: CurrencyCode
     tariffs: list[Tariff] | None = None
     charging_periods: Annotated[list[ChargingPeriod], msgspec.Meta(min_length=1)]
-    total_cost: Total  # excluding VAT
-    total_energy: Total  # kWh
-    total_time: Total  # hours, charging and not charging
-    total_parking_time: Total | None = None  # hours
+    total_cost: Quantity  # excluding VAT
+    total_energy: Quantity  # kWh
+    total_time: Quantity  # hours, charging and not charging
+    total_parking_time: Quantity | None = None  # hours
     remark: String255 | None = None
     last_updated: DateTime

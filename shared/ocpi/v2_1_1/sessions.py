@@ -7,6 +7,7 @@ mod_cdrs.md 4.x; they live here because Session uses them and cdrs.py imports th
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -23,6 +24,7 @@ __all__ = [
     "Session",
     "SessionPatch",
     "SessionStatus",
+    "empty_period",
 ]
 
 
@@ -61,6 +63,14 @@ class ChargingPeriod(OcpiStruct, kw_only=True):
 
     start_date_time: DateTime
     dimensions: Annotated[list[CdrDimension], msgspec.Meta(min_length=1)]
+
+
+def empty_period(at: datetime) -> ChargingPeriod:
+    """A charging period with nothing in it: what prices a session before its first meter value (its
+    FLAT fee), and the one period of a CDR whose session stopped the instant it started."""
+    return ChargingPeriod(
+        start_date_time=at, dimensions=[CdrDimension(type=CdrDimensionType.ENERGY, volume=0.0)]
+    )
 
 
 class SessionStatus(enum.StrEnum):
