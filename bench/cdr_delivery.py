@@ -26,6 +26,7 @@ from typing import Any
 
 import aio_pika
 import msgspec
+from pymongo import AsyncMongoClient
 
 from bench._support import DbCounters, cleanup_broker, counters_delta, deployment, settings_of, stats_ms
 from bench.common import emit, infrastructure
@@ -48,6 +49,21 @@ async def _broker(amqp: str, namespace: str) -> Broker:
     broker = Broker(amqp, Topology(namespace, queue_type="quorum"))
     await broker.connect()
     return broker
+
+
+async def _sessions_at_b(pair: Pair, ids: list[str], kwh: float, seconds: float) -> float:
+    """Wait until B's copy of every session shows `kwh` (test oracle: B's database); how long it took."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pair.mongo_url)
+    collection = client[f"{pair.emsp.namespace}_sessions"]["partner_sessions"]
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < seconds:
+            if await collection.count_documents({"id": {"$in": ids}, "session.kwh": kwh}) >= len(ids):
+                break
+            await asyncio.sleep(1.0)
+    finally:
+        await client.close()
+    return time.monotonic() - began
 
 
 async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -86,8 +102,8 @@ async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]
             event_id=event_id(), session_id=session_id, at=began + timedelta(minutes=40), kwh=9.5
         )
         await publish(a_broker, meter)
-    # Let the starts and meter values settle before the measured stops.
-    await asyncio.sleep(min(30.0, 2 + args.sessions / 50))
+    # The starts and meter values settle before the measured stops: B holds every session at 9.5 kWh.
+    settled = await _sessions_at_b(pair, ids, 9.5, DRAIN_SECONDS)
 
     counters = DbCounters(pair.mongo_url)
     before = await counters.read()
@@ -113,6 +129,7 @@ async def run(pair: Pair, amqp: str, args: argparse.Namespace) -> dict[str, Any]
     await b_broker.close()
     return {
         "sessions": args.sessions,
+        "setup_settled_s": round(settled, 1),
         "stop_rate_per_s": args.rate,
         "delivered": len(latencies),
         "missing": len(ids) - len(latencies),
