@@ -19,7 +19,8 @@ from shared.contracts.cdrs import CdrDelivered
 from shared.contracts.sessions import SessionEnded
 from shared.messaging.consumer import Delivery
 from shared.modules.mongo import MongoSenderStore
-from shared.modules.sender import UNSTORABLE, SenderStore, apply_inputs
+from shared.modules.sender import SenderStore
+from shared.modules.service import apply_indexed
 from shared.service import ServiceContext
 
 log = structlog.get_logger(__name__)
@@ -53,15 +54,7 @@ class CdrEventHandler:
                 verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
                 continue
             inputs.append((index, Ended(event) if isinstance(event, SessionEnded) else Taken(event)))
-        try:
-            outcome = await apply_inputs(self._store, self._rules, [applied for _, applied in inputs])
-        except UNSTORABLE as exc:
-            if len(inputs) != 1:
-                raise
-            verdicts[inputs[0][0]] = f"cannot be stored: {type(exc).__name__}: {exc}"
-            return verdicts
-        for position, reason in outcome.rejected.items():
-            verdicts[inputs[position][0]] = f"rejected: {reason}"
+        outcome = await apply_indexed(self._store, self._rules, inputs, verdicts)
         for announced in outcome.events:
             await self._publish(announced)
         log.info(

@@ -22,7 +22,8 @@ from shared.contracts.sessions import ChargingSession, SessionEnded, SessionInpu
 from shared.messaging.batch import request_id_of
 from shared.messaging.consumer import Delivery
 from shared.messaging.headers import current_request_id
-from shared.modules.sender import UNSTORABLE, Rejected, SenderStore, apply_inputs
+from shared.modules.sender import Rejected, SenderStore
+from shared.modules.service import apply_indexed
 
 log = structlog.get_logger(__name__)
 _decoder = msgspec.json.Decoder(SessionInput)
@@ -60,16 +61,7 @@ class SessionInputHandler:
                     verdicts[index] = f"{tag_of(SessionStart)} rejected: {exc}"
                 continue
             inputs.append((index, message))
-        try:
-            outcome = await apply_inputs(self._store, self._rules, [applied for _, applied in inputs])
-        except UNSTORABLE as exc:
-            if len(inputs) != 1:
-                raise  # the batch consumer tries them one by one
-            verdicts[inputs[0][0]] = f"cannot be stored: {type(exc).__name__}: {exc}"
-            return verdicts
-        for position, reason in outcome.rejected.items():
-            index, applied = inputs[position]
-            verdicts[index] = f"{type(applied).__name__} rejected: {reason}"
+        outcome = await apply_indexed(self._store, self._rules, inputs, verdicts)
         changed_by = {
             self._rules.key_of(applied): request_id_of(deliveries[index])
             for position, (index, applied) in enumerate(inputs)

@@ -87,17 +87,7 @@ class InputHandler(Generic[T]):
                 verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
                 continue
             (imports if isinstance(message, self._import_type) else inputs).append((index, message))
-        try:
-            outcome = await apply_inputs(self._store, self._rules, [message for _, message in inputs])
-        except UNSTORABLE as exc:
-            if len(inputs) != 1:
-                raise  # not attributable to one message: the batch consumer tries them one by one
-            index, message = inputs[0]
-            verdicts[index] = _unstorable(message, exc)
-            outcome = InputsOutcome()
-        for position, reason in outcome.rejected.items():
-            index, message = inputs[position]
-            verdicts[index] = f"{tag_of(type(message))} rejected: {reason}"
+        outcome = await apply_indexed(self._store, self._rules, inputs, verdicts)
         stored = time.perf_counter()
         events = list(outcome.events)
         # Imports come from re-sync pulls, a page at a time: one by one is fast enough.
@@ -132,10 +122,39 @@ class InputHandler(Generic[T]):
         return verdicts
 
 
-def _unstorable(message: Message, exc: Exception) -> str:
+async def apply_indexed(
+    store: SenderStore[T],
+    rules: InputRules[T, Any],
+    inputs: Sequence[tuple[int, Any]],
+    verdicts: list[str | None],
+) -> InputsOutcome:
+    """apply_inputs for the inputs of a batch, each with its index in the batch: the verdicts of
+    those that can never apply (rejected, or a value the database cannot store) are set in
+    `verdicts`. A storage failure of a batch of several is raised: it is not attributable to one
+    message, so the batch consumer tries them one by one."""
+    try:
+        outcome = await apply_inputs(store, rules, [message for _, message in inputs])
+    except UNSTORABLE as exc:
+        if len(inputs) != 1:
+            raise
+        index, message = inputs[0]
+        verdicts[index] = _unstorable(message, exc)
+        return InputsOutcome()
+    for position, reason in outcome.rejected.items():
+        index, message = inputs[position]
+        verdicts[index] = f"{_name_of(message)} rejected: {reason}"
+    return outcome
+
+
+def _name_of(message: Any) -> str:
+    """A message's tag; a module's own wrapper of one (a start with its facts) by its class name."""
+    return tag_of(type(message)) if isinstance(message, Message) else type(message).__name__
+
+
+def _unstorable(message: Any, exc: Exception) -> str:
     """The dead-letter reason of a message the database can never store."""
-    log.warning("input_unstorable", type=tag_of(type(message)), error=f"{type(exc).__name__}: {exc}")
-    return f"{tag_of(type(message))} cannot be stored: {type(exc).__name__}: {exc}"
+    log.warning("input_unstorable", type=_name_of(message), error=f"{type(exc).__name__}: {exc}")
+    return f"{_name_of(message)} cannot be stored: {type(exc).__name__}: {exc}"
 
 
 def object_requests(module: OcpiModule, handlers: Mapping[type[Message], RpcHandler]) -> RpcHandler:

@@ -13,7 +13,7 @@ from deploy.local_stack import Deployment, Stack
 from shared.ocpi.v2_1_1.codec import to_builtins
 from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
-from tests.support.http import add_partner, admin, partners, request, their_token
+from tests.support.http import add_partner, admin, partners, register_with, request, their_token
 from tests.support.objects import location
 from tests.support.waiting import eventually
 
@@ -60,20 +60,7 @@ async def test_no_token_appears_in_any_log_line(amqp_url: str, mongo_url: str, t
         running(emsp, "B ", log_path=str(logs[1])) as b_stack,
     ):
         secrets["TOKEN_A"] = token_a = await add_partner(emsp, a_name, "NL", "CPA", "CPO")
-        registered = await admin(
-            cpo,
-            "POST",
-            "/admin/registrations",
-            {
-                "versions_url": f"{emsp.public_url}/ocpi/versions",
-                "token": token_a,
-                "name": b_name,
-                "role": "EMSP",
-                "parties": [{"country_code": "DE", "party_id": "EMB"}],
-                "shared_party": True,
-            },
-        )
-        assert registered.status_code == 1000, registered
+        await register_with(cpo, emsp, token_a, b_name)
         secrets["A->B token"] = await their_token(mongo_url, cpo, b_name)
         secrets["B->A token"] = await their_token(mongo_url, emsp, a_name)
 

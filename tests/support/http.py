@@ -106,12 +106,8 @@ async def their_token(mongo_url: str, deployment: Deployment, partner_name: str)
         await client.close()
 
 
-async def connect(
-    cpo: Deployment, emsp: Deployment, mongo_url: str, suffix: str
-) -> tuple[str, str, str, str]:
-    """B adds A, A registers with B. Returns (A's name at B, B's name at A, A->B token, B->A token)."""
-    a_name, b_name = f"cpo-{suffix}", f"emsp-{suffix}"
-    token_a = await add_partner(emsp, a_name, cpo.country_code, cpo.party_id, "CPO")
+async def register_with(cpo: Deployment, emsp: Deployment, token_a: str, b_name: str) -> None:
+    """A registers with B (`ocpi-admin partner register`) with the TOKEN_A B's operator gave it."""
     reply = await admin(
         cpo,
         "POST",
@@ -126,6 +122,15 @@ async def connect(
         },
     )
     assert reply.status_code == 1000, reply
+
+
+async def connect(
+    cpo: Deployment, emsp: Deployment, mongo_url: str, suffix: str
+) -> tuple[str, str, str, str]:
+    """B adds A, A registers with B. Returns (A's name at B, B's name at A, A->B token, B->A token)."""
+    a_name, b_name = f"cpo-{suffix}", f"emsp-{suffix}"
+    token_a = await add_partner(emsp, a_name, cpo.country_code, cpo.party_id, "CPO")
+    await register_with(cpo, emsp, token_a, b_name)
     return (
         a_name,
         b_name,
