@@ -205,7 +205,10 @@ def _pending(charging: ChargingSession, session: Session, always: tuple[str, ...
     """The fields the next announcement names: those the quiet versions before changed, those this
     change changed, and `always`."""
     names = [*(charging.pending if charging.quiet else []), *_changed_fields(charging.session, session)]
-    return [name for name in Session.__struct_fields__ if name in names or name in always]
+    # Only fields that hold a value: a field named but absent (no total_cost without a tariff) would
+    # make the dispatcher PUT the whole session, as for a field that was emptied.
+    names += [name for name in always if getattr(session, name) is not None]
+    return [name for name in Session.__struct_fields__ if name in names]
 
 
 class SessionInputs:
