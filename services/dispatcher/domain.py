@@ -144,6 +144,22 @@ def classify(http_status: int | None, status_code: int | None) -> Answer:
     return Answer.FAILED
 
 
+# HTTP statuses that are about the connection, not about the object: never a refusal of it.
+_NOT_ABOUT_THE_OBJECT = frozenset({401, 403, 408, 429})
+
+
+def is_refusal(http_status: int | None, status_code: int | None) -> bool:
+    """The partner answered, and refused the object itself: an OCPI client error (2xxx) with an HTTP
+    status below 500 that is not about the connection (its token, its rate, a timeout)."""
+    return (
+        http_status is not None
+        and 200 <= http_status < 500
+        and http_status not in _NOT_ABOUT_THE_OBJECT
+        and status_code is not None
+        and 2000 <= status_code < 3000
+    )
+
+
 def retry_delay(attempts: int, base: float, cap: float, jitter: float) -> float:
     """Exponential backoff: min(cap, base * 2**attempts), scaled by a jitter factor in [0.5, 1.0]."""
     if not 0.5 <= jitter <= 1.0:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import msgspec
 import structlog
 
-from services.dispatcher.domain import Answer, PushCall, classify, retry_delay
+from services.dispatcher.domain import Answer, PushCall, classify, is_refusal, retry_delay
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.ocpi_client import OcpiClient, Reply
 from services.dispatcher.partners import Partner, PartnerCache
@@ -287,8 +287,8 @@ class PushWorker:
                 self._dirty.pop(push_key(job), None)
                 self._completions.settled()
 
-    def _finish(self, job: PendingPush, sent: Delivered | None) -> bool:
-        self._completions.add(finish(job, self._owner, sent, self._clock()), push_key(job))
+    def _finish(self, job: PendingPush, sent: Delivered | None, refused: str | None = None) -> bool:
+        self._completions.add(finish(job, self._owner, sent, self._clock(), refused), push_key(job))
         return True
 
     async def _deliver_bound(self, job: PendingPush) -> bool:
@@ -311,6 +311,10 @@ class PushWorker:
             parts = [p for p in job.parts if not plan.covers(delivered.pushed, p)]
             if not parts:
                 return self._finish(job, None)
+        if job.refused is not None and job.refused >= version:
+            # The partner refused this state for good: the same state again (an event announced
+            # once more) is not sent again; a newer one is.
+            return self._finish(job, None)
         whole = plan.fallback(state) if plan.whole_first and delivered is None and state is not None else None
         if whole is not None:
             # The partner has no version of it: the whole object, not a part it could not place.
@@ -343,6 +347,20 @@ class PushWorker:
                 await self._health.answered(job.partner_id, now)
             return True
         attempts = job.attempts + 1
+        last = replies[-1] if replies else None
+        if (
+            attempts >= self._settings.push_max_attempts
+            and last is not None
+            and is_refusal(last.http_status, last.status_code)
+        ):
+            # The partner answers, and refuses this object every time: it is set aside alone (a
+            # newer change of it goes out again) and the partner's other pushes go on, rather than
+            # parking all of them and sending this one again after every recovery.
+            self._finish(job, None, refused=detail)
+            log.warning("push_refused", attempts=attempts, detail=detail, **fields)
+            if partner.sync_state is not SyncState.IN_SYNC:
+                await self._health.answered(job.partner_id, now)
+            return True
         if attempts >= self._settings.push_max_attempts:
             # OUT_OF_SYNC first, so the parked-push reconciliation never sees a parked push of a
             # partner that is still RETRYING.
@@ -439,7 +457,7 @@ class PushWorker:
             if answer is Answer.FAILED or (
                 answer is Answer.UNKNOWN_OBJECT and (not call.partial or fallback is None)
             ):
-                return None, _failure(call, reply), []
+                return None, _failure(call, reply), [reply]
         unknown = [(call, reply) for call, reply, answer in results if answer is Answer.UNKNOWN_OBJECT]
         carried = [reply for _, reply, answer in results if answer is Answer.OK]
         if not unknown or fallback is None:
@@ -457,7 +475,7 @@ class PushWorker:
         )
         reply = await self._call(partner, job, fallback)
         if classify(reply.http_status, reply.status_code) is not Answer.OK:
-            return None, _failure(fallback, reply), []
+            return None, _failure(fallback, reply), [reply]
         return [*(c for c, _, answer in results if answer is Answer.OK), fallback], "", [*carried, reply]
 
 

@@ -55,6 +55,8 @@ class PendingPush:
     # The request behind the newest state queued: the partner call carries it as X-Request-ID.
     request_id: str | None = None
     delivered: Delivered | None = None
+    # The version the partner refused for good, if any (see push_worker: it is not sent again).
+    refused: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,15 @@ def _coalesce(partner_id: str, snapshot: Snapshot, now: datetime, parked: bool) 
     )
 
 
-def finish(job: PendingPush, owner: str, sent: Delivered | None, now: datetime) -> UpdateOne:
+def finish(
+    job: PendingPush, owner: str, sent: Delivered | None, now: datetime, refused: str | None = None
+) -> UpdateOne:
     """The one update that ends a push this owner holds: record what the partner now has (`sent`,
     None when nothing was sent), and clear the pending push unless a newer version or a new part
     joined it since the claim (parts only ever join, so an unchanged count means unchanged parts);
-    then it stays pending, due now, with the lease released."""
+    then it stays pending, due now, with the lease released. `refused`: the partner refused this
+    version for good (why): the push ends without a delivery, the record keeps the refusal, and
+    only a newer change goes out again."""
     unchanged = {
         "$and": [
             {"$eq": ["$version", job.version]},
@@ -173,6 +179,9 @@ def finish(job: PendingPush, owner: str, sent: Delivered | None, now: datetime) 
         fields["delivered"] = {"$cond": [later, sent.version, "$delivered"]}
         # What this push carried (as before: the parts of the last push, not their union).
         fields["pushed"] = {"$literal": sent.pushed}
+        fields["refused"] = "$$REMOVE"
+    if refused is not None:
+        fields["refused"] = {"$literal": {"version": job.version, "detail": refused[:500], "at": now}}
     return UpdateOne(
         {"_id": _id(job.partner_id, job.module, job.key), "lease_owner": owner}, [{"$set": fields}]
     )
@@ -194,6 +203,7 @@ def _pending(doc: Document) -> PendingPush:
         delivered=None
         if delivered is None
         else Delivered(int(delivered), None if pushed is None else list(pushed)),
+        refused=None if not isinstance(doc.get("refused"), dict) else int(doc["refused"]["version"]),
     )
 
 

@@ -162,6 +162,38 @@ async def test_a_cdr_for_a_partner_that_is_down_is_posted_until_it_arrives_once(
     assert announced.items[0].location == partner.cdr_url("C1")
 
 
+async def test_a_cdr_the_emsp_refuses_for_good_is_set_aside_alone_and_the_partner_stays_in_sync(
+    broker: Broker, dispatcher: ServiceContext
+) -> None:
+    """The eMSP answers 400/2001 to C1 every time: after the attempts C1 is set aside with the
+    reason, the partner is never OUT_OF_SYNC, and C2 still goes (before: every push of the partner
+    was parked, and C1 went again after every recovery)."""
+    announced = await delivered_events(broker)
+    states = await sync_states(broker)
+    partner = emsp("emsp-1")
+    partner.refused_cdrs.add("C1")
+    async with started(partner):
+        await register(broker, dispatcher, partner, "emsp-1", party=("DE", "EMP"))
+        await broker.publish_event(cdr_created("C1"))
+
+        async def refused() -> bool:
+            record = await dispatcher.db["pushes"].find_one({"module": "cdrs", "key": "C1"})
+            return record is not None and "refused" in record
+
+        await eventually(refused, 20, "C1 set aside")
+        record = await dispatcher.db["pushes"].find_one({"module": "cdrs", "key": "C1"})
+        assert record is not None and record["due_at"] is None and not record["parked"]
+        assert "2001" in record["refused"]["detail"] and record["refused"]["version"] == 1
+        await broker.publish_event(cdr_created("C2"))
+        await eventually(lambda: len(announced.items) == 1, 10, "C2 delivered")
+        await broker.publish_event(cdr_created("C1"))  # announced again: still refused, not sent
+        await eventually(lambda: settled(dispatcher), 5, "no push left pending")
+    attempts = [r for r in cdr_posts(partner) if r.body["id"] == "C1"]
+    assert len(attempts) == make_settings("x", "x", "x").push_max_attempts
+    assert [e.cdr_id for e in announced.items] == ["C2"]
+    assert not any(s.state.value == "OUT_OF_SYNC" for s in states.items)
+
+
 async def test_a_crash_between_the_emsps_answer_and_the_completion_posts_the_cdr_once_more(
     broker: Broker, namespace: str, amqp_url: str, mongo_url: str
 ) -> None:

@@ -69,6 +69,7 @@ class FakePartner:
         self.emsp_tokens: list[Any] = []  # what the eMSP tokens sender pages through
         self.sessions: dict[str, Json] = {}  # what the eMSP sessions receiver holds
         self.cdrs: dict[str, Json] = {}  # what the eMSP CDRs receiver holds, by CDR id
+        self.refused_cdrs: set[str] = set()  # CDR ids its receiver refuses every time (400/2001)
         # The eMSP's real-time authorization: uid -> AuthorizationInfo JSON (unknown uid: 404).
         self.authorizations: dict[str, Any] = {}
         self.modules: tuple[str, ...] = ("locations",)  # the object modules it registers endpoints for
@@ -243,6 +244,9 @@ class FakePartner:
             return web.Response(status=503, text="maintenance")
         received = await self._record(request, 200)
         cdr_id = str(received.body["id"])
+        if cdr_id in self.refused_cdrs:
+            received.answered = 400
+            return envelope(status_code=2001, http=400)
         self.cdrs.setdefault(cdr_id, received.body)
         return envelope(headers={"Location": self.cdr_url(cdr_id)})
 
