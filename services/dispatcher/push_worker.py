@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -108,6 +108,11 @@ class PushWorker:
         self._awaited: set[PushKey] = set()
         self._urgent_keys: deque[PushKey] = deque()
         self._keys: deque[PushKey] = deque()
+        # Pushes running per partner, and the records woken for while their partner held its share
+        # of the workers (`tuning.share`): each of those waits for one of that partner's pushes to
+        # end (else the sorted claim, which leaves busy partners out, finds it).
+        self._load: Counter[str] = Counter()
+        self._deferred: dict[str, deque[PushKey]] = {}
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -205,13 +210,27 @@ class PushWorker:
                 self._completions.settled()
                 return
             wanted = self._next_key() if signal is Signal.QUEUED else None
+            if wanted is not None and not self._reserve(wanted[0]):
+                # Its partner holds its share of the workers (slow, or a backlog): the record waits
+                # for one of those pushes to end, and this worker is free for other partners.
+                self._defer(wanted)
+                self._completions.settled()
+                continue
             try:
                 if wanted is not None:
                     job = await self._pushes.claim_key(self._owner, wanted, self._clock(), self._tuning.lease)
                 else:
-                    job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease)
+                    busy = [p for p, running in self._load.items() if running >= self._tuning.share]
+                    job = await self._pushes.claim(self._owner, self._clock(), self._tuning.lease, busy)
+                    if job is not None and not self._reserve(job.partner_id):
+                        # Another worker took the partner's last share while this one claimed.
+                        await self._pushes.release(job, self._owner, self._clock(), job.attempts)
+                        self._defer(push_key(job))
+                        self._completions.settled()
+                        continue
             except Exception:
                 if wanted is not None:
+                    self._released(wanted[0])
                     self._await(wanted, False)  # the next signal or poll takes it
                 self._completions.settled()
                 # The next signal or poll tries again.
@@ -222,6 +241,7 @@ class PushWorker:
                 if wanted is None:
                     self._missed_claim(signal)
                 else:
+                    self._released(wanted[0])
                     if wanted in self._in_flight:
                         # This replica is pushing it (another worker's claim came first): the change
                         # that woke us goes out once that push is written.
@@ -245,7 +265,30 @@ class PushWorker:
                 log.exception("push_loop_error")
             finally:
                 self._running -= 1
+                self._released(job.partner_id)
                 self._written(())
+
+    def _reserve(self, partner_id: str) -> bool:
+        """Take one of the partner's share of the workers, before the claim (workers woken together
+        see each other's); False when it holds its share already."""
+        if self._load[partner_id] >= self._tuning.share:
+            return False
+        self._load[partner_id] += 1
+        return True
+
+    def _defer(self, key: PushKey) -> None:
+        self._deferred.setdefault(key[0], deque()).append(key)
+
+    def _released(self, partner_id: str) -> None:
+        """A worker of the partner is free again: a record deferred for its share gets a worker."""
+        self._load[partner_id] -= 1
+        if self._load[partner_id] <= 0:
+            del self._load[partner_id]
+        waiting = self._deferred.get(partner_id)
+        if waiting:
+            self.wake_for([waiting.popleft()])
+            if not waiting:
+                del self._deferred[partner_id]
 
     def _missed_claim(self, signal: Signal) -> None:
         if signal is Signal.QUEUED:

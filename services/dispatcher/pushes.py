@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,11 +247,17 @@ class PushQueue:
             await self.pushes.bulk_write(operations, ordered=False)
         return len(operations)
 
-    async def claim(self, owner: str, now: datetime, lease: float) -> PendingPush | None:
+    async def claim(
+        self, owner: str, now: datetime, lease: float, busy: Collection[str] = ()
+    ) -> PendingPush | None:
         """Lease the most urgent, then most overdue, unparked push that no live lease holds, with
-        all it needs. A blocked card thus goes before a backlog of any size, for any partner."""
+        all it needs, of a partner not in `busy` (those holding their share of the workers). A
+        blocked card thus goes before a backlog of any size, for any partner."""
+        query: Document = {"parked": False, "due_at": {"$lte": now}, "lease_until": {"$lte": now}}
+        if busy:
+            query["partner_id"] = {"$nin": sorted(busy)}
         doc = await self.pushes.find_one_and_update(
-            {"parked": False, "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
+            query,
             {"$set": {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease)}},
             sort=[("priority", -1), ("due_at", 1)],
             return_document=ReturnDocument.AFTER,

@@ -42,12 +42,20 @@ class Tuning:
     pull_max_attempts: int = 5
     pull_lease: float = 60.0
     stop_grace: float = 15.0
+    # The most workers of a replica one partner may hold at once (0: half of them, at least one): a
+    # slow or black-holing partner then cannot keep the others' pushes waiting (security review M6).
+    partner_share: int = 0
 
     def __post_init__(self) -> None:
         if self.max_push_calls < 1:
             raise ValueError("the push lease must outlast a call and its fallback twice over")
         if self.pull_lease < 2 * self.push_timeout:
             raise ValueError("the pull lease must outlast a page request twice over")
+
+    @property
+    def share(self) -> int:
+        """Workers one partner may hold at once."""
+        return self.partner_share or max(1, self.workers // 2)
 
     @property
     def max_push_calls(self) -> int:
