@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import json
 import random
 import time
@@ -50,6 +51,10 @@ def envelope(
     return web.json_response(body, status=http, headers=headers)
 
 
+# Ports tried before the first start gives up (a port picked free may be taken before it is bound).
+BIND_ATTEMPTS = 3
+
+
 class FakePartner:
     """Versions, an eMSP locations receiver that keeps what it is sent, and a CPO locations sender."""
 
@@ -77,6 +82,7 @@ class FakePartner:
         self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
         self.role = "EMSP"  # the role its version details list endpoints for
         self._runner: web.AppRunner | None = None
+        self._listened = False  # it listened once: its port is known (registered), it keeps it
 
     @property
     def base(self) -> str:
@@ -94,8 +100,7 @@ class FakePartner:
         modules = {module: f"{self.base}/{side}/2.1.1/{module}" for module in self.modules}
         return {**modules, "credentials": f"{self.base}/cred"}
 
-    async def start(self) -> None:
-        """Listen on its port (again, after a stop)."""
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/ocpi/versions", self._versions)
         app.router.add_get("/ocpi/2.1.1", self._details)
@@ -108,9 +113,25 @@ class FakePartner:
         app.router.add_post("/ocpi/emsp/2.1.1/tokens/{uid}/authorize", self._authorize)
         app.router.add_route("*", "/ocpi/emsp/2.1.1/sessions/{tail:.*}", self._sessions_receiver)
         app.router.add_post("/ocpi/emsp/2.1.1/cdrs", self._cdrs_receiver)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        return app
+
+    async def start(self) -> None:
+        """Listen on its port (again, after a stop)."""
+        for attempt in range(BIND_ATTEMPTS):
+            self._runner = web.AppRunner(self._app(), access_log=None)
+            await self._runner.setup()
+            try:
+                await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+            except OSError as exc:
+                await self._runner.cleanup()
+                # The port picked free was taken before we bound it (another process's ephemeral
+                # port). Before the first start nobody knows the port yet: take another one.
+                if exc.errno != errno.EADDRINUSE or self._listened or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                continue
+            self._listened = True
+            return
 
     async def stop(self) -> None:
         """Stop listening: callers get connection errors."""
