@@ -18,7 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
+from shared.sealing import new_key
+
 SERVICES = ("gateway", "locations", "tokens", "sessions", "cdrs", "tariffs", "dispatcher")
+# The processes that call partners, and so hold the keys of the tokens partners gave us.
+SEALING = ("gateway", "dispatcher")
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Deployment:
     roles: str = "CPO,EMSP"
     # Random per deployment: every process refuses a well-known admin token (docs/security.md).
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Random per deployment; only the gateway and the dispatcher get it (shared/sealing.py).
+    partner_token_keys: str = field(default_factory=new_key)
     extra_env: dict[str, str] = field(default_factory=dict)
     # Explicit health ports per service; otherwise health_port_base + the service's index.
     health_ports: dict[str, int] = field(default_factory=dict)
@@ -69,6 +75,8 @@ class Deployment:
             OCPI_ADMIN_TOKEN=self.admin_token,
             PYTHONUNBUFFERED="1",
         )
+        if service in SEALING:
+            env["PARTNER_TOKEN_KEYS"] = self.partner_token_keys
         env.update(self.extra_env)
         return env
 

@@ -14,9 +14,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from deploy.local_stack import SERVICES, Deployment, Stack
+from shared.sealing import new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,20 +56,30 @@ def _start_secantus(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("SecantusDB did not start; see .data/secantus.log")
 
 
-def _admin_token() -> str:
-    """OCPI_ADMIN_TOKEN when set; otherwise one generated once and kept in .data/admin-token, so
-    `ocpi-admin` keeps working across runs (the processes refuse a well-known token)."""
-    given = os.environ.get("OCPI_ADMIN_TOKEN", "")
+def _kept_secret(setting: str, file: str, make: Callable[[], str]) -> str:
+    """The setting when set; otherwise a value generated once and kept in .data/<file> (mode 0600),
+    so that it stays the same across runs."""
+    given = os.environ.get(setting, "")
     if given:
         return given
-    path = ROOT / ".data" / "admin-token"
+    path = ROOT / ".data" / file
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.write_text(token + "\n", encoding="utf-8")
+    value = make()
+    path.write_text(value + "\n", encoding="utf-8")
     path.chmod(0o600)
-    return token
+    return value
+
+
+def _admin_token() -> str:
+    """`ocpi-admin` keeps working across runs (the processes refuse a well-known token)."""
+    return _kept_secret("OCPI_ADMIN_TOKEN", "admin-token", lambda: secrets.token_urlsafe(32))
+
+
+def _partner_token_keys() -> str:
+    """The tokens partners gave us, sealed in .data's database, open again on the next run."""
+    return _kept_secret("PARTNER_TOKEN_KEYS", "partner-token-keys", new_key)
 
 
 def main() -> None:
@@ -97,6 +109,7 @@ def main() -> None:
         party_id=os.environ.get("OCPI_PARTY_ID", "ABC"),
         roles=os.environ.get("OCPI_ROLES", "CPO,EMSP"),
         admin_token=_admin_token(),
+        partner_token_keys=_partner_token_keys(),
         # The services write to a pipe, not a terminal: ask for readable lines anyway.
         extra_env={
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),

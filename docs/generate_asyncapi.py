@@ -62,6 +62,8 @@ from shared.contracts.locations import (
 from shared.contracts.partners import (
     PartnerRegistered,
     PartnerSyncStateChanged,
+    PartnerToken,
+    PartnerTokenGet,
     PartnerUnregistered,
     Party,
     SyncState,
@@ -149,7 +151,13 @@ EVENT_TYPES: tuple[type[Message], ...] = (
 # Requests (RPC) on the rpc exchange, with their replies.
 REQUEST_TYPES: tuple[type[Message], ...] = REQUESTS
 # The structs that travel as the `data` of the requests' replies (documented beside them).
-REPLY_TYPES: tuple[type[Any], ...] = (AuthorizationInfo, ChargerAuthorization, TokenHolder, CdrDispute)
+REPLY_TYPES: tuple[type[Any], ...] = (
+    AuthorizationInfo,
+    ChargerAuthorization,
+    TokenHolder,
+    CdrDispute,
+    PartnerToken,
+)
 
 EVENT_NOTES: dict[type[Message], str] = {
     LocationChanged: (
@@ -200,8 +208,8 @@ EVENT_NOTES: dict[type[Message], str] = {
     ),
     PartnerRegistered: (
         "Published by the gateway when a credentials handshake with a partner completes or is "
-        "updated. It carries the token we use to call the partner in clear: restrict who may bind "
-        "to this routing key."
+        "updated: the partner's id, parties, role and endpoints. It carries no token: the dispatcher "
+        "asks the gateway for it (PartnerTokenGet) and gets it sealed."
     ),
     PartnerUnregistered: "Published by the gateway when a partner's credentials are deleted.",
     PartnerSyncStateChanged: (
@@ -378,6 +386,13 @@ REQUEST_NOTES: dict[type[Message], tuple[str, str]] = {
         "(CPO side). Reply `data`: a TokenHolder (the owner party, `partner_id` of the connection "
         "that serves it, the token as we hold it); HTTP 404 / 2000 when no partner gave us the "
         "token, or several parties hold its uid and type as valid: the session then goes to nobody.",
+    ),
+    PartnerTokenGet: (
+        "credentials",
+        "Platform-internal: the dispatcher asks the gateway for the token a partner gave us, on every "
+        "PartnerRegistered (which carries none). Reply `data`: a PartnerToken, the token sealed "
+        "(AES-256-GCM) under PARTNER_TOKEN_KEYS for that partner, which only the gateway and the "
+        "dispatcher hold; HTTP 404 / 2000 when the partner is not connected (any more).",
     ),
     CdrDisputesList: (
         "cdrs",
@@ -659,6 +674,7 @@ def examples() -> dict[type[Message], Message]:
         ),
         TokenLookup: TokenLookup(token_uid="012345678"),
         CdrDisputesList: CdrDisputesList(limit=100),
+        PartnerTokenGet: PartnerTokenGet(partner_id="6f1e2d3c4b5a6978"),
         PartnerRegistered: PartnerRegistered(
             partner_id="6f1e2d3c4b5a6978",
             name="acme",
@@ -670,7 +686,6 @@ def examples() -> dict[type[Message], Message]:
                 "credentials": "https://ocpi.acme.example/ocpi/emsp/2.1.1/credentials",
                 "locations": "https://ocpi.acme.example/ocpi/emsp/2.1.1/locations",
             },
-            token="<the token we call the partner with>",
             registered_at=_T0,
         ),
         PartnerUnregistered: PartnerUnregistered(partner_id="6f1e2d3c4b5a6978"),

@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A TOKEN_A handed over by the operator works this long after it was issued (s); then it is
     # refused like an unknown token and the operator issues a new one (review L18).
     token_a_ttl: float = 7 * 24 * 3600.0
+    # Keys sealing the tokens partners gave us (base64 of 32 bytes, comma-separated, the first seals):
+    # gateway and dispatcher refuse to start without them (shared/sealing.py, review M5).
+    partner_token_keys: str = ""
     # ---- tokens (mod_tokens.md); see services/tokens/README.md ----
     # eMSP side: the internal service (RPC routing key) that decides real-time authorizations; empty:
     # the platform decides from the token alone (valid, not blocked, not expired).
@@ -127,6 +130,7 @@ _ENV: dict[str, str] = {
     "inbound_rate_per_token": "INBOUND_RATE_PER_TOKEN",
     "inbound_rate_burst": "INBOUND_RATE_BURST",
     "token_a_ttl": "TOKEN_A_TTL_SECONDS",
+    "partner_token_keys": "PARTNER_TOKEN_KEYS",
     "tokens_authorize_delegate": "TOKENS_AUTHORIZE_DELEGATE",
     "tokens_authorize_deadline": "TOKENS_AUTHORIZE_DEADLINE_SECONDS",
     "tokens_authorize_fallback": "TOKENS_AUTHORIZE_FALLBACK",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 
 import aiohttp
+import structlog
 from aio_pika.abc import AbstractChannel
 
 from services.dispatcher.authorize import PartnerAuthorizer
@@ -15,6 +16,7 @@ from services.dispatcher.handlers import Deps, handle_batch
 from services.dispatcher.health import PartnerHealth
 from services.dispatcher.migrate import migrate_legacy
 from services.dispatcher.ocpi_client import OcpiClient
+from services.dispatcher.partner_tokens import PartnerTokens
 from services.dispatcher.partners import PartnerCache, PartnerProjection
 from services.dispatcher.probe import PartnerProbe
 from services.dispatcher.pull import PullRunner
@@ -27,10 +29,13 @@ from shared.messaging.batch import BatchConsumer, BatchHandler
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS, WorkQueue, declare
+from shared.messaging.rpc import RpcClient, RpcClientReadiness
 from shared.outbound_http import outbound_session
 from shared.rpc_service import rpc_server
+from shared.sealing import sealer_for
 from shared.service import Component, ServiceContext
 
+log = structlog.get_logger(__name__)
 SERVICE = "dispatcher"
 # Real-time authorizations handled at a time per replica: each may wait for a slow eMSP until its
 # caller's deadline, and the others must not queue behind it.
@@ -104,12 +109,18 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     """The dispatcher's components, in start order (they stop in reverse)."""
     settings = ctx.settings
     tuning = tuning or Tuning.from_settings(settings)
-    partners = PartnerProjection(ctx.db)
+    sealer = sealer_for(settings)
+    partners = PartnerProjection(ctx.db, sealer)
     cache = PartnerCache(partners, tuning.partner_ttl)
     pushes = PushQueue(ctx.db)
     pulls = PullSchedule(ctx.db)
     await migrate_legacy(ctx.db)
     await partners.ensure_indexes()
+    resealed = await partners.seal_stored()
+    if resealed:
+        log.info("partner_tokens_sealed", count=resealed, key=sealer.current)
+    rpc = RpcClient(ctx.broker, settings.rpc_timeout)
+    await rpc.start()
     await pushes.ensure_indexes()
     await pulls.ensure_indexes()
     http = HttpSession(outbound_session(limit=200, limit_per_host=32))
@@ -127,6 +138,7 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     health.on_probe_due = probe.wake_in
     deps = Deps(
         partners=cache,
+        tokens=PartnerTokens(rpc, sealer),
         pushes=pushes,
         pulls=pulls,
         wake_pushes=worker.wake_for,
@@ -146,4 +158,4 @@ async def build(ctx: ServiceContext, tuning: Tuning | None = None) -> list[Compo
     authorizations = rpc_server(
         ctx, PartnerAuthorize, {PartnerAuthorize: authorizer.authorize}, prefetch=AUTHORIZE_CONCURRENCY
     )
-    return [http, worker, runner, probe, token_events, events, authorizations]
+    return [http, RpcClientReadiness(rpc), worker, runner, probe, token_events, events, authorizations]

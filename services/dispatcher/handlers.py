@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from services.dispatcher.partner_tokens import PartnerTokens
 from services.dispatcher.partners import PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_plans import MODULE_PLANS, PUSH_PLANS, Snapshot
@@ -30,6 +31,8 @@ class Deps:
     """What the handlers work with; the composition root fills it in."""
 
     partners: PartnerCache
+    # The gateway, asked for a registered partner's token (it is not in the event).
+    tokens: PartnerTokens
     pushes: PushQueue
     pulls: PullSchedule
     # (records now due, those of them that are urgent: their pushes go first)
@@ -40,9 +43,15 @@ class Deps:
 
 
 async def partner_registered(event: PartnerRegistered, deps: Deps) -> None:
-    """Store the partner's connection; every module a partner sends us gets its first (full) pull."""
+    """Store the partner's connection with the token the gateway hands over; every module a partner
+    sends us gets its first (full) pull."""
+    sealed = await deps.tokens.sealed(event.partner_id)
+    if sealed is None:
+        # Unregistered or removed since this event: its PartnerUnregistered follows.
+        log.info("partner_registration_obsolete", partner_id=event.partner_id)
+        return
     now = deps.clock()
-    first = await deps.partners.projection.register(event, now, deps.cpo_probe)
+    first = await deps.partners.projection.register(event, sealed, now, deps.cpo_probe)
     await deps.partners.reload(event.partner_id)
     log.info(
         "partner_registered",

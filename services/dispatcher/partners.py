@@ -20,6 +20,7 @@ from shared.contracts.catalogue import IMPORTS, PUSHED
 from shared.contracts.partners import PartnerRegistered, Party, SyncState
 from shared.ocpi.v2_1_1.modules import MODULES
 from shared.ocpi.v2_1_1.versions import ModuleID
+from shared.sealing import Sealer
 from shared.settings import Role
 from shared.storage import Document
 
@@ -39,15 +40,15 @@ class Partner:
     probe_interval: float
 
     @classmethod
-    def from_doc(cls, doc: Document) -> Partner:
-        """Read a partner document."""
+    def from_doc(cls, doc: Document, token: str) -> Partner:
+        """Read a partner document; `token` is its sealed token, opened."""
         return cls(
             partner_id=doc["_id"],
             role=Role(doc["role"]),
             parties=tuple(Party(p["country_code"], p["party_id"]) for p in doc.get("parties", [])),
             versions_url=doc["versions_url"],
             endpoints=dict(doc.get("endpoints", {})),
-            token=doc["token"],
+            token=token,
             sync_state=SyncState(doc.get("sync_state", SyncState.IN_SYNC.value)),
             reachable=bool(doc.get("reachable", True)),
             probe_interval=float(doc.get("probe_interval") or 0.0),
@@ -68,19 +69,56 @@ class Partner:
         return [module for module in MODULES if self.sends(module)]
 
 
-class PartnerProjection:
-    """MongoDB collection `partners`: one document per partner, `_id` = partner_id."""
+# The partner's token, sealed (shared/sealing.py, review M5) as the gateway handed it over; `token`
+# in a document is a clear one stored before that, sealed when the dispatcher starts.
+SEALED = "token_sealed"
+CLEAR = "token"
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+
+class PartnerProjection:
+    """MongoDB collection `partners`: one document per partner, `_id` = partner_id. The partner's
+    token is kept sealed and opened when a document is read (Partner.token holds it in memory)."""
+
+    def __init__(self, db: AsyncDatabase[Document], sealer: Sealer) -> None:
         self.collection: AsyncCollection[Document] = db["partners"]
+        self._sealer = sealer
+
+    def _partner(self, doc: Document) -> Partner:
+        sealed = doc.get(SEALED)
+        token = self._sealer.open(sealed, doc["_id"]) if isinstance(sealed, str) else doc.get(CLEAR, "")
+        return Partner.from_doc(doc, token)
+
+    async def seal_stored(self) -> int:
+        """Seal every token stored in clear (before sealing) or under an older key; how many.
+
+        Run when the dispatcher starts. A token no key of PARTNER_TOKEN_KEYS opens raises SealError
+        naming the missing key: pushes could not be sent with it.
+        """
+        count = 0
+        query: Document = {"$or": [{CLEAR: {"$type": "string"}}, {SEALED: {"$type": "string"}}]}
+        async for doc in self.collection.find(query, {CLEAR: 1, SEALED: 1}):
+            stored = doc.get(SEALED)
+            if isinstance(stored, str) and self._sealer.is_current(stored) and CLEAR not in doc:
+                continue
+            clear = self._sealer.open(stored, doc["_id"]) if isinstance(stored, str) else doc[CLEAR]
+            # Compare-and-set on what was read: a registration meanwhile brought its own seal.
+            result = await self.collection.update_one(
+                {"_id": doc["_id"], SEALED: stored, CLEAR: doc.get(CLEAR)},
+                {"$set": {SEALED: self._sealer.seal(clear, doc["_id"])}, "$unset": {CLEAR: ""}},
+            )
+            count += result.modified_count
+        return count
 
     async def ensure_indexes(self) -> None:
         """Indexes for the probe loop's claim and the receivers query."""
         await self.collection.create_index("probe_due_at", sparse=True)
         await self.collection.create_index("role")
 
-    async def register(self, event: PartnerRegistered, now: datetime, cpo_probe: float) -> bool:
-        """Upsert the partner's connection; True on its first registration. Older events are ignored."""
+    async def register(
+        self, event: PartnerRegistered, sealed_token: str, now: datetime, cpo_probe: float
+    ) -> bool:
+        """Upsert the partner's connection with its token as the gateway sealed it; True on its first
+        registration. Older events are ignored."""
         is_cpo = event.role is Role.CPO
         fields: dict[str, Any] = {
             "name": event.name,
@@ -89,7 +127,7 @@ class PartnerProjection:
             "versions_url": event.versions_url,
             "version": event.version,
             "endpoints": dict(event.endpoints),
-            "token": event.token,
+            SEALED: sealed_token,
             "registered_at": event.registered_at,
         }
         on_insert: dict[str, Any] = {
@@ -101,7 +139,7 @@ class PartnerProjection:
         try:
             before = await self.collection.find_one_and_update(
                 {"_id": event.partner_id, "registered_at": {"$lte": event.registered_at}},
-                {"$set": fields, "$setOnInsert": on_insert},
+                {"$set": fields, "$setOnInsert": on_insert, "$unset": {CLEAR: ""}},
                 upsert=True,
                 return_document=ReturnDocument.BEFORE,
             )
@@ -129,22 +167,22 @@ class PartnerProjection:
     async def get(self, partner_id: str) -> Partner | None:
         """One partner, or None when it is not registered."""
         doc = await self.collection.find_one({"_id": partner_id, "tombstone": {"$ne": True}})
-        return None if doc is None else Partner.from_doc(doc)
+        return None if doc is None else self._partner(doc)
 
     async def receivers(self, module: ModuleID) -> list[Partner]:
         """Every partner that gets our objects of `module` pushed."""
         role = MODULES[module].receiver_role
         cursor = self.collection.find({"role": role.value, f"endpoints.{module.value}": {"$exists": True}})
-        return [Partner.from_doc(doc) async for doc in cursor]
+        return [self._partner(doc) async for doc in cursor]
 
     async def all(self) -> list[Partner]:
         """Every registered partner."""
-        return [Partner.from_doc(d) async for d in self.collection.find({"tombstone": {"$ne": True}})]
+        return [self._partner(d) async for d in self.collection.find({"tombstone": {"$ne": True}})]
 
     async def get_many(self, partner_ids: list[str]) -> list[Partner]:
         """The registered partners among `partner_ids`."""
         live = {"_id": {"$in": partner_ids}, "tombstone": {"$ne": True}}
-        return [Partner.from_doc(d) async for d in self.collection.find(live)]
+        return [self._partner(d) async for d in self.collection.find(live)]
 
     # ---- sync state --------------------------------------------------------------------------
 
@@ -208,7 +246,7 @@ class PartnerProjection:
             sort=[("probe_due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else Partner.from_doc(doc)
+        return None if doc is None else self._partner(doc)
 
     async def schedule_probe(self, partner_id: str, at: datetime, interval: float) -> None:
         """Set the next probe and the interval it was derived from."""

@@ -24,13 +24,14 @@ from services.gateway.partners import PartnerRepository
 from services.gateway.ratelimit import TokenBuckets
 from services.gateway.state import GATEWAY, Gateway
 from services.gateway.sweeper import RegistrySweeper
+from services.gateway.token_requests import token_server
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Consumer
 from shared.messaging.rpc import RpcClient
 from shared.messaging.topology import Topology
 from shared.outbound_http import outbound_session
 from shared.outbound_policy import OutboundPolicy
-from shared.service import all_ready
+from shared.sealing import sealer_for
+from shared.service import Component, all_ready
 from shared.settings import Settings
 from shared.storage import Document, connect_mongo, ping, service_database
 
@@ -58,19 +59,24 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         broker = Broker(settings.amqp_url, Topology(settings.namespace), "gateway")
         await broker.connect()
         mongo = connect_mongo(settings.mongo_url)
-        partners = PartnerRepository(service_database(mongo, settings.namespace, "gateway"))
+        sealer = sealer_for(settings)
+        partners = PartnerRepository(service_database(mongo, settings.namespace, "gateway"), sealer)
         await partners.create_indexes()
+        resealed = await partners.seal_stored()
+        if resealed:
+            log.info("partner_tokens_sealed", count=resealed, key=sealer.current)
         rpc = RpcClient(broker, settings.rpc_timeout)
         await rpc.start()
         async with outbound_session(OutboundPolicy.from_settings(settings)) as session:
             client = PartnerClient(session, max_body=settings.outbound_max_body_bytes)
             budgets = TokenBuckets(settings.inbound_rate_per_token, settings.inbound_rate_burst)
-            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client, budgets)
+            gateway = Gateway(settings, broker, rpc, partners, TokenCache(), client, sealer, budgets)
             ocpi[GATEWAY] = gateway
             admin[GATEWAY] = gateway
             ocpi[MONGO] = mongo
             admin[MONGO] = mongo
-            consumers = await start_consumers(gateway)
+            consumers: list[Component] = [*await start_consumers(gateway), token_server(gateway)]
+            await consumers[-1].start()
             ocpi[CONSUMERS] = consumers
             admin[CONSUMERS] = consumers
             sweeper = RegistrySweeper(gateway)
@@ -88,14 +94,14 @@ def create_apps(settings: Settings) -> tuple[web.Application, web.Application]:
 
 
 MONGO: web.AppKey[AsyncMongoClient[Document]] = web.AppKey("mongo")
-CONSUMERS: web.AppKey[list[Consumer]] = web.AppKey("consumers")
+CONSUMERS: web.AppKey[list[Component]] = web.AppKey("consumers")
 
 
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "service": "gateway"})
 
 
-def _consumers(app: web.Application) -> list[Consumer]:
+def _consumers(app: web.Application) -> list[Component]:
     return app.get(CONSUMERS) or []
 
 

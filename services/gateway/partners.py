@@ -13,6 +13,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contracts.partners import Party, SyncState
+from shared.sealing import Sealer
 from shared.settings import Role
 from shared.storage import Document
 
@@ -122,23 +123,57 @@ def new_partner(name: str, role: Role, country_code: str, party_id: str, **field
     )
 
 
-def _to_doc(partner: Partner) -> Document:
-    doc: Document = msgspec.to_builtins(partner, builtin_types=(datetime,))
-    doc["_id"] = doc.pop("id")
-    return doc
-
-
-def _from_doc(doc: Document) -> Partner:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, Partner, strict=False)
+# The token a partner gave us is stored sealed (shared/sealing.py, review M5) under this field;
+# `their_token` in a document is a clear one stored before that, sealed when the gateway starts.
+SEALED = "their_token_sealed"
+CLEAR = "their_token"
 
 
 class PartnerRepository:
-    """MongoDB storage of partners in the gateway's own database."""
+    """MongoDB storage of partners in the gateway's own database. The token each partner gave us is
+    `Partner.their_token` in memory and sealed in the document: sealed on every write, opened on
+    every read."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], sealer: Sealer) -> None:
         self._partners = db["partners"]
+        self._sealer = sealer
+
+    def _to_doc(self, partner: Partner) -> Document:
+        doc: Document = msgspec.to_builtins(partner, builtin_types=(datetime,))
+        doc["_id"] = doc.pop("id")
+        clear = doc.pop(CLEAR, None)
+        doc[SEALED] = None if clear is None else self._sealer.seal(clear, partner.id)
+        return doc
+
+    def _from_doc(self, doc: Document) -> Partner:
+        doc = dict(doc)
+        doc["id"] = doc.pop("_id")
+        sealed = doc.pop(SEALED, None)
+        if sealed is not None:
+            doc[CLEAR] = self._sealer.open(sealed, doc["id"])
+        return msgspec.convert(doc, Partner, strict=False)
+
+    async def seal_stored(self) -> int:
+        """Seal every token stored in clear (before sealing) or under an older key; how many.
+
+        Run when the gateway starts, before it serves. A token no key of PARTNER_TOKEN_KEYS opens
+        raises SealError naming the missing key: the gateway must not start without a way to call
+        its partners.
+        """
+        count = 0
+        query: Document = {"$or": [{CLEAR: {"$type": "string"}}, {SEALED: {"$type": "string"}}]}
+        async for doc in self._partners.find(query, {CLEAR: 1, SEALED: 1}):
+            stored = doc.get(SEALED)
+            if isinstance(stored, str) and self._sealer.is_current(stored) and CLEAR not in doc:
+                continue
+            clear = self._sealer.open(stored, doc["_id"]) if isinstance(stored, str) else doc[CLEAR]
+            # Compare-and-set on what was read: a rotation meanwhile wrote its own, newer seal.
+            result = await self._partners.update_one(
+                {"_id": doc["_id"], SEALED: stored, CLEAR: doc.get(CLEAR)},
+                {"$set": {SEALED: self._sealer.seal(clear, doc["_id"])}, "$unset": {CLEAR: ""}},
+            )
+            count += result.modified_count
+        return count
 
     async def create_indexes(self) -> None:
         for field in ("token_a_hash", "token_hash"):
@@ -152,11 +187,11 @@ class PartnerRepository:
         await self._partners.create_index("removed_at", sparse=True)
 
     async def add(self, partner: Partner) -> None:
-        await self._partners.insert_one(_to_doc(partner))
+        await self._partners.insert_one(self._to_doc(partner))
 
     async def get(self, partner_id: str) -> Partner | None:
         doc = await self._partners.find_one({"_id": partner_id})
-        return _from_doc(doc) if doc else None
+        return self._from_doc(doc) if doc else None
 
     async def find_by_name_or_id(self, key: str, *, removed: bool = False) -> Partner | None:
         """A live partner; with `removed`, also one whose removal is not announced yet (live first)."""
@@ -164,7 +199,7 @@ class PartnerRepository:
         if not removed:
             query["removed_at"] = None
         docs = await self._partners.find(query).sort("removed_at", 1).limit(1).to_list()
-        return _from_doc(docs[0]) if docs else None
+        return self._from_doc(docs[0]) if docs else None
 
     async def owners_of(self, parties: list[Party]) -> list[Partner]:
         """Live partners owning any of `parties` (as main party or an extra one)."""
@@ -176,12 +211,12 @@ class PartnerRepository:
             match = {"country_code": party.country_code, "party_id": party.party_id}
             either.append({"extra_parties": {"$elemMatch": match}})
         cursor = self._partners.find({"removed_at": None, "$or": either}).sort("created_at", 1)
-        return [_from_doc(doc) async for doc in cursor]
+        return [self._from_doc(doc) async for doc in cursor]
 
     async def all(self) -> list[Partner]:
         """Every live partner; removed ones are hidden while they wait to be deleted."""
         cursor = self._partners.find({"removed_at": None}).sort("created_at", 1)
-        return [_from_doc(doc) async for doc in cursor]
+        return [self._from_doc(doc) async for doc in cursor]
 
     async def by_token_hash(self, hashed: str) -> Partner | None:
         doc = await self._partners.find_one(
@@ -195,7 +230,7 @@ class PartnerRepository:
                 "removed_at": None,
             }
         )
-        return _from_doc(doc) if doc else None
+        return self._from_doc(doc) if doc else None
 
     async def update_if(
         self,
@@ -214,6 +249,10 @@ class PartnerRepository:
         """
         changes = {**changes, "updated_at": owed.at if owed else datetime.now(UTC)}
         update: Document = {"$set": _encode_values(changes)}
+        if CLEAR in changes:
+            clear = update["$set"].pop(CLEAR)
+            update["$set"][SEALED] = None if clear is None else self._sealer.seal(clear, partner_id)
+            update["$unset"] = {CLEAR: ""}
         if owed is not None:
             update["$push"] = {"outbox": _encode_values(owed)}
         added: Document = {}
@@ -226,7 +265,7 @@ class PartnerRepository:
         doc = await self._partners.find_one_and_update(
             {"_id": partner_id, **expect}, update, return_document=ReturnDocument.AFTER
         )
-        return _from_doc(doc) if doc else None
+        return self._from_doc(doc) if doc else None
 
     async def announced(self, partner_id: str, entry_id: str) -> bool:
         """The entry's events are on the broker: drop it (only it: a newer change keeps its own).
@@ -246,7 +285,7 @@ class PartnerRepository:
         cursor = self._partners.find(
             {"$or": [{"outbox.at": {"$lt": changed_before}}, {"removed_at": {"$lt": changed_before}}]}
         )
-        return [_from_doc(doc) for doc in await cursor.limit(limit).to_list()]
+        return [self._from_doc(doc) for doc in await cursor.limit(limit).to_list()]
 
 
 def _encode_values(values: Any) -> Any:

@@ -67,7 +67,8 @@ async def publish_owed(gateway: Gateway, partner: Partner, entry: Pending) -> No
 
 
 def registered_event(partner: Partner, entry: Pending) -> PartnerRegistered:
-    """How the dispatcher reaches the partner, stamped with the time of the change."""
+    """How the dispatcher reaches the partner, stamped with the time of the change; not the token,
+    which the dispatcher asks for (token_requests.py)."""
     return PartnerRegistered(
         partner_id=partner.id,
         name=partner.name,
@@ -76,7 +77,6 @@ def registered_event(partner: Partner, entry: Pending) -> PartnerRegistered:
         versions_url=partner.versions_url or "",
         version=partner.version or "",
         endpoints=partner.endpoints,
-        token=partner.their_token or "",
         registered_at=entry.at,
     )
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from services.gateway.app import create_apps
 from shared.outbound_http import set_process_policy
 from shared.outbound_policy import OutboundPolicy
+from shared.sealing import sealer_for
 from shared.settings import Settings, refuse_unsafe
 
 log = structlog.get_logger(__name__)
@@ -19,6 +20,7 @@ log = structlog.get_logger(__name__)
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve OCPI on gateway_port and the admin API on admin_port until `stop` or a signal."""
     refuse_unsafe(settings)
+    sealer_for(settings)  # refuses to start (naming PARTNER_TOKEN_KEYS) before anything listens
     set_process_policy(OutboundPolicy.from_settings(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

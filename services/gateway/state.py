@@ -12,6 +12,7 @@ from services.gateway.partners import PartnerRepository
 from services.gateway.ratelimit import TokenBuckets
 from shared.messaging.broker import Broker
 from shared.messaging.rpc import RpcClient
+from shared.sealing import Sealer
 from shared.settings import Settings
 
 
@@ -23,6 +24,8 @@ class Gateway:
     partners: PartnerRepository
     cache: TokenCache
     client: PartnerClient
+    # Seals the partner tokens the dispatcher asks for (token_requests.py); the registry has its own.
+    sealer: Sealer
     # Per-token request budgets (INBOUND_RATE_PER_TOKEN); the default has the limit off.
     budgets: TokenBuckets = field(default_factory=lambda: TokenBuckets(0.0, 1))
 

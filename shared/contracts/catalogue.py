@@ -28,6 +28,7 @@ from shared.contracts.locations import (
 from shared.contracts.partners import (
     PartnerRegistered,
     PartnerSyncStateChanged,
+    PartnerTokenGet,
     PartnerUnregistered,
     PullRequested,
     TokensRevoked,
@@ -101,7 +102,7 @@ DECISION_EVENTS: tuple[type[Message], ...] = (AuthorizationDecided,)
 # Requests (RPC) with their documented replies: from the company's systems to a service
 # (ChargerAuthorize), from a service to the company's systems (DelegatedAuthorize), and between
 # the platform's own processes (the gateway's RealtimeAuthorize, the tokens service's PartnerAuthorize,
-# the admin API's CdrDisputesList).
+# the admin API's CdrDisputesList, the dispatcher's PartnerTokenGet to the gateway).
 REQUESTS: tuple[type[Message], ...] = (
     ChargerAuthorize,
     DelegatedAuthorize,
@@ -109,6 +110,7 @@ REQUESTS: tuple[type[Message], ...] = (
     PartnerAuthorize,
     TokenLookup,
     CdrDisputesList,
+    PartnerTokenGet,
 )
 
 # Events about the partners themselves (events exchange).

@@ -28,9 +28,23 @@ class PartnerRegistered(Message, frozen=True, kw_only=True, tag="credentials.par
     versions_url: str
     version: str
     endpoints: dict[str, str]
-    # The token the partner gave us to call it; outbound calls need it in clear.
-    token: str
+    # No token: it never travels on the events exchange (review M5). The dispatcher asks the gateway
+    # for it (PartnerTokenGet) and gets it sealed.
     registered_at: datetime
+
+
+class PartnerTokenGet(Message, frozen=True, kw_only=True, tag="credentials.partner.token"):
+    """Request (RPC) to the gateway: the token a registered partner gave us, to call it with."""
+
+    partner_id: str
+
+
+class PartnerToken(msgspec.Struct, frozen=True, kw_only=True):
+    """The reply's data: the token sealed under PARTNER_TOKEN_KEYS with the partner id as context
+    (shared/sealing.py); only the gateway and the dispatcher hold the keys that open it."""
+
+    partner_id: str
+    sealed: str
 
 
 class PartnerUnregistered(Message, frozen=True, kw_only=True, tag="credentials.partner.unregistered"):

@@ -1,6 +1,7 @@
-"""No token in any log line (review M5, "secrets kept secret"): a handshake, rotations both ways,
-pushes and pulls, refused tokens and an unregistration between two deployments of our own, with every
-line of every process of both captured and searched for every token involved."""
+"""No token in any log line, broker message or stored document (review M5, "secrets kept secret"): a
+handshake, rotations both ways, pushes and pulls, refused tokens and an unregistration between two
+deployments of our own, with every line of every process of both, every message on their exchanges
+and every document of their databases searched for every token involved."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.deployments import new_deployment, running
 from tests.support.http import add_partner, admin, partners, register_with, request, their_token
 from tests.support.objects import location
 from tests.support.waiting import eventually
+from tests.support.wiretap import BrokerTap, stored_documents
 
 
 def _deployment(amqp_url: str, mongo_url: str, country_code: str, party_id: str, role: str) -> Deployment:
@@ -47,18 +49,23 @@ async def _until_logged(paths: tuple[Path, ...], service: str, event: str, count
     await eventually(logged, 60, f"{count} times {event} from {service}", pause=0.2)
 
 
-async def test_no_token_appears_in_any_log_line(amqp_url: str, mongo_url: str, tmp_path: Path) -> None:
+async def test_no_token_appears_in_any_log_line_message_or_document(
+    amqp_url: str, mongo_url: str, tmp_path: Path
+) -> None:
     """Every token a connection's life produces (TOKEN_A, each side's issued and rotated tokens, the
-    admin tokens) is absent from every line both deployments log, at debug level."""
+    admin tokens) is absent from every line both deployments log at debug level, from every message
+    published on their exchanges, and from every document they store."""
     cpo = _deployment(amqp_url, mongo_url, "NL", "CPA", "CPO")
     emsp = _deployment(amqp_url, mongo_url, "DE", "EMB", "EMSP")
     logs = (tmp_path / "a.log", tmp_path / "b.log")
     secrets = {"admin token of A": cpo.admin_token, "admin token of B": emsp.admin_token}
     a_name, b_name = "cpo-logs", "emsp-logs"
+    tap = BrokerTap()
     with (
         running(cpo, "A ", log_path=str(logs[0])) as a_stack,
         running(emsp, "B ", log_path=str(logs[1])) as b_stack,
     ):
+        await tap.open(amqp_url, cpo, emsp)
         secrets["TOKEN_A"] = token_a = await add_partner(emsp, a_name, "NL", "CPA", "CPO")
         await register_with(cpo, emsp, token_a, b_name)
         secrets["A->B token"] = await their_token(mongo_url, cpo, b_name)
@@ -85,6 +92,7 @@ async def test_no_token_appears_in_any_log_line(amqp_url: str, mongo_url: str, t
             secrets[f"B->A token after {side}'s rotation"] = await their_token(mongo_url, emsp, a_name)
         # Each rotation: two announcements by the rotating side, one by the side that was asked.
         await _until_logged(logs, "dispatcher", "partner_registered", 8)
+        connected = [*await stored_documents(mongo_url, cpo), *await stored_documents(mongo_url, emsp)]
 
         # Refused tokens are logged as requests, never with the token.
         secrets["unknown token"] = "not-a-token-" + uuid.uuid4().hex
@@ -120,6 +128,9 @@ async def test_no_token_appears_in_any_log_line(amqp_url: str, mongo_url: str, t
         assert (await partners(emsp))[a_name]["status"] == "UNREGISTERED"
         await _until_logged(logs, "dispatcher", "partner_unregistered", 2)
         await _stop(a_stack, b_stack)
+        await tap.close()
+        documents = [*await stored_documents(mongo_url, cpo), *await stored_documents(mongo_url, emsp)]
+        documents += connected
 
     assert len(set(secrets.values())) == len(secrets), "every token is a different one"
     lines = _lines(*logs)
@@ -128,6 +139,18 @@ async def test_no_token_appears_in_any_log_line(amqp_url: str, mongo_url: str, t
     assert "service_stopped" in _events(lines, "dispatcher")
     leaks = [(what, line) for line in lines for what, token in secrets.items() if token in line]
     assert not leaks, "\n".join(f"{what}: {line}" for what, line in leaks[:20])
+    # On the broker: the registrations went out (each side's, and again after each rotation) with
+    # no token in them; the dispatcher's token requests carry a partner id only.
+    assert sum("credentials.partner.registered" in m for m in tap.messages) >= 4, tap.messages[:5]
+    assert sum("credentials.partner.token" in m for m in tap.messages) >= 4
+    sent = [(what, m) for m in tap.messages for what, token in secrets.items() if token in m]
+    assert not sent, "\n".join(f"{what} on the broker: {m[:300]}" for what, m in sent[:10])
+    # At rest, while connected and after: the partners' tokens are sealed in both databases, and
+    # ours are hashes.
+    assert sum('"their_token_sealed": "s1.' in d for d in connected) == 2, "the gateways' sealed tokens"
+    assert sum('"token_sealed": "s1.' in d for d in connected) == 2, "the dispatchers' sealed tokens"
+    stored = [(what, d) for d in documents for what, token in secrets.items() if token in d]
+    assert not stored, "\n".join(f"{what} stored: {d[:300]}" for what, d in stored[:10])
 
 
 async def _stop(*stacks: Stack) -> None:

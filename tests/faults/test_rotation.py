@@ -25,7 +25,7 @@ from deploy.local_stack import Deployment
 from shared.failpoints import ENV, KILLED
 from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
-from tests.support.http import admin, request
+from tests.support.http import admin, opened_token, request
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.faults
@@ -151,7 +151,7 @@ async def test_a_rotation_that_succeeds_retires_the_old_token(
     assert reply.status_code == 1000, reply
     assert fake.our_token != old and await _works(cpo, fake.our_token)
     assert not await _works(cpo, old)
-    assert (await _stored(cpo, mongo_url, name))["their_token"] == fake.token_for_us
+    assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == fake.token_for_us
 
 
 async def test_a_refused_put_leaves_the_old_token_and_the_offered_one_working(
@@ -165,7 +165,7 @@ async def test_a_refused_put_leaves_the_old_token_and_the_offered_one_working(
     assert reply.status_code == 3001, reply
     assert await _works(cpo, old)
     assert fake.offered and await _works(cpo, fake.offered[-1])
-    assert (await _stored(cpo, mongo_url, name))["their_token"] == their_token
+    assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == their_token
     # The next rotation completes and retires both.
     fake.put_answer = "ok"
     assert (await admin(cpo, "POST", f"/admin/partners/{name}/rotate")).status_code == 1000
@@ -187,7 +187,7 @@ async def test_a_partner_whose_new_versions_url_fails_keeps_its_new_token_workin
     assert await _works(cpo, fake.our_token)
     assert not await _works(cpo, old)
     after = await _stored(cpo, mongo_url, name)
-    assert after["their_token"] == fake.token_for_us
+    assert opened_token(cpo, after) == fake.token_for_us
     assert after["endpoints"] == before["endpoints"] and after["versions_url"] == before["versions_url"]
 
 

@@ -15,10 +15,12 @@ from services.gateway.app import create_apps
 from services.gateway.partners import ConnectionStatus, PartnerRepository, new_partner
 from services.gateway.tokens import token_hash
 from shared.ocpi.v2_1_1.codec import to_builtins
+from shared.sealing import Sealer
 from shared.settings import Role, load_settings
 from shared.storage import connect_mongo, service_database
 from tests.integration.test_cdrs_emsp_service import emsp_only
 from tests.support.cdrs import cdr
+from tests.support.gateway_tokens import TEST_KEYS
 from tests.support.module_service import module_service
 
 pytestmark = pytest.mark.integration
@@ -35,13 +37,14 @@ async def gateway(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterato
     """The gateway's OCPI and admin apps, a connected CPO partner NL/CPA, and the cdrs service."""
     settings = load_settings(
         environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url,
-        admin_token=ADMIN_TOKEN, public_url=PUBLIC,
+        admin_token=ADMIN_TOKEN, partner_token_keys=TEST_KEYS, public_url=PUBLIC,
     )  # fmt: skip
     mongo = connect_mongo(mongo_url)
     partner = new_partner(
         "cpa", Role.CPO, "NL", "CPA", status=ConnectionStatus.CONNECTED, token_hash=token_hash(CPO_TOKEN)
     )
-    await PartnerRepository(service_database(mongo, namespace, "gateway")).add(partner)
+    sealer = Sealer.from_setting(TEST_KEYS)
+    await PartnerRepository(service_database(mongo, namespace, "gateway"), sealer).add(partner)
     ocpi, admin = create_apps(settings)
     async with (
         module_service("cdrs", emsp_only(), amqp_url, mongo_url, namespace),

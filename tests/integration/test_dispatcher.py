@@ -45,6 +45,7 @@ from shared.ocpi.v2_1_1.locations import (
 from shared.service import ServiceContext
 from shared.settings import Role, Settings, load_settings
 from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner, Received, envelope
+from tests.support.gateway_tokens import TEST_KEYS, gateway_tokens
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -70,6 +71,7 @@ def make_settings(namespace: str, amqp_url: str, mongo_url: str) -> Settings:
         push_backoff_base=0.05,
         push_backoff_max=0.4,
         push_max_attempts=4,
+        partner_token_keys=TEST_KEYS,
     )
 
 
@@ -88,10 +90,11 @@ def make_tuning(settings: Settings, **overrides: float | int) -> Tuning:
 
 @asynccontextmanager
 async def running_dispatcher(settings: Settings, tuning: Tuning) -> AsyncIterator[ServiceContext]:
-    """One dispatcher instance in this process, stopped (in-flight work finished) on exit."""
+    """One dispatcher instance in this process, stopped (in-flight work finished) on exit; with the
+    gateway's answer to its token requests (every partner's token is TOKEN)."""
     ctx = ServiceContext("dispatcher", settings)
     await ctx.broker.connect()
-    components = await build(ctx, tuning)
+    components = [gateway_tokens(ctx.broker, default=TOKEN), *await build(ctx, tuning)]
     for component in components:
         await component.start()
     try:
@@ -163,7 +166,6 @@ def registration(
         versions_url=partner.versions_url,
         version="2.1.1",
         endpoints=partner.endpoints(role.value),
-        token=TOKEN,
         registered_at=datetime.now(UTC),
     )
 

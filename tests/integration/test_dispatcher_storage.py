@@ -22,8 +22,10 @@ from shared.contracts.partners import PartnerRegistered, Party, SyncState
 from shared.contracts.tariffs import TariffRemoved
 from shared.ocpi.v2_1_1.locations import GeoLocation, Location, LocationType
 from shared.ocpi.v2_1_1.versions import ModuleID
+from shared.sealing import Sealer
 from shared.settings import Role
 from shared.storage import Document, connect_mongo, service_database
+from tests.support.gateway_tokens import TEST_KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +167,7 @@ async def test_park_unpark_and_forget_work_per_partner(queue: PushQueue) -> None
     assert await queue.parked_partner_ids() == []
 
 
-def registered(at: datetime, role: Role = Role.CPO, token: str = "t1") -> PartnerRegistered:
+def registered(at: datetime, role: Role = Role.CPO) -> PartnerRegistered:
     """A CPO partner's registration at `at`."""
     return PartnerRegistered(
         partner_id="p",
@@ -175,20 +177,27 @@ def registered(at: datetime, role: Role = Role.CPO, token: str = "t1") -> Partne
         versions_url="http://x/versions",
         version="2.1.1",
         endpoints={"locations": "http://x/locations"},
-        token=token,
         registered_at=at,
     )
+
+
+SEALER = Sealer.from_setting(TEST_KEYS)
+
+
+def sealed(token: str) -> str:
+    """The token as the gateway hands it over for partner "p"."""
+    return SEALER.seal(token, "p")
 
 
 async def test_partner_projection_ignores_stale_registrations_and_transitions_once(
     db: AsyncDatabase[Document],
 ) -> None:
     """An older registration changes nothing; each sync-state transition is made by exactly one caller."""
-    partners = PartnerProjection(db)
+    partners = PartnerProjection(db, SEALER)
     await partners.ensure_indexes()
-    assert await partners.register(registered(NOW, token="new"), NOW, 5) is True
-    assert await partners.register(registered(NOW - timedelta(minutes=1), token="old"), NOW, 5) is False
-    assert await partners.register(registered(NOW, token="new"), NOW, 5) is False
+    assert await partners.register(registered(NOW), sealed("new"), NOW, 5) is True
+    assert await partners.register(registered(NOW - timedelta(minutes=1)), sealed("old"), NOW, 5) is False
+    assert await partners.register(registered(NOW), sealed("new"), NOW, 5) is False
     partner = await partners.get("p")
     assert partner is not None and partner.token == "new" and partner.sends(ModuleID.LOCATIONS)
     assert [await partners.mark_retrying("p") for _ in range(2)] == [True, False]
@@ -200,9 +209,9 @@ async def test_partner_projection_ignores_stale_registrations_and_transitions_on
 
 async def test_a_pull_requested_during_a_pull_is_not_lost(db: AsyncDatabase[Document]) -> None:
     """The first registration schedules a full pull; a request arriving mid-pull survives its completion."""
-    partners = PartnerProjection(db)
+    partners = PartnerProjection(db, SEALER)
     pulls = PullSchedule(db)
-    await partners.register(registered(NOW), NOW, 5)
+    await partners.register(registered(NOW), sealed("t"), NOW, 5)
     await pulls.first_pulls("p", [ModuleID.LOCATIONS], NOW)
     job = await pulls.claim(NOW, 60)
     assert job is not None and job.full and await pulls.claim(NOW, 60) is None

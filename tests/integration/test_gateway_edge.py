@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.app import create_apps
 from shared.messaging.headers import current_request_id
 from shared.settings import load_settings
+from tests.support.gateway_tokens import TEST_KEYS
 
 SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CAP = 4096
@@ -39,6 +40,7 @@ async def apps(namespace: str, amqp_url: str, mongo_url: str) -> AsyncIterator[t
         amqp_url=amqp_url,
         mongo_url=mongo_url,
         admin_token=ADMIN_TOKEN,
+        partner_token_keys=TEST_KEYS,
         inbound_max_body_bytes=CAP,
         inbound_rate_per_token=RATE,
         inbound_rate_burst=BURST,

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from services.gateway.app import create_apps
 from shared.settings import load_settings
+from tests.support.gateway_tokens import TEST_KEYS
 
 ADMIN_TOKEN = secrets.token_hex(32)
 TTL = timedelta(days=7)
@@ -38,6 +39,7 @@ async def apps(namespace: str, amqp_url: str, mongo_url: str) -> AsyncIterator[t
         amqp_url=amqp_url,
         mongo_url=mongo_url,
         admin_token=ADMIN_TOKEN,
+        partner_token_keys=TEST_KEYS,
         token_a_ttl=TTL.total_seconds(),
         outbound_allow_http=True,
         outbound_allow_private=True,

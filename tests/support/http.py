@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 
 from deploy.local_stack import Deployment
+from shared.sealing import Sealer
 
 
 class Reply:
@@ -101,9 +102,14 @@ async def their_token(mongo_url: str, deployment: Deployment, partner_name: str)
     try:
         doc = await client[f"{deployment.namespace}_gateway"]["partners"].find_one({"name": partner_name})
         assert doc is not None, partner_name
-        return str(doc["their_token"])
+        return opened_token(deployment, doc)
     finally:
         await client.close()
+
+
+def opened_token(deployment: Deployment, doc: dict[str, Any]) -> str:
+    """The token in a gateway's partner document, opened with the deployment's keys."""
+    return Sealer.from_setting(deployment.partner_token_keys).open(doc["their_token_sealed"], doc["_id"])
 
 
 async def register_with(cpo: Deployment, emsp: Deployment, token_a: str, b_name: str) -> None:

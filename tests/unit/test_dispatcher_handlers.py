@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import cast
 
 import msgspec
 import pytest
 
 from services.dispatcher.domain import change_from_key
-from services.dispatcher.handlers import Deps, coalesce, handle_batch, objects_changed
+from services.dispatcher.handlers import Deps, coalesce, handle_batch, objects_changed, partner_registered
+from services.dispatcher.partner_tokens import PartnerTokens
 from services.dispatcher.partners import Partner, PartnerCache
 from services.dispatcher.pull_schedule import PullSchedule
 from services.dispatcher.push_plans import PUSH_PLANS, Snapshot
@@ -17,7 +20,7 @@ from services.dispatcher.pushes import PushQueue
 from shared.contracts.base import Message
 from shared.contracts.cdrs import CdrCreated
 from shared.contracts.locations import ChangeScope, LocationChange, LocationChanged
-from shared.contracts.partners import SyncState
+from shared.contracts.partners import PartnerRegistered, SyncState
 from shared.contracts.sessions import SessionChanged
 from shared.messaging.consumer import Delivery
 from shared.messaging.queues import DISPATCHER_EVENTS, DISPATCHER_TOKEN_EVENTS
@@ -134,6 +137,7 @@ class FakeQueue:
 def fake_deps(cache: FakeCache, queue: FakeQueue, woken: list[list[tuple[str, str, str]]]) -> Deps:
     return Deps(
         partners=cast(PartnerCache, cache),
+        tokens=cast(PartnerTokens, object()),
         pushes=cast(PushQueue, queue),
         pulls=cast(PullSchedule, object()),
         wake_pushes=lambda keys, urgent: woken.append(list(keys)),
@@ -208,3 +212,33 @@ async def test_an_owner_only_object_without_a_receiving_owner_goes_to_nobody(par
     ]
     await objects_changed(snapshots, fake_deps(cache, queue, woken))
     assert queue.calls == [[]] and woken == []
+
+
+class GoneTokens:
+    """The gateway's answer for a partner unregistered since its PartnerRegistered: not connected."""
+
+    async def sealed(self, partner_id: str) -> str | None:
+        return None
+
+
+class NoProjection:
+    async def register(self, *args: object) -> bool:
+        raise AssertionError("an obsolete registration must not be stored")
+
+
+async def test_a_registration_the_gateway_no_longer_has_a_token_for_is_not_stored() -> None:
+    """Its PartnerUnregistered follows; storing it without a token would make pushes fail."""
+    event = PartnerRegistered(
+        partner_id="p",
+        name="P",
+        role=Role.EMSP,
+        parties=[],
+        versions_url="http://x/versions",
+        version="2.1.1",
+        endpoints={"locations": "http://x/locations"},
+        registered_at=datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    deps = fake_deps(FakeCache([]), FakeQueue(), [])
+    deps.tokens = cast(PartnerTokens, GoneTokens())
+    deps.partners = cast(PartnerCache, SimpleNamespace(projection=NoProjection()))
+    await partner_registered(event, deps)
