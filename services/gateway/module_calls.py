@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -14,17 +14,15 @@ from services.gateway.responses import OcpiError, bad_body, envelope, invalid
 from services.gateway.state import Gateway
 from shared.contracts.base import Message, RpcReply
 from shared.messaging.rpc import RpcTimeout, RpcUnavailable
+from shared.modules.clock import ahead_of_clock
 from shared.ocpi.v2_1_1.codec import decode
-from shared.ocpi.v2_1_1.types import INT32_MAX, format_datetime, to_utc, utc_now
+from shared.ocpi.v2_1_1.types import INT32_MAX, to_utc
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 #: The largest offset or limit a query may name: any more is refused (2001), never passed on.
 QUERY_INT_MAX = INT32_MAX
-#: How far ahead of our clock a partner's `last_updated` may be (clock skew). Further ahead is
-#: refused: stored, it would make every later real update look older, freezing the object.
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 async def call_service(
@@ -80,31 +78,10 @@ def parse_body(body: bytes, type_: type[T], what: str) -> T:
 
 def refuse_future_last_updated(obj: msgspec.Struct | None) -> None:
     """A 2001 naming the field when a `last_updated` in `obj` (at any depth) is ahead of our clock
-    by more than FUTURE_TOLERANCE."""
-    what = type(obj).__name__
-    latest = utc_now() + FUTURE_TOLERANCE
-    for path, value in _last_updated(obj, "$"):
-        if to_utc(value) > latest:
-            raise invalid(
-                f"Invalid {what}: last_updated {format_datetime(value)} is in the future "
-                f"(more than {int(FUTURE_TOLERANCE.total_seconds())} s ahead of our clock) - at `{path}`"
-            )
-
-
-def _last_updated(obj: object, path: str) -> list[tuple[str, datetime]]:
-    """Every `last_updated` DateTime under `obj`, with its JSON path."""
-    found: list[tuple[str, datetime]] = []
-    if isinstance(obj, msgspec.Struct):
-        for name in obj.__struct_fields__:
-            value = getattr(obj, name)
-            if name == "last_updated" and isinstance(value, datetime):
-                found.append((f"{path}.{name}", value))
-            elif isinstance(value, msgspec.Struct | list):
-                found.extend(_last_updated(value, f"{path}.{name}"))
-    elif isinstance(obj, list):
-        for index, item in enumerate(obj):
-            found.extend(_last_updated(item, f"{path}[{index}]"))
-    return found
+    by more than FUTURE_TOLERANCE (shared/modules/clock.py)."""
+    reason = ahead_of_clock(obj)
+    if reason is not None:
+        raise invalid(f"Invalid {type(obj).__name__}: {reason}")
 
 
 class PageQuery(msgspec.Struct, frozen=True):

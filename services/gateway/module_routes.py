@@ -61,12 +61,14 @@ def _path(request: web.Request, module: OcpiModule) -> list[str]:
 
 
 def _owned_party(request: web.Request, principal: Principal) -> Party:
+    """The party of a Receiver URL: each id within its length (2001), then one of the partner's."""
     country_code, party_id = request.match_info["country_code"], request.match_info["party_id"]
-    if not principal.partner.owns(country_code, party_id):
-        raise NotOwned(f"{country_code}/{party_id} is not a party of this partner")
+    # Lengths first: no party is that long, so ownership would answer 403 for what is a bad request.
     for name, value in (("country_code", country_code), ("party_id", party_id)):
         if len(value) > PARTY_ID_LENGTHS[name]:
             raise invalid(f"{name} is longer than OCPI allows ({PARTY_ID_LENGTHS[name]})")
+    if not principal.partner.owns(country_code, party_id):
+        raise NotOwned(f"{country_code}/{party_id} is not a party of this partner")
     return Party(country_code, party_id)
 
 

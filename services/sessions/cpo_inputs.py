@@ -23,7 +23,7 @@ from shared.messaging.batch import request_id_of
 from shared.messaging.consumer import Delivery
 from shared.messaging.headers import current_request_id
 from shared.modules.sender import Rejected, SenderStore
-from shared.modules.service import apply_indexed
+from shared.modules.service import apply_indexed, refused_for_its_clock
 
 log = structlog.get_logger(__name__)
 _decoder = msgspec.json.Decoder(SessionInput)
@@ -53,6 +53,9 @@ class SessionInputHandler:
                 message = _decoder.decode(delivery.body)
             except (msgspec.DecodeError, RecursionError) as exc:
                 verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
+                continue
+            verdicts[index] = refused_for_its_clock(message)
+            if verdicts[index] is not None:
                 continue
             if isinstance(message, SessionStart):
                 try:

@@ -22,6 +22,7 @@ from shared.messaging.batch import BatchConsumer, request_id_of
 from shared.messaging.consumer import Delivery
 from shared.messaging.headers import current_request_id
 from shared.messaging.queues import MODULE_INPUTS, WorkQueue, declare
+from shared.modules.clock import INPUT_STAMPS, ahead_of_clock
 from shared.modules.outbox import Announcer
 from shared.modules.sender import UNSTORABLE, InputRules, InputsOutcome, SenderStore, apply_inputs
 from shared.ocpi.v2_1_1.modules import OcpiModule
@@ -44,11 +45,12 @@ Import = Callable[[Any], Awaitable[Outcome]]
 class InputHandler(Generic[T]):
     """Handles a batch of a module's input queue: decode, apply our inputs together, store imports, publish.
 
-    A message whose values the database can never store (UNSTORABLE) is dead-lettered with the
-    reason rather than retried. Msgspec bounds on the contracts refuse most such values at decode
-    time already. Imports are stored one by one, so their storage errors are theirs. Our inputs are
-    stored in one bulk write: a storage error there is attributed only when the batch holds one
-    input; with more, it is raised, so that the batch consumer tries the messages one by one.
+    A message whose values the database can never store (UNSTORABLE), or stamped far ahead of our
+    clock (it would freeze its object), is dead-lettered with the reason rather than retried.
+    Msgspec bounds on the contracts refuse most unstorable values at decode time already. Imports
+    are stored one by one, so their storage errors are theirs. Our inputs are stored in one bulk
+    write: a storage error there is attributed only when the batch holds one input; with more, it is
+    raised, so that the batch consumer tries the messages one by one.
     """
 
     def __init__(
@@ -86,7 +88,9 @@ class InputHandler(Generic[T]):
             except (msgspec.DecodeError, RecursionError) as exc:
                 verdicts[index] = f"invalid {delivery.routing_key or 'message'}: {exc}"
                 continue
-            (imports if isinstance(message, self._import_type) else inputs).append((index, message))
+            verdicts[index] = refused_for_its_clock(message)
+            if verdicts[index] is None:
+                (imports if isinstance(message, self._import_type) else inputs).append((index, message))
         outcome = await apply_indexed(self._store, self._rules, inputs, verdicts)
         stored = time.perf_counter()
         events = list(outcome.events)
@@ -144,6 +148,16 @@ async def apply_indexed(
         index, message = inputs[position]
         verdicts[index] = f"{_name_of(message)} rejected: {reason}"
     return outcome
+
+
+def refused_for_its_clock(message: Message) -> str | None:
+    """The dead-letter reason of an input or import stamped far ahead of our clock (a `last_updated`
+    or `at` at any depth): stored, it would freeze its object (shared/modules/clock.py)."""
+    reason = ahead_of_clock(message, INPUT_STAMPS)
+    if reason is None:
+        return None
+    log.warning("input_from_the_future", type=_name_of(message), reason=reason)
+    return f"{_name_of(message)} refused: {reason}"
 
 
 def _name_of(message: Any) -> str:
