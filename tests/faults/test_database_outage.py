@@ -98,7 +98,8 @@ async def test_database_stopped_for_30_seconds_costs_no_input(
         async def status_changes(count: int) -> None:
             nonlocal stamp
             for n in range(count):
-                stamp += timedelta(seconds=1)
+                # Increasing, and never ahead of the clock (inputs stamped in the future are refused).
+                stamp = max(stamp + timedelta(milliseconds=1), now())
                 message = EvseStatusSet(
                     event_id=event_id(),
                     location_id=ids[n % len(ids)],

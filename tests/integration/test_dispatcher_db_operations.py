@@ -25,7 +25,8 @@ from shared.service import ServiceContext
 from shared.settings import Role, Settings
 from shared.storage import Document, connect_mongo, service_database
 from tests.integration.test_dispatcher import LocationModel, make_settings, registration, started
-from tests.integration.test_dispatcher_partner_fake import FakePartner
+from tests.integration.test_dispatcher_partner_fake import TOKEN, FakePartner
+from tests.support.gateway_tokens import gateway_tokens
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,8 @@ async def counted_dispatcher(settings: Settings, tuning: Tuning, ops: Operations
     ctx.db = service_database(ctx.mongo, settings.namespace, "dispatcher")
     ops.database = ctx.db.name
     await ctx.broker.connect()
-    components = await build(ctx, tuning)
+    # The gateway's answer to the dispatcher's token requests (it asks on every registration).
+    components = [gateway_tokens(ctx.broker, default=TOKEN), *await build(ctx, tuning)]
     for component in components:
         await component.start()
     try:

@@ -19,8 +19,10 @@ from services.gateway.tokens import token_hash
 from services.locations.app import build
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.types import format_datetime, utc_now
+from shared.sealing import Sealer
 from shared.settings import Role, load_settings
 from shared.storage import connect_mongo, service_database
+from tests.support.gateway_tokens import TEST_KEYS
 from tests.support.module_service import module_service
 from tests.support.objects import location
 
@@ -35,12 +37,15 @@ Client = TestClient[web.Request, web.Application]
 @pytest.fixture
 async def client(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[Client]:
     """The gateway's OCPI app with a connected CPO partner NL/CPA, and the locations service."""
-    settings = load_settings(environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
+    settings = load_settings(
+        environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url, partner_token_keys=TEST_KEYS
+    )
     mongo = connect_mongo(mongo_url)
     partner = new_partner(
         "cpa", Role.CPO, "NL", "CPA", status=ConnectionStatus.CONNECTED, token_hash=token_hash(CPO_TOKEN)
     )
-    await PartnerRepository(service_database(mongo, namespace, "gateway")).add(partner)
+    sealer = Sealer.from_setting(TEST_KEYS)
+    await PartnerRepository(service_database(mongo, namespace, "gateway"), sealer).add(partner)
     ocpi, _ = create_apps(settings)
     async with (
         module_service("locations", build, amqp_url, mongo_url, namespace),

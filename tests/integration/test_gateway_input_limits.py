@@ -30,10 +30,12 @@ from shared.contracts.base import RpcReply
 from shared.messaging.rpc import RpcUnavailable
 from shared.ocpi.v2_1_1.codec import to_builtins
 from shared.ocpi.v2_1_1.tokens import Token
+from shared.sealing import Sealer
 from shared.settings import Role, load_settings
 from shared.storage import connect_mongo, service_database
 from tests.support.cdrs import cdr
 from tests.support.dispatcher_billing import session
+from tests.support.gateway_tokens import TEST_KEYS
 from tests.support.objects import location, tariff
 
 pytestmark = pytest.mark.integration
@@ -92,9 +94,12 @@ class Gateway:
 
 @pytest.fixture
 async def gateway(amqp_url: str, mongo_url: str, namespace: str) -> AsyncIterator[Gateway]:
-    settings = load_settings(environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
+    settings = load_settings(
+        environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url, partner_token_keys=TEST_KEYS
+    )
     mongo = connect_mongo(mongo_url)
-    partners = PartnerRepository(service_database(mongo, namespace, "gateway"))
+    sealer = Sealer.from_setting(TEST_KEYS)
+    partners = PartnerRepository(service_database(mongo, namespace, "gateway"), sealer)
     for name, role, caller in (("cpa", Role.CPO, CALLERS["emsp"]), ("emp", Role.EMSP, CALLERS["cpo"])):
         await partners.add(
             new_partner(
