@@ -63,6 +63,16 @@ class ServiceContext:
 Build = Callable[[ServiceContext], Awaitable[list[Component]]]
 
 
+async def stop_all(components: Sequence[Component]) -> None:
+    """Stop `components` in reverse start order; one that fails to stop does not keep the others
+    from stopping (and draining), e.g. with the broker away at SIGTERM (L14)."""
+    for component in reversed(components):
+        try:
+            await component.stop()
+        except Exception:
+            log.exception("component_stop_failed", component=type(component).__name__)
+
+
 async def _health_app(context: ServiceContext) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": context.name})
@@ -100,12 +110,7 @@ async def run_service(name: str, settings: Settings, build: Build) -> None:
     log.info("service_started", health_port=settings.health_port)
     await stop.wait()
     log.info("service_stopping")
-    for component in reversed(components):
-        try:
-            await component.stop()
-        except Exception:
-            # The others must still stop (and drain) when one cannot, e.g. with the broker away.
-            log.exception("component_stop_failed", component=type(component).__name__)
+    await stop_all(components)
     await context.broker.close()
     await context.mongo.close()
     await health.cleanup()

@@ -14,6 +14,8 @@ from shared.messaging.topology import declare_broadcast_queue
 log = structlog.get_logger(__name__)
 _revoked = msgspec.json.Decoder(TokensRevoked)
 _sync_state = msgspec.json.Decoder(PartnerSyncStateChanged)
+# The dispatcher keeps a partner's own words short already (L8); this bounds the stored copy anyway.
+SYNC_DETAIL_MAX = 1000
 
 
 async def start_consumers(gateway: Gateway) -> list[Consumer]:
@@ -35,12 +37,14 @@ async def start_consumers(gateway: Gateway) -> list[Consumer]:
             event = _sync_state.decode(delivery.body)
         except msgspec.DecodeError as exc:
             raise PoisonMessage(str(exc)) from exc
-        await gateway.partners.update_if(
-            event.partner_id, {}, {"sync_state": event.state.value, "sync_detail": event.detail}
-        )
-        log.info(
-            "partner_sync_state", partner_id=event.partner_id, state=event.state.value, detail=event.detail
-        )
+        detail = event.detail[:SYNC_DETAIL_MAX]
+        # Events come concurrently and through any replica: an older state never replaces a newer one.
+        fields = {"partner_id": event.partner_id, "state": event.state.value, "at": event.at.isoformat()}
+        if await gateway.partners.set_sync_state(event.partner_id, event.state, detail, event.at):
+            log.info("partner_sync_state", detail=detail, **fields)
+        else:
+            # A newer state is stored (or the partner is gone): this one is history.
+            log.info("partner_sync_state_not_stored", **fields)
 
     consumers = [
         Consumer(broker, revocations, on_revoked, "gateway.revocations"),

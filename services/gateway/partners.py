@@ -287,6 +287,22 @@ class PartnerRepository:
         )
         return [self._from_doc(doc) for doc in await cursor.limit(limit).to_list()]
 
+    async def set_sync_state(self, partner_id: str, state: SyncState, detail: str, at: datetime) -> bool:
+        """Store the dispatcher's view of the partner as of `at`, unless a newer one is stored: its
+        events arrive out of order (handled concurrently, by any replica). False when not stored."""
+        result = await self._partners.update_one(
+            {"_id": partner_id, "$or": [{"sync_at": None}, {"sync_at": {"$lte": at}}]},
+            {
+                "$set": {
+                    "sync_state": state.value,
+                    "sync_detail": detail,
+                    "sync_at": at,
+                    "updated_at": datetime.now(UTC),
+                }
+            },
+        )
+        return result.matched_count == 1
+
 
 def _encode_values(values: Any) -> Any:
     encoded: Any = msgspec.to_builtins(values, builtin_types=(datetime,))
