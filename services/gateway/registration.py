@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from pymongo.errors import PyMongoError
 
 from services.gateway.handshake import discover, our_credentials
 from services.gateway.partner_client import PartnerApiError
@@ -32,12 +33,20 @@ BEFORE_STORE = "gateway.rotation.before_store"
 
 
 async def register_with(
-    gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str, parties: list[Party]
+    gateway: Gateway,
+    name: str,
+    role: Role,
+    versions_url: str,
+    token_a: str,
+    parties: list[Party],
+    *,
+    shared_party: bool = False,
 ) -> Partner:
     """Run the handshake towards a partner; on any failure nothing stays stored on our side.
 
     The partner owns `parties`, as the operator named them; its credentials answer must be one of
-    them, or the registration is undone (M3).
+    them, or the registration is undone (M3). They are claimed with the partner: PartiesTaken when
+    another partner took one meanwhile (unless `shared_party`), NameTaken for its name.
     """
     request_id = current_request_id.get() or ""
     found = await discover(gateway.client, versions_url, token_a, role, request_id, reveal=True)
@@ -54,7 +63,7 @@ async def register_with(
         endpoints=found.endpoints,
     )
     # Stored before the POST: the partner calls our versions endpoint with token_b while handling it.
-    await gateway.partners.add(partner)
+    await gateway.partners.add(partner, shared_party=shared_party)
     try:
         theirs = await gateway.client.send_credentials(
             "POST",
@@ -244,6 +253,7 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
         )
         if removed is not None:
             log.info("partner_removed", partner_id=partner.id, partner=partner.name)
+            await _release_parties(gateway, partner)
             if not await announce(gateway, removed, owed) and strict:
                 raise _deferred(removed)
             return
@@ -255,6 +265,15 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
             return
         partner = current
     raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record kept changing during the removal")
+
+
+async def _release_parties(gateway: Gateway, partner: Partner) -> None:
+    """Its parties are free again (M3). When this fails the removal holds: the claims of a removed
+    partner no longer count, and are dropped when it is deleted."""
+    try:
+        await gateway.partners.release_claims(partner.id)
+    except PyMongoError as exc:
+        log.warning("party_claims_not_released", partner_id=partner.id, reason=repr(exc))
 
 
 async def _announce_or_fail(gateway: Gateway, partner: Partner, owed: Pending) -> None:
