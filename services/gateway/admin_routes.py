@@ -167,6 +167,8 @@ async def register_partner(request: web.Request) -> web.Response:
     role = body.role or (roles[0] if len(roles) == 1 else None)
     if role is None:
         raise invalid("role: this deployment is CPO and eMSP; say whether the partner is CPO or EMSP")
+    if not gateway.settings.has_role(our_role_towards(role)):
+        raise invalid(f"role: this deployment is not {our_role_towards(role).value} for a {role.value}")
     name = body.name or body.versions_url
     if await gateway.partners.find_by_name_or_id(name):
         raise invalid(f"name: a partner called {name!r} exists already")

@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from services.gateway.app import create_apps
 from services.gateway.partners import PartnerRepository
-from shared.settings import load_settings
+from shared.settings import Role, load_settings
 
 ADMIN_TOKEN = secrets.token_hex(32)
 Client = TestClient[web.Request, web.Application]
@@ -212,6 +212,24 @@ async def test_partners_stored_before_claims_existed_get_their_claims_at_start(
         refused = await _call(admin, "POST", "/admin/partners", _add("new", party))
         assert refused["status_code"] == 2001 and "'old'" in refused["status_message"], refused
         assert await gateway_db["party_claims"].count_documents({"_id": f"SE/{party}"}) == 1
+
+
+async def test_register_checks_that_we_play_the_counter_role(
+    namespace: str, amqp_url: str, mongo_url: str
+) -> None:
+    """A CPO-only deployment cannot register with a CPO: refused before any call, like add."""
+    settings = _settings(namespace, amqp_url, mongo_url, roles=(Role.CPO,))
+    body = {
+        "versions_url": "http://127.0.0.1:9/ocpi/versions",  # nobody answers: no call may be made
+        "token": "token-a",
+        "name": "cpo-partner",
+        "role": "CPO",
+        "parties": [{"country_code": "DE", "party_id": _party()}],
+    }
+    async for admin in _started(settings):
+        answer = await _call(admin, "POST", "/admin/registrations", body)
+        assert answer["status_code"] == 2001, answer
+        assert "role" in answer["status_message"] and "not EMSP" in answer["status_message"], answer
 
 
 def _envelope(data: Any) -> web.Response:
