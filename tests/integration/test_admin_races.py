@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo import AsyncMongoClient
@@ -309,3 +311,17 @@ async def test_a_registration_racing_an_add_for_one_party_keeps_nothing(
     assert f"SE/{party} belongs to partner 'added'" in registered["status_message"], registered
     assert partner.credentials_calls == []
     assert set(await _listed(admin)) == {"added"}
+
+
+async def test_a_name_quoted_by_the_cli_reaches_that_partner(admin: Client) -> None:
+    """What `ocpi-admin partner ...` sends for a name holding '/', '?', '#', '%' or a space (one
+    quoted segment) names that partner, and only it."""
+    name = "hub/a b?c#d%e"
+    assert (await _call(admin, "POST", "/admin/partners", _add(name, _party())))["status_code"] == 1000
+    assert (await _call(admin, "POST", "/admin/partners", _add("hub", _party())))["status_code"] == 1000
+    path = f"/admin/partners/{urllib.parse.quote(name, safe='')}"
+    response = await admin.get(
+        yarl.URL(path, encoded=True), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    answer = await response.json()
+    assert answer["status_code"] == 1000 and answer["data"]["name"] == name, answer
