@@ -122,12 +122,27 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
     request_id = current_request_id.get() or ""
     token_b = new_token()
     hash_b = token_hash(token_b)
-    offered = await gateway.partners.update_if(
-        partner.id,
-        {"token_hash": partner.token_hash, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
-        {},
-        offer=hash_b,
-    )
+    try:
+        offered = await gateway.partners.update_if(
+            partner.id,
+            {
+                "token_hash": partner.token_hash,
+                "status": ConnectionStatus.CONNECTED.value,
+                "removed_at": None,
+            },
+            {},
+            offer=hash_b,
+        )
+    except PyMongoError as exc:
+        # Step 1 failed: the partner must never hold a token we may not know, so nothing is sent.
+        log.warning("partner_rotation_not_stored", partner_id=partner.id, reason=repr(exc))
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR,
+            f"The new token could not be stored (database: {type(exc).__name__}, see the gateway's log); "
+            "nothing was sent to the partner and its current token still works. Try again once the "
+            "database works",
+            http_status=503,
+        ) from exc
     if offered is None:
         raise OcpiError(
             OcpiStatus.SERVER_ERROR, "Partner record changed meanwhile; nothing was sent, try again"
