@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -178,10 +179,12 @@ def run(argv: list[str] | None = None) -> Any:
         return client.call("POST", "/admin/registrations", body)
     if args.command == "list":
         return client.call("GET", "/admin/partners")
+    # One path segment whatever the name holds ('/', '?', '#', '%'): it names that partner only (L11).
+    partner = urllib.parse.quote(args.partner, safe="")
     if args.command == "remove":
-        return client.call("DELETE", f"/admin/partners/{args.partner}")
+        return client.call("DELETE", f"/admin/partners/{partner}")
     query = f"?module={args.module}" if args.command == "sync" and args.module else ""
-    return client.call("POST", f"/admin/partners/{args.partner}/{args.command}{query}")
+    return client.call("POST", f"/admin/partners/{partner}/{args.command}{query}")
 
 
 def main(argv: list[str] | None = None) -> None:

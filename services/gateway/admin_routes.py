@@ -12,7 +12,14 @@ from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerVi
 from services.gateway.endpoints import our_role_towards, versions_url
 from services.gateway.middleware import Handler
 from services.gateway.module_calls import call_service
-from services.gateway.partners import ConnectionStatus, Partner, new_partner, pending
+from services.gateway.partners import (
+    ConnectionStatus,
+    NameTaken,
+    PartiesTaken,
+    Partner,
+    new_partner,
+    pending,
+)
 from services.gateway.party_claims import check_claims
 from services.gateway.publishing import announce
 from services.gateway.responses import OcpiError, bad_body, invalid, not_allowed, success, unauthorized
@@ -20,6 +27,7 @@ from services.gateway.state import Gateway, gateway_of
 from services.gateway.tokens import new_token, same_hash, token_hash
 from shared.contracts.cdrs import CdrDisputesList
 from shared.contracts.partners import Party, PullRequested
+from shared.errors import OcpiFailure
 from shared.ocpi.v2_1_1.modules import MODULES, module_named
 from shared.settings import Settings
 
@@ -96,8 +104,29 @@ async def add_partner(request: web.Request) -> web.Response:
         token_a_hash=token_hash(token_a),
     )
     partner.token_a_issued_at = partner.created_at
-    await gateway.partners.add(partner)
+    try:
+        # The checks above give the answer; the storage refuses what a concurrent call took since.
+        await gateway.partners.add(partner, shared_party=body.shared_party)
+    except (PartiesTaken, NameTaken) as exc:
+        raise _refused(exc) from exc
     return _added(gateway, partner, token_a)
+
+
+def _refused(exc: PartiesTaken | NameTaken) -> OcpiFailure:
+    """The 2001 of the checks in code, for what the storage refused (M3, L11)."""
+    if isinstance(exc, NameTaken):
+        return invalid(f"name: a partner called {exc.name!r} exists already")
+    by_owner: dict[tuple[str, str], list[str]] = {}
+    for party, owners in exc.taken.items():
+        for owner in owners:
+            by_owner.setdefault(owner, []).append(party)
+    conflicts = [
+        f"{', '.join(taken)} belongs to partner {name!r} ({id_})" for (id_, name), taken in by_owner.items()
+    ]
+    return invalid(
+        f"parties: {'; '.join(conflicts) or ', '.join(exc.taken) + ' taken meanwhile'}. Two partners may "
+        "write for one party only when you say so: shared_party (ocpi-admin --shared-party)"
+    )
 
 
 async def issue_token_a(request: web.Request) -> web.Response:
@@ -138,12 +167,19 @@ async def register_partner(request: web.Request) -> web.Response:
     role = body.role or (roles[0] if len(roles) == 1 else None)
     if role is None:
         raise invalid("role: this deployment is CPO and eMSP; say whether the partner is CPO or EMSP")
+    if not gateway.settings.has_role(our_role_towards(role)):
+        raise invalid(f"role: this deployment is not {our_role_towards(role).value} for a {role.value}")
     name = body.name or body.versions_url
     if await gateway.partners.find_by_name_or_id(name):
         raise invalid(f"name: a partner called {name!r} exists already")
     parties = list(dict.fromkeys(p.party() for p in body.parties))
     await check_claims(gateway, parties, shared=body.shared_party)
-    partner = await registration.register_with(gateway, name, role, body.versions_url, body.token, parties)
+    try:
+        partner = await registration.register_with(
+            gateway, name, role, body.versions_url, body.token, parties, shared_party=body.shared_party
+        )
+    except (PartiesTaken, NameTaken) as exc:
+        raise _refused(exc) from exc
     return success(view(partner, gateway_of(request).settings))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from pymongo.errors import PyMongoError
 
 from services.gateway.handshake import discover, our_credentials
 from services.gateway.partner_client import PartnerApiError
@@ -32,12 +33,20 @@ BEFORE_STORE = "gateway.rotation.before_store"
 
 
 async def register_with(
-    gateway: Gateway, name: str, role: Role, versions_url: str, token_a: str, parties: list[Party]
+    gateway: Gateway,
+    name: str,
+    role: Role,
+    versions_url: str,
+    token_a: str,
+    parties: list[Party],
+    *,
+    shared_party: bool = False,
 ) -> Partner:
     """Run the handshake towards a partner; on any failure nothing stays stored on our side.
 
     The partner owns `parties`, as the operator named them; its credentials answer must be one of
-    them, or the registration is undone (M3).
+    them, or the registration is undone (M3). They are claimed with the partner: PartiesTaken when
+    another partner took one meanwhile (unless `shared_party`), NameTaken for its name.
     """
     request_id = current_request_id.get() or ""
     found = await discover(gateway.client, versions_url, token_a, role, request_id, reveal=True)
@@ -54,7 +63,7 @@ async def register_with(
         endpoints=found.endpoints,
     )
     # Stored before the POST: the partner calls our versions endpoint with token_b while handling it.
-    await gateway.partners.add(partner)
+    await gateway.partners.add(partner, shared_party=shared_party)
     try:
         theirs = await gateway.client.send_credentials(
             "POST",
@@ -113,12 +122,27 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
     request_id = current_request_id.get() or ""
     token_b = new_token()
     hash_b = token_hash(token_b)
-    offered = await gateway.partners.update_if(
-        partner.id,
-        {"token_hash": partner.token_hash, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
-        {},
-        offer=hash_b,
-    )
+    try:
+        offered = await gateway.partners.update_if(
+            partner.id,
+            {
+                "token_hash": partner.token_hash,
+                "status": ConnectionStatus.CONNECTED.value,
+                "removed_at": None,
+            },
+            {},
+            offer=hash_b,
+        )
+    except PyMongoError as exc:
+        # Step 1 failed: the partner must never hold a token we may not know, so nothing is sent.
+        log.warning("partner_rotation_not_stored", partner_id=partner.id, reason=repr(exc))
+        raise OcpiError(
+            OcpiStatus.SERVER_ERROR,
+            f"The new token could not be stored (database: {type(exc).__name__}, see the gateway's log); "
+            "nothing was sent to the partner and its current token still works. Try again once the "
+            "database works",
+            http_status=503,
+        ) from exc
     if offered is None:
         raise OcpiError(
             OcpiStatus.SERVER_ERROR, "Partner record changed meanwhile; nothing was sent, try again"
@@ -244,6 +268,7 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
         )
         if removed is not None:
             log.info("partner_removed", partner_id=partner.id, partner=partner.name)
+            await _release_parties(gateway, partner)
             if not await announce(gateway, removed, owed) and strict:
                 raise _deferred(removed)
             return
@@ -255,6 +280,15 @@ async def _remove_here(gateway: Gateway, partner: Partner, *, strict: bool = Tru
             return
         partner = current
     raise OcpiError(OcpiStatus.SERVER_ERROR, "Partner record kept changing during the removal")
+
+
+async def _release_parties(gateway: Gateway, partner: Partner) -> None:
+    """Its parties are free again (M3). When this fails the removal holds: the claims of a removed
+    partner no longer count, and are dropped when it is deleted."""
+    try:
+        await gateway.partners.release_claims(partner.id)
+    except PyMongoError as exc:
+        log.warning("party_claims_not_released", partner_id=partner.id, reason=repr(exc))
 
 
 async def _announce_or_fail(gateway: Gateway, partner: Partner, owed: Pending) -> None:

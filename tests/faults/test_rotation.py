@@ -1,10 +1,10 @@
 """A credentials PUT towards a partner (`partner rotate`) never bricks the connection (M4).
 
 Our new token is offered alongside the current one; both stay valid until the partner's answer is
-stored, and only then is the old one retired. Each step is made to fail in turn: the partner refuses
-the PUT, the gateway dies before storing the answer, the partner's new versions URL does not work.
-Afterwards the partner can always call us with the token it holds, and we call it with the one it
-gave us.
+stored, and only then is the old one retired. Each step is made to fail in turn: the database refuses
+to store the offered token, the partner refuses the PUT or never answers it in time, the gateway dies
+before storing the answer, the partner's new versions URL does not work. Afterwards the partner can
+always call us with the token it holds, and we call it with the one it gave us.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,10 +29,37 @@ from shared.failpoints import ENV, KILLED
 from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
 from tests.support.http import admin, opened_token, request
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_for_port
 
 pytestmark = pytest.mark.faults
 FAILPOINT = "gateway.rotation.before_store"
+# How long the gateway waits for a partner's answer (PartnerClient's timeout).
+PARTNER_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def mongo_url() -> Iterator[str]:
+    """A SecantusDB of this module's own, with mongod's test commands: a test makes it refuse a write
+    (configureFailPoint), which the shared one does not allow."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("secantusd-py")),
+            *("--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"),
+            *("--log-level", "WARNING", "--enable-test-commands"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 30)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +84,10 @@ class Partner:
         self.our_token = ""  # the token it calls us with
         self.offered: list[str] = []  # every token we sent it in a PUT
         self.token_for_us = f"first-{uuid.uuid4().hex}"
-        self.put_answer = "ok"  # "ok", "500", or "broken-url" (answers a versions URL nobody serves)
+        # "ok", "500", "broken-url" (answers a versions URL nobody serves), or "hang" (takes our
+        # token, then answers nothing until released, long after our timeout)
+        self.put_answer = "ok"
+        self.released = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -78,6 +111,11 @@ class Partner:
             self.offered.append(ours["token"])
             if self.put_answer == "500":
                 return web.Response(status=500, text="try again later")
+            if self.put_answer == "hang":
+                self.our_token = ours["token"]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.released.wait(), 3 * PARTNER_TIMEOUT)
+                return web.Response(status=504, text="too late")
         self.our_token = ours["token"]
         self.token_for_us = f"{request.method.lower()}-{uuid.uuid4().hex}"
         url = self.versions_url
@@ -104,6 +142,7 @@ class Partner:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        self.released.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -232,4 +271,58 @@ async def test_the_partner_may_update_its_credentials_with_the_offered_token(
     assert reply.status_code == 1000, reply
     fresh = reply.data["token"]
     assert await _works(cpo, fresh)
+    assert not await _works(cpo, old) and not await _works(cpo, offered)
+
+
+@contextlib.asynccontextmanager
+async def refused_writes(mongo_url: str, command: str) -> AsyncIterator[None]:
+    """The database refuses every `command` (code 13, Unauthorized) until the block ends."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    failpoint = {"configureFailPoint": "failCommand", "data": {"failCommands": [command], "errorCode": 13}}
+    try:
+        await client.admin.command({**failpoint, "mode": "alwaysOn"})
+        yield
+    finally:
+        await client.admin.command({**failpoint, "mode": "off"})
+        await client.close()
+
+
+async def test_a_database_refusing_the_offered_token_sends_nothing(
+    cpo: Deployment, mongo_url: str, partner: tuple[Partner, str]
+) -> None:
+    """Step 1 fails: the new token cannot be stored as offered. The PUT is never sent (the partner
+    would hold a token we do not know), the current token keeps working, and the operator hears
+    that nothing was sent and that the partner's token still works."""
+    fake, name = partner
+    old, their_token = fake.our_token, fake.token_for_us
+    async with refused_writes(mongo_url, "findAndModify"):
+        reply = await admin(cpo, "POST", f"/admin/partners/{name}/rotate")
+    assert reply.status_code == 3000, reply
+    assert "nothing was sent" in reply.message and "still works" in reply.message, reply
+    assert fake.offered == []
+    assert await _works(cpo, old)
+    assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == their_token
+    assert (await admin(cpo, "POST", f"/admin/partners/{name}/rotate")).status_code == 1000
+    assert await _works(cpo, fake.our_token) and not await _works(cpo, old)
+
+
+async def test_a_put_whose_answer_never_arrives_leaves_both_tokens_working(
+    cpo: Deployment, mongo_url: str, partner: tuple[Partner, str]
+) -> None:
+    """Step 2 times out: the partner took our new token, its answer does not arrive in time. It may
+    call us with either token; we keep the token it gave us before, and the next rotation retires both."""
+    fake, name = partner
+    old, their_token = fake.our_token, fake.token_for_us
+    fake.put_answer = "hang"
+    reply = await admin(cpo, "POST", f"/admin/partners/{name}/rotate")
+    assert reply.status_code == 3001, reply
+    assert "timeout" in reply.message or "within" in reply.message, reply
+    offered = fake.offered[-1]
+    assert fake.our_token == offered != old
+    assert await _works(cpo, offered) and await _works(cpo, old)
+    assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == their_token
+    fake.released.set()
+    fake.put_answer = "ok"
+    assert (await admin(cpo, "POST", f"/admin/partners/{name}/rotate")).status_code == 1000
+    assert await _works(cpo, fake.our_token)
     assert not await _works(cpo, old) and not await _works(cpo, offered)

@@ -95,3 +95,28 @@ def test_partner_list_shows_an_expired_token_a(
     monkeypatch.setattr(AdminClient, "call", lambda *args, **kwargs: [partner])
     main(["--token", "x" * 40, "partner", "list"])
     assert "TOKEN_A EXPIRED since 2026-11-01T10:00:00Z" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["partner", "remove"], ("DELETE", "/admin/partners/{}")),
+        (["partner", "rotate"], ("POST", "/admin/partners/{}/rotate")),
+        (["partner", "token"], ("POST", "/admin/partners/{}/token")),
+        (["partner", "sync", "--module", "tariffs"], ("POST", "/admin/partners/{}/sync?module=tariffs")),
+    ],
+)
+def test_a_partner_name_is_quoted_in_the_path(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], path: tuple[str, str]
+) -> None:
+    """A name with '/', '?', '#', '%' or a space stays one path segment naming that partner (L11)."""
+    asked: list[tuple[str, str]] = []
+
+    def call(self: AdminClient, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        asked.append((method, path))
+        return {}
+
+    monkeypatch.setattr(AdminClient, "call", call)
+    run(["--token", "x" * 40, *argv[:2], "hub/a b?c#d%e", *argv[2:]])
+    method, template = path
+    assert asked == [(method, template.format("hub%2Fa%20b%3Fc%23d%25e"))]
