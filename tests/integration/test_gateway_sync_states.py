@@ -23,10 +23,13 @@ from services.gateway.state import Gateway
 from shared.contracts.partners import PartnerSyncStateChanged, SyncState
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Consumer
+from shared.sealing import Sealer
 from shared.settings import Role, load_settings
 from shared.storage import Document, connect_mongo, service_database
+from tests.support.gateway_tokens import TEST_KEYS
 from tests.support.waiting import eventually
 
+SEALER = Sealer.from_setting(TEST_KEYS)
 pytestmark = pytest.mark.integration
 
 WAIT = 10.0
@@ -43,7 +46,7 @@ async def mongo(mongo_url: str, namespace: str) -> AsyncIterator[AsyncMongoClien
 
 @pytest.fixture
 async def partners(mongo: AsyncMongoClient[Document], namespace: str) -> PartnerRepository:
-    return PartnerRepository(service_database(mongo, namespace, "gateway"))
+    return PartnerRepository(service_database(mongo, namespace, "gateway"), SEALER)
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ async def consumers(
 ) -> AsyncIterator[list[Consumer]]:
     """The gateway's event consumers, wired as the gateway wires them (RPC and partner calls unused)."""
     settings = load_settings(environ={}, namespace=namespace, amqp_url=amqp_url, mongo_url=mongo_url)
-    gateway = Gateway(settings, broker, None, partners, TokenCache(), None)  # type: ignore[arg-type]
+    gateway = Gateway(settings, broker, None, partners, TokenCache(), None, SEALER)  # type: ignore[arg-type]
     started = await start_consumers(gateway)
     yield started
     for consumer in started:
