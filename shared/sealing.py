@@ -19,9 +19,11 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.settings import Settings, UnsafeSettings
 
@@ -118,3 +120,25 @@ def sealer_for(settings: Settings) -> Sealer:
             f"refusing to start: {exc}; the gateway and the dispatcher keep partners' tokens sealed "
             "with it. Set it to `openssl rand -base64 32` (see docs/security.md)"
         ) from None
+
+
+async def seal_stored(collection: AsyncCollection[Any], sealer: Sealer, clear: str, sealed: str) -> int:
+    """Seal, in every document of `collection`, a token stored in clear under `clear` (by a version
+    before sealing) or sealed under an older key in `sealed`; how many documents changed. The
+    document's `_id` is the context. Run when a process starts, before it serves; a value no key
+    opens raises SealError naming the missing key (the process must not run without it).
+    """
+    count = 0
+    query = {"$or": [{clear: {"$type": "string"}}, {sealed: {"$type": "string"}}]}
+    async for doc in collection.find(query, {clear: 1, sealed: 1}):
+        stored = doc.get(sealed)
+        if isinstance(stored, str) and sealer.is_current(stored) and clear not in doc:
+            continue
+        token = sealer.open(stored, doc["_id"]) if isinstance(stored, str) else doc[clear]
+        # Compare-and-set on what was read: a write meanwhile stored its own, newer seal.
+        result = await collection.update_one(
+            {"_id": doc["_id"], sealed: stored, clear: doc.get(clear)},
+            {"$set": {sealed: sealer.seal(token, doc["_id"])}, "$unset": {clear: ""}},
+        )
+        count += result.modified_count
+    return count

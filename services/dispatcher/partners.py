@@ -20,7 +20,7 @@ from shared.contracts.catalogue import IMPORTS, PUSHED
 from shared.contracts.partners import PartnerRegistered, Party, SyncState
 from shared.ocpi.v2_1_1.modules import MODULES
 from shared.ocpi.v2_1_1.versions import ModuleID
-from shared.sealing import Sealer
+from shared.sealing import Sealer, seal_stored
 from shared.settings import Role
 from shared.storage import Document
 
@@ -89,25 +89,9 @@ class PartnerProjection:
         return Partner.from_doc(doc, token)
 
     async def seal_stored(self) -> int:
-        """Seal every token stored in clear (before sealing) or under an older key; how many.
-
-        Run when the dispatcher starts. A token no key of PARTNER_TOKEN_KEYS opens raises SealError
-        naming the missing key: pushes could not be sent with it.
-        """
-        count = 0
-        query: Document = {"$or": [{CLEAR: {"$type": "string"}}, {SEALED: {"$type": "string"}}]}
-        async for doc in self.collection.find(query, {CLEAR: 1, SEALED: 1}):
-            stored = doc.get(SEALED)
-            if isinstance(stored, str) and self._sealer.is_current(stored) and CLEAR not in doc:
-                continue
-            clear = self._sealer.open(stored, doc["_id"]) if isinstance(stored, str) else doc[CLEAR]
-            # Compare-and-set on what was read: a registration meanwhile brought its own seal.
-            result = await self.collection.update_one(
-                {"_id": doc["_id"], SEALED: stored, CLEAR: doc.get(CLEAR)},
-                {"$set": {SEALED: self._sealer.seal(clear, doc["_id"])}, "$unset": {CLEAR: ""}},
-            )
-            count += result.modified_count
-        return count
+        """Seal tokens stored in clear by an earlier version, or under an older key (when the
+        dispatcher starts); how many. SealError when a stored token opens with no key we hold."""
+        return await seal_stored(self.collection, self._sealer, CLEAR, SEALED)
 
     async def ensure_indexes(self) -> None:
         """Indexes for the probe loop's claim and the receivers query."""

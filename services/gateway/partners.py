@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from shared.contracts.partners import Party, SyncState
-from shared.sealing import Sealer
+from shared.sealing import Sealer, seal_stored
 from shared.settings import Role
 from shared.storage import Document
 
@@ -190,26 +190,9 @@ class PartnerRepository:
         return msgspec.convert(doc, Partner, strict=False)
 
     async def seal_stored(self) -> int:
-        """Seal every token stored in clear (before sealing) or under an older key; how many.
-
-        Run when the gateway starts, before it serves. A token no key of PARTNER_TOKEN_KEYS opens
-        raises SealError naming the missing key: the gateway must not start without a way to call
-        its partners.
-        """
-        count = 0
-        query: Document = {"$or": [{CLEAR: {"$type": "string"}}, {SEALED: {"$type": "string"}}]}
-        async for doc in self._partners.find(query, {CLEAR: 1, SEALED: 1}):
-            stored = doc.get(SEALED)
-            if isinstance(stored, str) and self._sealer.is_current(stored) and CLEAR not in doc:
-                continue
-            clear = self._sealer.open(stored, doc["_id"]) if isinstance(stored, str) else doc[CLEAR]
-            # Compare-and-set on what was read: a rotation meanwhile wrote its own, newer seal.
-            result = await self._partners.update_one(
-                {"_id": doc["_id"], SEALED: stored, CLEAR: doc.get(CLEAR)},
-                {"$set": {SEALED: self._sealer.seal(clear, doc["_id"])}, "$unset": {CLEAR: ""}},
-            )
-            count += result.modified_count
-        return count
+        """Seal tokens stored in clear by an earlier version, or under an older key (when the
+        gateway starts); how many. SealError when a stored token opens with no key we hold."""
+        return await seal_stored(self._partners, self._sealer, CLEAR, SEALED)
 
     async def create_indexes(self) -> None:
         for field in ("token_a_hash", "token_hash"):

@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,7 +26,7 @@ from shared.failpoints import ENV, KILLED
 from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
 from tests.support.http import admin, opened_token, request
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import free_port, secantus_server
 
 pytestmark = pytest.mark.faults
 FAILPOINT = "gateway.rotation.before_store"
@@ -41,25 +38,8 @@ PARTNER_TIMEOUT = 10.0
 def mongo_url() -> Iterator[str]:
     """A SecantusDB of this module's own, with mongod's test commands: a test makes it refuse a write
     (configureFailPoint), which the shared one does not allow."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("secantusd-py")),
-            *("--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"),
-            *("--log-level", "WARNING", "--enable-test-commands"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 30)
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with secantus_server("--enable-test-commands") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -59,19 +59,21 @@ def mongo_server() -> Iterator[str]:
         with MongoDbContainer("mongo:7") as container:
             yield container.get_connection_url()
         return
+    with secantus_server(log_path=os.environ.get("SECANTUS_LOG", os.devnull)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def secantus_server(*options: str, log_path: str = os.devnull) -> Iterator[str]:
+    """A SecantusDB of its own, in memory, on a free port, with extra command line `options`
+    (e.g. `--enable-test-commands`); its URL until the block ends."""
     port = free_port()
-    log = open(os.environ.get("SECANTUS_LOG", os.devnull), "wb")
+    log = open(log_path, "wb")
     proc = subprocess.Popen(
         [
             *_secantus_command(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            ":memory:",
-            "--log-level",
-            "WARNING",
+            *("--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"),
+            *("--log-level", "WARNING", *options),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

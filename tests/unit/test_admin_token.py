@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared.settings import UnsafeSettings, load_settings, refuse_unsafe
+from tests.support.refusals import refused_start
 
 WEAK = [
     "",
@@ -47,21 +45,8 @@ def test_the_default_settings_carry_no_usable_admin_token() -> None:
 @pytest.mark.parametrize("service", ["gateway", "locations", "dispatcher"])
 def test_a_process_started_with_a_placeholder_admin_token_exits_naming_the_setting(service: str) -> None:
     """The gateway and the services alike stop before connecting to anything."""
-    env = {
-        **os.environ,
-        "OCPI_ADMIN_TOKEN": "replace-with-a-long-random-token",
-        # Nothing listens here: the process must not get as far as trying.
-        "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
-        "MONGO_URL": "mongodb://127.0.0.1:1",
-        "GATEWAY_PORT": "0",
-        "ADMIN_PORT": "0",
-        "LOG_FORMAT": "json",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", f"services.{service}"], env=env, capture_output=True, timeout=60, check=False
-    )
-    assert done.returncode != 0
-    assert b"OCPI_ADMIN_TOKEN" in done.stderr, done.stderr[-2000:]
+    stderr = refused_start(service, OCPI_ADMIN_TOKEN="replace-with-a-long-random-token")
+    assert b"OCPI_ADMIN_TOKEN" in stderr, stderr[-2000:]
 
 
 ROOT = Path(__file__).resolve().parents[2]
