@@ -12,15 +12,9 @@ from services.gateway.admin_contracts import AddedPartner, AddPartner, PartnerVi
 from services.gateway.endpoints import our_role_towards, versions_url
 from services.gateway.middleware import Handler
 from services.gateway.module_calls import call_service
-from services.gateway.partners import (
-    ConnectionStatus,
-    NameTaken,
-    PartiesTaken,
-    Partner,
-    new_partner,
-    pending,
-)
-from services.gateway.party_claims import check_claims
+from services.gateway.partners import ConnectionStatus, NameTaken, Partner, new_partner, pending
+from services.gateway.party_claims import check_claims, storage_refusal
+from services.gateway.party_store import PartiesTaken
 from services.gateway.publishing import announce
 from services.gateway.responses import OcpiError, bad_body, invalid, not_allowed, success, unauthorized
 from services.gateway.state import Gateway, gateway_of
@@ -116,17 +110,7 @@ def _refused(exc: PartiesTaken | NameTaken) -> OcpiFailure:
     """The 2001 of the checks in code, for what the storage refused (M3, L11)."""
     if isinstance(exc, NameTaken):
         return invalid(f"name: a partner called {exc.name!r} exists already")
-    by_owner: dict[tuple[str, str], list[str]] = {}
-    for party, owners in exc.taken.items():
-        for owner in owners:
-            by_owner.setdefault(owner, []).append(party)
-    conflicts = [
-        f"{', '.join(taken)} belongs to partner {name!r} ({id_})" for (id_, name), taken in by_owner.items()
-    ]
-    return invalid(
-        f"parties: {'; '.join(conflicts) or ', '.join(exc.taken) + ' taken meanwhile'}. Two partners may "
-        "write for one party only when you say so: shared_party (ocpi-admin --shared-party)"
-    )
+    return storage_refusal(exc)
 
 
 async def issue_token_a(request: web.Request) -> web.Response:

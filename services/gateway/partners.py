@@ -14,15 +14,13 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from services.gateway.party_store import PartyClaims
 from shared.contracts.partners import Party, SyncState
 from shared.sealing import Sealer, seal_stored
 from shared.settings import Role
 from shared.storage import Document
 
 log = structlog.get_logger(__name__)
-# A claim whose partner is not stored yet is its add in progress (claims are written just before the
-# partner); past this age the add died in between and the claim no longer counts.
-CLAIM_GRACE = timedelta(minutes=1)
 
 
 class ConnectionStatus(enum.Enum):
@@ -111,19 +109,6 @@ class Partner(msgspec.Struct, kw_only=True):
         return expires is not None and expires <= (now or datetime.now(UTC))
 
 
-def party_key(party: Party) -> str:
-    """A party as a claim's key, "CC/PID"."""
-    return f"{party.country_code}/{party.party_id}"
-
-
-class PartiesTaken(Exception):
-    """A party claim the storage refused: each party taken, with its owners as (id, name)."""
-
-    def __init__(self, taken: dict[str, list[tuple[str, str]]]) -> None:
-        super().__init__(f"parties taken: {', '.join(taken)}")
-        self.taken = taken
-
-
 class NameTaken(Exception):
     """Another live partner has this name."""
 
@@ -151,11 +136,6 @@ def new_partner(name: str, role: Role, country_code: str, party_id: str, **field
     )
 
 
-def _claim(partner: Partner, at: datetime) -> Document:
-    """One owner in a party claim."""
-    return {"id": partner.id, "name": partner.name, "at": at}
-
-
 # The token a partner gave us is stored sealed (shared/sealing.py, review M5) under this field;
 # `their_token` in a document is a clear one stored before that, sealed when the gateway starts.
 SEALED = "their_token_sealed"
@@ -170,9 +150,8 @@ class PartnerRepository:
     def __init__(self, db: AsyncDatabase[Document], sealer: Sealer) -> None:
         self._partners = db["partners"]
         self._sealer = sealer
-        # Who owns which party (M3): `_id` "CC/PID", `owners` [{id, name, at}]. One owner, unless
-        # the operator shared the party; written before the partner, released when it is removed.
-        self._claims = db["party_claims"]
+        # Who owns which party (M3), kept by the database: party_store.py.
+        self.claims = PartyClaims(db, self._removed)
 
     def _to_doc(self, partner: Partner) -> Document:
         doc: Document = msgspec.to_builtins(partner, builtin_types=(datetime,))
@@ -205,8 +184,8 @@ class PartnerRepository:
         await self._partners.create_index("outbox.at")
         await self._partners.create_index("removed_at", sparse=True)
         await self._unique_names()
-        await self._claims.create_index("owners.id")
-        await self._file_claims()
+        await self.claims.create_indexes()
+        await self.claims.file([(p.id, p.name, p.created_at, p.parties) for p in await self.all()])
 
     async def _unique_names(self) -> None:
         """No two live partners share a name (L11); a removed one frees its name at once."""
@@ -224,18 +203,10 @@ class PartnerRepository:
             # new repeats are refused by the check in code until the operator removes one.
             log.error("partner_names_not_unique", reason=str(exc)[:300])
 
-    async def _file_claims(self) -> None:
-        """Claims for partners stored before claims existed (shared: their owners were allowed)."""
-        filed = {(doc["_id"], owner["id"]) async for doc in self._claims.find() for owner in doc["owners"]}
-        for partner in await self.all():
-            for party in partner.parties:
-                if (party_key(party), partner.id) not in filed:
-                    await self._claim_shared(party_key(party), _claim(partner, partner.created_at))
-
     async def add(self, partner: Partner, *, shared_party: bool = False) -> None:
         """Store a new partner with its claims on its parties, which must be free unless
         `shared_party`; raises PartiesTaken or NameTaken (nothing is kept then)."""
-        await self.claim(partner, shared=shared_party)
+        await self.claims.claim(partner.id, partner.name, partner.parties, shared=shared_party)
         try:
             await self._partners.insert_one(self._to_doc(partner))
         except Exception as exc:
@@ -244,78 +215,14 @@ class PartnerRepository:
                 raise NameTaken(partner.name) from exc
             raise
 
-    async def claim(self, partner: Partner, *, shared: bool) -> None:
-        """Claim each party of `partner`, in one order for every caller (two hubs racing for the same
-        parties meet on the first). Unless `shared`, a party must be free (or its owners removed);
-        on the first taken one, what was claimed is released and PartiesTaken names every taken one."""
-        keys = sorted({party_key(p) for p in partner.parties})
-        entry = _claim(partner, datetime.now(UTC))
-        for key in keys:
-            if shared:
-                await self._claim_shared(key, entry)
-                continue
-            owners = await self._claim_alone(key, entry)
-            if owners:
-                await self.release_claims(partner.id)
-                taken = {key: owners}
-                for other in keys:
-                    if other != key and (others := await self._live_owners(other, partner.id)):
-                        taken[other] = others
-                raise PartiesTaken(taken)
-
-    async def _claim_alone(self, key: str, entry: Document) -> list[tuple[str, str]]:
-        """Claim a party nobody owns: [] when done, else its live owners (the unique `_id` decides
-        between concurrent claims)."""
-        for _ in range(5):
-            try:
-                await self._claims.insert_one({"_id": key, "owners": [entry]})
-                return []
-            except DuplicateKeyError:
-                pass
-            owners = await self._live_owners(key, entry["id"])
-            if owners:
-                return owners
-        raise PartiesTaken({key: await self._live_owners(key, entry["id"])})
-
-    async def _claim_shared(self, key: str, entry: Document) -> None:
-        """Add an owner to a party, whoever else owns it."""
-        for _ in range(5):
-            try:
-                await self._claims.update_one(
-                    {"_id": key, "owners.id": {"$ne": entry["id"]}}, {"$push": {"owners": entry}}, upsert=True
-                )
-                return
-            except DuplicateKeyError:
-                # It holds this owner already, or a concurrent claim created the document first.
-                if await self._claims.count_documents({"_id": key, "owners.id": entry["id"]}, limit=1):
-                    return
-        raise PartiesTaken({key: await self._live_owners(key, entry["id"])})
-
-    async def _live_owners(self, key: str, claimer: str) -> list[tuple[str, str]]:
-        """The owners of a party that still count, as (id, name). Claims of a removed partner, or of
-        one not stored CLAIM_GRACE after its claim (its add died in between), are dropped here: that
-        is what releases them when the gateway died before it did."""
-        doc = await self._claims.find_one({"_id": key})
-        if doc is None:
-            return []
-        live: list[tuple[str, str]] = []
-        for owner in doc["owners"]:
-            if owner["id"] == claimer:
-                continue
-            partner = await self.get(owner["id"])
-            at: datetime = owner["at"] if owner["at"].tzinfo else owner["at"].replace(tzinfo=UTC)
-            stale = partner.removed_at is not None if partner else at < datetime.now(UTC) - CLAIM_GRACE
-            if stale:
-                await self._claims.update_one({"_id": key}, {"$pull": {"owners": {"id": owner["id"]}}})
-            else:
-                live.append((owner["id"], owner["name"]))
-        await self._claims.delete_one({"_id": key, "owners": {"$size": 0}})
-        return live
-
     async def release_claims(self, partner_id: str) -> None:
         """The partner owns no party any more (removed, or its add failed)."""
-        await self._claims.update_many({"owners.id": partner_id}, {"$pull": {"owners": {"id": partner_id}}})
-        await self._claims.delete_many({"owners": {"$size": 0}})
+        await self.claims.release(partner_id)
+
+    async def _removed(self, partner_id: str) -> bool | None:
+        """None when no such partner is stored, else whether it was removed (for PartyClaims)."""
+        partner = await self.get(partner_id)
+        return None if partner is None else partner.removed_at is not None
 
     async def get(self, partner_id: str) -> Partner | None:
         doc = await self._partners.find_one({"_id": partner_id})

@@ -8,9 +8,11 @@ in our copies.
 
 from __future__ import annotations
 
+from services.gateway.party_store import PartiesTaken
 from services.gateway.responses import invalid
 from services.gateway.state import Gateway
 from shared.contracts.partners import Party
+from shared.errors import OcpiFailure
 
 
 def label(party: Party) -> str:
@@ -25,15 +27,35 @@ async def check_claims(gateway: Gateway, parties: list[Party], *, shared: bool) 
         raise invalid(f"parties: {label(own)} is our own party; no partner may write for it")
     if shared:
         return
-    conflicts = []
-    for owner in await gateway.partners.owners_of(parties):
-        taken = [label(p) for p in parties if owner.owns(p.country_code, p.party_id)]
-        conflicts.append(f"{', '.join(taken)} belongs to partner {owner.name!r} ({owner.id})")
-    if conflicts:
-        raise invalid(
-            f"parties: {'; '.join(conflicts)}. Two partners may write for one party only when you say so: "
-            "shared_party (ocpi-admin --shared-party)"
-        )
+    by_owner = {
+        (owner.id, owner.name): [label(p) for p in parties if owner.owns(p.country_code, p.party_id)]
+        for owner in await gateway.partners.owners_of(parties)
+    }
+    if by_owner:
+        raise taken_refusal(by_owner)
+
+
+def storage_refusal(taken: PartiesTaken) -> OcpiFailure:
+    """The same answer for what the storage refused: a concurrent call took a party since the check."""
+    by_owner: dict[tuple[str, str], list[str]] = {}
+    for party, owners in taken.taken.items():
+        for owner in owners:
+            by_owner.setdefault(owner, []).append(party)
+    return taken_refusal(by_owner, list(taken.taken))
+
+
+def taken_refusal(
+    by_owner: dict[tuple[str, str], list[str]], unnamed: list[str] | None = None
+) -> OcpiFailure:
+    """2001 naming each owner (id, name) and the parties it holds (or parties taken meanwhile)."""
+    conflicts = [
+        f"{', '.join(taken)} belongs to partner {name!r} ({id_})" for (id_, name), taken in by_owner.items()
+    ]
+    held = "; ".join(conflicts) or f"{', '.join(unnamed or [])} taken meanwhile"
+    return invalid(
+        f"parties: {held}. Two partners may write for one party only when you say so: "
+        "shared_party (ocpi-admin --shared-party)"
+    )
 
 
 def claimed_party_refusal(parties: list[Party], country_code: str, party_id: str) -> str | None:
