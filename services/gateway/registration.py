@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from pymongo.errors import PyMongoError
 
@@ -30,6 +32,8 @@ from shared.settings import Role
 log = structlog.get_logger(__name__)
 # Test-only crash point: the partner accepted our credentials PUT, its answer is not stored yet.
 BEFORE_STORE = "gateway.rotation.before_store"
+# Pauses between tries to store a partner's rotation answer while the database refuses it (~8 s).
+STORE_ANSWER_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 async def register_with(
@@ -192,15 +196,35 @@ async def update_towards(gateway: Gateway, partner: Partner) -> Partner:
 
 async def _store_answer(gateway: Gateway, partner: Partner, hash_b: str, their_token: str) -> Partner:
     """The partner took token_b: make it the token, retire the old and any other offered one, keep
-    the token it gave us, and announce that (the dispatcher must call it with the new token)."""
+    the token it gave us, and announce that (the dispatcher must call it with the new token).
+
+    The partner's answer exists only in this request now: a database that refuses the write is
+    tried again for a few seconds before the answer is given up (both our tokens keep working).
+    """
     retired = [partner.token_hash, *(h for h in partner.next_token_hashes if h != hash_b)]
     owed = pending(Announcement.REGISTERED, retired)
-    stored = await gateway.partners.update_if(
-        partner.id,
-        {"next_token_hashes": hash_b, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
-        {"token_hash": hash_b, "next_token_hashes": [], "their_token": their_token},
-        owed=owed,
-    )
+    for pause in (*STORE_ANSWER_PAUSES, None):
+        try:
+            stored = await gateway.partners.update_if(
+                partner.id,
+                {"next_token_hashes": hash_b, "status": ConnectionStatus.CONNECTED.value, "removed_at": None},
+                {"token_hash": hash_b, "next_token_hashes": [], "their_token": their_token},
+                owed=owed,
+            )
+            break
+        except PyMongoError as exc:
+            if pause is None:
+                log.error("partner_rotation_answer_not_stored", partner_id=partner.id, reason=repr(exc))
+                raise OcpiError(
+                    OcpiStatus.SERVER_ERROR,
+                    f"The partner took the new credentials, but its answer could not be stored (database: "
+                    f"{type(exc).__name__}, see the gateway's log). The partner's current token and the one "
+                    "offered both still work; we still call it with its previous token, which it may no "
+                    "longer accept. Repeat the rotation once the database works",
+                    http_status=503,
+                ) from exc
+            log.warning("partner_rotation_answer_store_retried", partner_id=partner.id, reason=repr(exc))
+            await asyncio.sleep(pause)
     if stored is None:
         # Changed meanwhile (an inbound PUT or DELETE, a removal): that change holds; token_b stays
         # offered if it still can be.

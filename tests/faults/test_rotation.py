@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,7 @@ from tests.conftest import NAMESPACES
 from tests.support.deployments import new_deployment, running
 from tests.support.http import admin, opened_token, request
 from tests.support.servers import free_port, secantus_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 FAILPOINT = "gateway.rotation.before_store"
@@ -68,6 +69,8 @@ class Partner:
         # token, then answers nothing until released, long after our timeout)
         self.put_answer = "ok"
         self.released = asyncio.Event()
+        # Run when a PUT arrives, before it is answered (a test breaks our database there).
+        self.on_put: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -89,6 +92,8 @@ class Partner:
         ours = await request.json()
         if request.method == "PUT":
             self.offered.append(ours["token"])
+            if self.on_put is not None:
+                await self.on_put()
             if self.put_answer == "500":
                 return web.Response(status=500, text="try again later")
             if self.put_answer == "hang":
@@ -303,6 +308,56 @@ async def test_a_put_whose_answer_never_arrives_leaves_both_tokens_working(
     assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == their_token
     fake.released.set()
     fake.put_answer = "ok"
+    assert (await admin(cpo, "POST", f"/admin/partners/{name}/rotate")).status_code == 1000
+    assert await _works(cpo, fake.our_token)
+    assert not await _works(cpo, old) and not await _works(cpo, offered)
+
+
+async def _refuse_writes_for(mongo_url: str, seconds: float) -> None:
+    """From now on the database refuses findAndModify for `seconds` (a background task ends it)."""
+    stack = contextlib.AsyncExitStack()
+    await stack.enter_async_context(refused_writes(mongo_url, "findAndModify"))
+
+    async def release() -> None:
+        await asyncio.sleep(seconds)
+        await stack.aclose()
+
+    BACKGROUND.add(task := asyncio.create_task(release()))
+    task.add_done_callback(BACKGROUND.discard)
+
+
+BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def test_a_database_blip_while_storing_the_answer_only_delays_the_rotation(
+    cpo: Deployment, mongo_url: str, partner: tuple[Partner, str]
+) -> None:
+    """Step 3 fails for a moment: the partner took our new token and answered, and the database
+    refuses the write for a second. The answer is stored once it works again; the rotation completes."""
+    fake, name = partner
+    old = fake.our_token
+    fake.on_put = lambda: _refuse_writes_for(mongo_url, 1.0)
+    reply = await admin(cpo, "POST", f"/admin/partners/{name}/rotate")
+    assert reply.status_code == 1000, reply
+    assert opened_token(cpo, await _stored(cpo, mongo_url, name)) == fake.token_for_us
+    assert await _works(cpo, fake.our_token) and not await _works(cpo, old)
+
+
+async def test_a_database_down_while_storing_the_answer_leaves_both_tokens_working(
+    cpo: Deployment, mongo_url: str, partner: tuple[Partner, str]
+) -> None:
+    """Step 3 fails for good: the operator hears what happened and what to do; the partner may call
+    us with either token; a later rotation completes."""
+    fake, name = partner
+    old = fake.our_token
+    fake.on_put = lambda: _refuse_writes_for(mongo_url, 15.0)
+    reply = await admin(cpo, "POST", f"/admin/partners/{name}/rotate")
+    assert reply.status_code == 3000, reply
+    assert "could not be stored" in reply.message and "Repeat the rotation" in reply.message, reply
+    offered = fake.offered[-1]
+    assert await _works(cpo, offered) and await _works(cpo, old)
+    fake.on_put = None
+    await eventually(lambda: not BACKGROUND, 30, "the database writing again")
     assert (await admin(cpo, "POST", f"/admin/partners/{name}/rotate")).status_code == 1000
     assert await _works(cpo, fake.our_token)
     assert not await _works(cpo, old) and not await _works(cpo, offered)
