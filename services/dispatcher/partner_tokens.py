@@ -13,13 +13,12 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from shared.contracts.partners import PartnerToken, PartnerTokenGet
+from shared.contracts.partners import GATEWAY_SERVICE, PartnerToken, PartnerTokenGet
 from shared.messaging.rpc import RpcClient
 from shared.messaging.transient import DependencyAway
 from shared.sealing import Sealer, SealError
 
 log = structlog.get_logger(__name__)
-GATEWAY = "credentials"  # the gateway's routing key on the rpc exchange (token_requests.py)
 _decoder = msgspec.json.Decoder(PartnerToken)
 
 
@@ -37,7 +36,7 @@ class PartnerTokens:
     async def sealed(self, partner_id: str) -> str | None:
         """The partner's token sealed for it; None when the gateway says it is not connected now
         (unregistered or removed since: its PartnerUnregistered follows)."""
-        reply = await self._rpc.call(GATEWAY, PartnerTokenGet(partner_id=partner_id))
+        reply = await self._rpc.call(GATEWAY_SERVICE, PartnerTokenGet(partner_id=partner_id))
         if reply.http_status == 404:
             return None
         if reply.status_code != 1000:

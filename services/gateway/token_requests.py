@@ -14,12 +14,10 @@ import msgspec
 from services.gateway.partners import ConnectionStatus
 from services.gateway.state import Gateway
 from shared.contracts.base import Outcome, error, ok
-from shared.contracts.partners import PartnerToken, PartnerTokenGet
+from shared.contracts.partners import GATEWAY_SERVICE, PartnerToken, PartnerTokenGet
 from shared.messaging.rpc import RpcServer
 from shared.ocpi.v2_1_1.status import OcpiStatus
 
-# The routing key of the gateway's requests on the rpc exchange.
-SERVICE = "credentials"
 _decoder = msgspec.json.Decoder(PartnerTokenGet)
 
 
@@ -48,4 +46,4 @@ def token_server(gateway: Gateway) -> RpcServer:
             return Outcome(reply=error(OcpiStatus.INVALID_OR_MISSING_PARAMETERS, f"invalid request: {exc}"))
         return await answer(gateway, request)
 
-    return RpcServer(gateway.broker, SERVICE, handle)
+    return RpcServer(gateway.broker, GATEWAY_SERVICE, handle)

@@ -33,6 +33,10 @@ class PartnerRegistered(Message, frozen=True, kw_only=True, tag="credentials.par
     registered_at: datetime
 
 
+# The gateway's routing key on the rpc exchange: it answers PartnerTokenGet.
+GATEWAY_SERVICE = "credentials"
+
+
 class PartnerTokenGet(Message, frozen=True, kw_only=True, tag="credentials.partner.token"):
     """Request (RPC) to the gateway: the token a registered partner gave us, to call it with."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.contracts.base import Outcome, error, ok
-from shared.contracts.partners import PartnerToken, PartnerTokenGet
+from shared.contracts.partners import GATEWAY_SERVICE, PartnerToken, PartnerTokenGet
 from shared.messaging.broker import Broker
 from shared.messaging.rpc import RpcServer
 from shared.sealing import Sealer, new_key
@@ -35,4 +35,4 @@ def gateway_tokens(
         sealed = sealer.seal(token, request.partner_id)
         return Outcome(reply=ok(PartnerToken(partner_id=request.partner_id, sealed=sealed)))
 
-    return RpcServer(broker, "credentials", handle)
+    return RpcServer(broker, GATEWAY_SERVICE, handle)

@@ -15,10 +15,11 @@ from bson import json_util
 from pymongo import AsyncMongoClient
 
 from deploy.local_stack import SERVICES, Deployment
+from shared.contracts.partners import GATEWAY_SERVICE
 from shared.messaging.topology import Topology
 
 # The routing keys of the rpc exchange (direct): each service, and the gateway's requests.
-RPC_KEYS = (*SERVICES, "credentials")
+RPC_KEYS = (*SERVICES, GATEWAY_SERVICE)
 
 
 class BrokerTap:
